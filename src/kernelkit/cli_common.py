@@ -1,0 +1,65 @@
+"""Options and helpers shared by every ``kernelkit`` command, so all commands speak alike.
+
+Every computing command takes ``--out --device --seed --threads --data-dir --json --quiet`` via these
+aliases and starts its run with :func:`start_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>-<timestamp>).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="Torch CPU threads (0 = default).")]
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Data root (default: $KERNELKIT_DATA, then ~/.cache/kernelkit).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with exit status 2 and a message naming the problem (bad arguments or input)."""
+    raise typer.BadParameter(message)
+
+
+def setup(device: str = "auto", seed: int = 0, threads: int = 0, data_dir: Path | None = None) -> dict[str, Any]:
+    """Apply threads, data root and seed; validate the device. Returns the resolved settings."""
+    from kernelkit.data.root import DataNotFoundError, data_root, set_data_root
+    from kernelkit.utils.device import resolve_device, set_threads
+    from kernelkit.utils.seed import seed_everything
+
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        set_data_root(data_dir)
+    except DataNotFoundError as exc:
+        fail(f"--data-dir: {exc}")
+    n = set_threads(threads)
+    seed_everything(seed)
+    return {"device": str(dev), "seed": seed, "threads": n, "data_root": str(data_root())}
+
+
+def start_run(name: str, config: dict[str, Any], out: Path | None, quiet: bool):
+    """Create the run directory for a command; ``config`` must already be fully resolved."""
+    from kernelkit.runs import Run
+
+    return Run.create(name, config, out=out, quiet=quiet)
+
+
+def announce(run: Any, as_json: bool, quiet: bool) -> None:
+    """After a run is closed: say where the report is, or print the results as JSON (``--json``)."""
+    from kernelkit.console import console
+
+    report = run.dir / "report.html"
+    if as_json:
+        sys.stdout.write(json.dumps(run.results(), indent=2, default=str) + "\n")
+    elif not quiet:
+        console.print(f"[green]report:[/] {report}")

@@ -1,0 +1,1 @@
+"""Large-kernel ConvNets (UniRepLKNet) and mixed depthwise kernels (MixConv/MixNet): experiments, CLI."""

@@ -1,0 +1,7 @@
+"""``kernelkit convnets`` commands (filled by the convnets system)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

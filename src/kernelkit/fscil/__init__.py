@@ -1,0 +1,1 @@
+"""Few-shot class-incremental learning with training-free prototype calibration (TEEN)."""

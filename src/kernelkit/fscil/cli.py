@@ -1,0 +1,7 @@
+"""``kernelkit fscil`` commands (filled by the fscil system)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

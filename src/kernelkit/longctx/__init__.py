@@ -1,0 +1,1 @@
+"""Long-context LLM evaluation (M4LE) and RoPE context scaling."""

@@ -1,0 +1,7 @@
+"""``kernelkit longctx`` commands (filled by the longctx system)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

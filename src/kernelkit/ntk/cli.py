@@ -1,0 +1,7 @@
+"""``kernelkit ntk`` commands (filled by the ntk system)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

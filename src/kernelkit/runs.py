@@ -1,0 +1,266 @@
+"""Run directories: every command that computes writes one.
+
+Layout of ``runs/<name>-<timestamp>/`` (or ``--out``)::
+
+    config.json        fully resolved configuration of the command
+    environment.json   versions, threads, device, data root, git commit
+    metrics.jsonl      streamed metrics, one JSON object per line
+    results.json       final results, one key per section
+    plots/*.png        matplotlib figures
+    report.html        self-contained report (tables and embedded plots)
+
+All files are written atomically (temporary file + rename); ``metrics.jsonl`` is append-only.
+
+Usage::
+
+    with Run.create("ntk-analytic", config, out=None) as run:
+        sec = run.section("ntk", "Neural tangent kernels")
+        sec.table("Kernel summary", rows, columns=["name", "value"])
+        sec.figure(fig, "kernel_heatmap", caption="NTK of the training set")
+        sec.record(max_error=1e-9)
+    # report.html and results.json are written on exit (also after an exception, marked failed)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kernelkit.utils.io import append_jsonl, to_jsonable, write_bytes, write_json
+
+T = TypeVar("T")
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def environment_info(device: str | None = None, data_root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Versions and machine facts that make a result interpretable."""
+    import torch
+
+    from kernelkit import __version__
+
+    info: dict[str, Any] = {
+        "kernelkit": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "device": device,
+        "data_root": os.fspath(data_root) if data_root else None,
+        "time": _dt.datetime.now().isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    try:
+        import numpy
+
+        info["numpy"] = numpy.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    info["git_commit"] = _git_commit()
+    return info
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+
+@dataclass
+class Figure:
+    name: str
+    path: Path
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """One part of a run (one system or experiment): collects tables, figures, text and results."""
+
+    run: Run
+    key: str
+    title: str
+    items: list[Any] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    seconds: float | None = None
+
+    # -- content ------------------------------------------------------------------------------
+    def text(self, paragraph: str) -> None:
+        """A paragraph of plain text (HTML-escaped in the report)."""
+        self.items.append(("text", paragraph))
+
+    def data_source(self, description: str) -> None:
+        """Say which data this section used (real files or an embedded fallback)."""
+        self.results.setdefault("data", []).append(description)
+        self.items.append(("data", description))
+
+    def table(self, title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+              columns: Sequence[str] | None = None, note: str = "") -> Table:
+        """Add a table; ``rows`` are sequences (give ``columns``) or dicts (columns from keys)."""
+        rows = list(rows)
+        if rows and isinstance(rows[0], dict):
+            columns = list(columns or dict.fromkeys(k for r in rows for k in r))  # type: ignore[union-attr]
+            body = [[r.get(c, "") for c in columns] for r in rows]  # type: ignore[union-attr]
+        else:
+            if columns is None:
+                raise ValueError(f"table {title!r}: give columns for sequence rows")
+            body = [list(r) for r in rows]
+            for r in body:
+                if len(r) != len(columns):
+                    raise ValueError(f"table {title!r}: row {r} has {len(r)} cells, expected {len(columns)}")
+        t = Table(title, list(columns), to_jsonable(body), note)
+        self.items.append(("table", t))
+        return t
+
+    def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
+        """Save a matplotlib figure as ``plots/<section>_<name>.png`` (atomic) and close it."""
+        import io
+
+        import matplotlib.pyplot as plt
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.key}_{name}")
+        path = self.run.dir / "plots" / f"{safe}.png"
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        write_bytes(path, buf.getvalue())
+        self.items.append(("figure", Figure(name, path, caption)))
+        return path
+
+    def record(self, **values: Any) -> None:
+        """Store final results of this section (written to ``results.json``)."""
+        self.results.update(to_jsonable(values))
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Stream metrics to ``metrics.jsonl`` tagged with this section."""
+        self.run.log(section=self.key, step=step, **metrics)
+
+    def progress(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        """Iterate with a progress bar (silent when the run is quiet)."""
+        return self.run.progress(iterable, description, total)
+
+    @property
+    def dir(self) -> Path:
+        """A folder for this section's extra artifacts (kernels, checkpoints, ...)."""
+        d = self.run.dir / self.key
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+class Run:
+    """A run directory plus the sections that fill its report."""
+
+    def __init__(self, directory: Path, name: str, config: dict[str, Any], quiet: bool = False,
+                 environment: dict[str, Any] | None = None) -> None:
+        self.dir = directory
+        self.name = name
+        self.config = config
+        self.quiet = quiet
+        self.sections: list[Section] = []
+        self.started = time.time()
+        self.status = "running"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "plots").mkdir(exist_ok=True)
+        (self.dir / "metrics.jsonl").touch()
+        write_json(self.dir / "config.json", config)
+        write_json(self.dir / "environment.json", environment or environment_info(
+            device=config.get("device"), data_root=config.get("data_root")))
+
+    @classmethod
+    def create(cls, name: str, config: dict[str, Any], out: str | os.PathLike[str] | None = None,
+               quiet: bool = False, runs_dir: str | os.PathLike[str] | None = None) -> Run:
+        """Make ``out`` or ``runs/<name>-<timestamp>`` (a numeric suffix avoids collisions)."""
+        if out is not None:
+            directory = Path(out)
+        else:
+            base = Path(runs_dir) if runs_dir else DEFAULT_RUNS_DIR
+            directory = base / f"{name}-{timestamp()}"
+            k = 1
+            while directory.exists():
+                k += 1
+                directory = base / f"{name}-{timestamp()}-{k}"
+        return cls(directory, name, config, quiet=quiet)
+
+    # -- content ------------------------------------------------------------------------------
+    def section(self, key: str, title: str) -> Section:
+        sec = Section(self, key, title)
+        self.sections.append(sec)
+        return sec
+
+    def log(self, **record: Any) -> None:
+        record = {"time": round(time.time() - self.started, 3), **record}
+        append_jsonl(self.dir / "metrics.jsonl", record)
+
+    def progress(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        from kernelkit.console import progress
+
+        return progress(iterable, description, total=total, disable=self.quiet)
+
+    # -- output -------------------------------------------------------------------------------
+    def results(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "seconds": round(time.time() - self.started, 2),
+            "sections": {
+                s.key: {"title": s.title, "status": s.status, "seconds": s.seconds, **s.results}
+                for s in self.sections
+            },
+        }
+
+    def write(self) -> Path:
+        """Write ``results.json`` and ``report.html``; return the report path."""
+        from kernelkit.report import render_report
+
+        write_json(self.dir / "results.json", self.results())
+        html = render_report(self)
+        path = self.dir / "report.html"
+        write_bytes(path, html.encode("utf-8"))
+        return path
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.status = "ok" if all(s.status == "ok" for s in self.sections) else "partial"
+        else:
+            self.status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
+            if self.sections and exc_type is not KeyboardInterrupt:
+                last = self.sections[-1]
+                last.status = "failed"
+                last.text("Error: " + "".join(traceback.format_exception_only(exc_type, exc)).strip())
+        self.write()

@@ -1,0 +1,1 @@
+"""Plain classification training loop with exact resume and DDP."""

@@ -1,0 +1,1 @@
+"""Small shared utilities: atomic IO, seeding, devices and threads, counting, safe checkpoints."""
