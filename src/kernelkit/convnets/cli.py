@@ -1,7 +1,11 @@
-"""``kernelkit convnets`` commands (filled by the convnets system)."""
+"""``kernelkit convnet`` commands: UniRepLKNet (erf, train, ...) and MixConv/MixNet commands."""
 
 from __future__ import annotations
 
 import typer
 
+from kernelkit.convnets import cli_mixconv, cli_unireplknet
+
 app = typer.Typer(no_args_is_help=True)
+cli_unireplknet.add_commands(app)
+cli_mixconv.add_commands(app)

@@ -1,0 +1,1 @@
+"""Benchmarks of the convolution building blocks (run by ``kernelkit bench``)."""

@@ -1,0 +1,1 @@
+"""Model-level benchmarks of the ConvNet systems (run by ``kernelkit bench``)."""

@@ -1,0 +1,1 @@
+"""Registered experiments (run by ``kernelkit reproduce``)."""
