@@ -130,14 +130,14 @@ class Section:
     def table(self, title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
               columns: Sequence[str] | None = None, note: str = "") -> Table:
         """Add a table; ``rows`` are sequences (give ``columns``) or dicts (columns from keys)."""
-        rows = list(rows)
-        if rows and isinstance(rows[0], dict):
-            columns = list(columns or dict.fromkeys(k for r in rows for k in r))  # type: ignore[union-attr]
-            body = [[r.get(c, "") for c in columns] for r in rows]  # type: ignore[union-attr]
+        items: list[Any] = list(rows)
+        if items and isinstance(items[0], dict):
+            columns = list(columns or dict.fromkeys(k for r in items for k in r))
+            body = [[r.get(c, "") for c in columns] for r in items]
         else:
             if columns is None:
                 raise ValueError(f"table {title!r}: give columns for sequence rows")
-            body = [list(r) for r in rows]
+            body = [list(r) for r in items]
             for r in body:
                 if len(r) != len(columns):
                     raise ValueError(f"table {title!r}: row {r} has {len(r)} cells, expected {len(columns)}")

@@ -19,7 +19,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt or of an unsupported kind."""
 
 
-def save_tensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Atomically write ``tensors`` as safetensors (contiguous CPU copies; shared storage is cloned)."""
     from safetensors.torch import save_file
 
@@ -42,7 +44,9 @@ def load_tensors(path: str | os.PathLike[str], device: str | torch.device = "cpu
         try:
             return load_file(str(path), device=str(device))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); is it truncated or corrupt?") from None
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file ({exc}); is it truncated or corrupt?"
+            ) from None
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
