@@ -1,0 +1,198 @@
+"""Training state as tensors + JSON: optimizer state, RNG states, and the on-disk checkpoint layout.
+
+Layout inside ``<out_dir>/checkpoints/``::
+
+    step-00000120.safetensors   model.*, ema.*, optim.*, rank<r>.* (RNG states, epoch sums)
+    step-00000120.json          step, epoch counters, history, config, optimizer hyperparameters,
+                                file size and SHA-256 of the tensors file
+    latest.json                 pointer {"step", "tensors", "state"}; written last
+
+Every file is written atomically (temporary file + rename) and the pointer only after both files of
+its pair are complete, so a kill at any moment leaves the previous pair loadable. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kernelkit.utils.checkpoint import CheckpointError, load_json_state, load_tensors
+from kernelkit.utils.io import to_jsonable, write_bytes, write_json
+
+FORMAT_VERSION = 1
+POINTER = "latest.json"
+
+
+# -- RNG states as tensors ----------------------------------------------------------------------
+def capture_rng() -> dict[str, torch.Tensor]:
+    """torch CPU, CUDA (if initialised), NumPy and Python ``random`` states, each as a tensor."""
+    out = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i in range(torch.cuda.device_count()):
+            out[f"cuda{i}"] = torch.cuda.get_rng_state(i)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    if kind != "MT19937":  # pragma: no cover - numpy's legacy global RNG is always MT19937
+        raise RuntimeError(f"unsupported numpy RNG {kind}")
+    out["numpy_keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    out["numpy_extra"] = torch.tensor([pos, has_gauss, gauss], dtype=torch.float64)
+    version, internal, gauss_next = random.getstate()
+    out["python_state"] = torch.tensor(internal, dtype=torch.int64)
+    out["python_extra"] = torch.tensor(
+        [version, gauss_next is not None, gauss_next or 0.0], dtype=torch.float64)
+    return out
+
+
+def restore_rng(state: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            if f"cuda{i}" in state:
+                torch.cuda.set_rng_state(state[f"cuda{i}"].to(torch.uint8), i)
+    pos, has_gauss, gauss = state["numpy_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(pos), int(has_gauss), gauss))
+    version, has_next, gauss_next = state["python_extra"].tolist()
+    random.setstate((int(version), tuple(int(v) for v in state["python_state"].tolist()),
+                     gauss_next if has_next else None))
+
+
+# -- optimizer state as tensors + JSON ----------------------------------------------------------
+def optimizer_to_flat(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer ``state_dict`` into tensors (keys ``<param_id>/<name>``) and JSON metadata."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for name, value in st.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}/{name}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[name] = to_jsonable(value)
+    return tensors, {"scalars": scalars, "param_groups": to_jsonable(sd["param_groups"])}
+
+
+def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                        template: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild a ``state_dict`` for ``load_state_dict``; ``template`` (the live optimizer's) restores tuples."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, values in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(values)
+    groups = meta["param_groups"]
+    if len(groups) != len(template["param_groups"]):
+        raise CheckpointError(f"optimizer has {len(template['param_groups'])} parameter groups, "
+                              f"the checkpoint {len(groups)}")
+    restored = []
+    for saved, live in zip(groups, template["param_groups"], strict=True):
+        g = dict(saved)
+        for k, v in live.items():
+            if isinstance(v, tuple) and isinstance(g.get(k), list):
+                g[k] = tuple(g[k])
+        restored.append(g)
+    return {"state": state, "param_groups": restored}
+
+
+# -- checkpoint files -----------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """A loaded training checkpoint: tensors grouped by prefix plus the JSON state."""
+
+    tensors_path: Path
+    state_path: Path
+    state: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Tensors whose key starts with ``prefix + '.'``, with the prefix removed."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write ``step-<step>.safetensors`` + ``.json``, then the ``latest.json`` pointer; prune old pairs."""
+    from safetensors.torch import save
+
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"step-{step:08d}"
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    blob = save(clean, metadata={"step": str(step), "format": str(FORMAT_VERSION)})
+    tensors_path = directory / f"{stem}.safetensors"
+    write_bytes(tensors_path, blob)
+    full_state = {"format": FORMAT_VERSION, "step": step, "tensors_file": tensors_path.name,
+                  "tensors_bytes": len(blob), "tensors_sha256": hashlib.sha256(blob).hexdigest(), **state}
+    write_json(directory / f"{stem}.json", full_state)
+    write_json(directory / POINTER, {"step": step, "tensors": tensors_path.name, "state": f"{stem}.json"})
+    _prune(directory, keep, current=stem)
+    return tensors_path
+
+
+def _prune(directory: Path, keep: int, current: str) -> None:
+    stems = sorted({p.name.split(".")[0] for p in directory.glob("step-*.safetensors")})
+    for stem in stems[:-keep] if keep < len(stems) else []:
+        if stem == current:
+            continue
+        for suffix in (".json", ".safetensors"):
+            (directory / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
+def has_checkpoint(directory: Path) -> bool:
+    return (directory / POINTER).exists()
+
+
+def load_checkpoint(directory: Path) -> Checkpoint:
+    """Load the pair named by ``latest.json``; any damage raises :class:`CheckpointError` naming the file."""
+    pointer_path = directory / POINTER
+    pointer = load_json_state(pointer_path)
+    if not isinstance(pointer, dict) or not {"step", "tensors", "state"} <= set(pointer):
+        raise CheckpointError(f"{pointer_path}: expected keys step, tensors, state; got {_keys(pointer)}")
+    state_path = directory / str(pointer["state"])
+    state = load_json_state(state_path)
+    required = {"format", "step", "tensors_file", "tensors_bytes", "tensors_sha256"}
+    if not isinstance(state, dict) or not required <= set(state):
+        raise CheckpointError(f"{state_path}: not a training state file (missing "
+                              f"{', '.join(sorted(required - set(state if isinstance(state, dict) else {})))})")
+    if state["format"] != FORMAT_VERSION:
+        raise CheckpointError(f"{state_path}: unsupported checkpoint format {state['format']!r}")
+    if state["step"] != pointer["step"] or state["tensors_file"] != pointer["tensors"]:
+        raise CheckpointError(f"{state_path}: does not match {pointer_path} (step {state['step']} vs "
+                              f"{pointer['step']})")
+    tensors_path = directory / str(pointer["tensors"])
+    if not tensors_path.is_file():
+        raise CheckpointError(f"{tensors_path}: checkpoint tensors file not found")
+    size = tensors_path.stat().st_size
+    if size != state["tensors_bytes"]:
+        raise CheckpointError(f"{tensors_path}: {size} bytes, expected {state['tensors_bytes']}; "
+                              "the file is truncated or was replaced")
+    if _sha256(tensors_path) != state["tensors_sha256"]:
+        raise CheckpointError(f"{tensors_path}: SHA-256 does not match {state_path.name}; the file is corrupt")
+    tensors = load_tensors(tensors_path)
+    return Checkpoint(tensors_path, state_path, state, tensors)
+
+
+def _keys(obj: Any) -> str:
+    return ", ".join(sorted(map(str, obj))) if isinstance(obj, dict) else type(obj).__name__
+
+
+def dumps_config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str]) -> str:
+    """Human-readable list of differing config fields (empty when equal apart from ``ignore``)."""
+    keys = sorted((set(saved) | set(current)) - ignore)
+    diffs = [f"{k}: {json.dumps(saved.get(k))} -> {json.dumps(current.get(k))}"
+             for k in keys if saved.get(k) != current.get(k)]
+    return "; ".join(diffs)
