@@ -1,0 +1,377 @@
+"""UniRepLKNet: a universal perception large-kernel ConvNet.
+
+Ding et al., "UniRepLKNet: A Universal Perception Large-Kernel ConvNet for Audio, Video, Point Cloud,
+Time-Series and Image Recognition" (CVPR 2024) and "Scaling Up Your Kernels: Large Kernel Design in
+ConvNets towards Universal Representations" (TPAMI, arXiv 2410.08049).
+
+Parameter and buffer names equal the official implementation's in both the training and the deploy
+form, so official checkpoints load with ``strict=True``. ``kernelkit.models.reparameterize(model)``
+converts a training-form model to the deploy form in place: each Dilated Reparam Block becomes one
+depthwise conv, the block BN is folded into it, and GRN β, the post-FFN BN and the layer scale are
+folded into the second linear layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelkit.conv.fusion import fold_input_bias, fold_output_scale
+from kernelkit.conv.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
+from kernelkit.models._registry import register_model
+
+LARGE, SMALL = 13, 3
+TOTAL_STRIDE = 32
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel dimension of an NCHW tensor (the "channels_first" LayerNorm of ConvNeXt)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class GRN(nn.Module):
+    """Global Response Normalization (ConvNeXt V2) on NHWC input; ``use_bias=False`` is the deploy form."""
+
+    def __init__(self, dim: int, use_bias: bool = True):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)  # (B, 1, 1, C)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+        out = (self.gamma * nx + 1) * x
+        return out if self.beta is None else out + self.beta
+
+
+class ToNHWC(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+class ToNCHW(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2)
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation: avgpool → 1×1 conv C→C/4 → ReLU → 1×1 conv → sigmoid → rescale."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.down = nn.Conv2d(channels, hidden, 1, bias=True)
+        self.up = nn.Conv2d(hidden, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = torch.sigmoid(self.up(F.relu(self.down(s))))
+        return x * s
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample with probability ``p`` (training only)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class UniRepLKNetBlock(nn.Module):
+    """Depthwise conv (DRB for K ≥ 7, plain DW for K ∈ {3, 5}, none for 0) → BN → SE → FFN with GRN → BN → layer scale.
+
+    Training form: ``x + DropPath(γ · BN(Linear₂(GRN(GELU(Linear₁(SE(BN(dw(x)))))))))``.
+    Deploy form (after :meth:`reparameterize`): ``x + Linear₂'(GRN_γ(GELU(Linear₁(SE(dw'(x))))))``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int, drop_path: float = 0.0, layer_scale_init_value: float = 1e-6,
+                 deploy: bool = False, ffn_factor: int = 4):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.dwconv: nn.Module
+        if kernel_size == 0:
+            self.dwconv = nn.Identity()
+        elif kernel_size >= 7:
+            self.dwconv = DilatedReparamBlock(dim, kernel_size, deploy=deploy)
+        elif kernel_size in (3, 5):
+            self.dwconv = DepthwiseConv2d(dim, kernel_size, bias=deploy)
+        else:
+            raise ValueError(f"block kernel size must be 0, 3, 5 or >= 7 (odd), got {kernel_size}")
+        self.norm: nn.Module = nn.Identity() if deploy or kernel_size == 0 else nn.BatchNorm2d(dim)
+        self.se = SEBlock(dim, dim // 4)
+        ffn_dim = int(ffn_factor * dim)
+        self.pwconv1 = nn.Sequential(ToNHWC(), nn.Linear(dim, ffn_dim))
+        self.act = nn.Sequential(nn.GELU(), GRN(ffn_dim, use_bias=not deploy))
+        if deploy:
+            self.pwconv2 = nn.Sequential(nn.Linear(ffn_dim, dim), ToNCHW())
+        else:
+            self.pwconv2 = nn.Sequential(nn.Linear(ffn_dim, dim, bias=False), ToNCHW(), nn.BatchNorm2d(dim))
+        use_ls = (not deploy) and layer_scale_init_value is not None and layer_scale_init_value > 0
+        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim)) if use_ls else None
+        self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.se(self.norm(self.dwconv(x)))
+        y = self.pwconv2(self.act(self.pwconv1(y)))
+        if self.gamma is not None:
+            y = self.gamma.view(1, -1, 1, 1) * y
+        return x + self.drop_path(y)
+
+    @property
+    def deployed(self) -> bool:
+        return len(self.pwconv2) == 2
+
+    def reparameterize(self) -> None:
+        """Fold the block BN, GRN β, the post-FFN BN and the layer scale away; idempotent."""
+        if self.deployed:
+            return
+        if isinstance(self.dwconv, DilatedReparamBlock):
+            self.dwconv.reparameterize()
+        if isinstance(self.norm, nn.BatchNorm2d):
+            conv = self.dwconv.lk_origin if isinstance(self.dwconv, DilatedReparamBlock) else self.dwconv
+            w, b = bn_fold(conv.weight, conv.bias, self.norm)
+            fused = DepthwiseConv2d(conv.in_channels, conv.kernel_size[0], bias=True).to(conv.weight)
+            with torch.no_grad():
+                fused.weight.copy_(w)
+                fused.bias.copy_(b)  # type: ignore[union-attr]
+            if isinstance(self.dwconv, DilatedReparamBlock):
+                self.dwconv.lk_origin = fused
+            else:
+                self.dwconv = fused
+            self.norm = nn.Identity()
+        linear, bn = self.pwconv2[0], self.pwconv2[2]
+        grn = self.act[1]
+        w = linear.weight.detach().double()
+        b = None if linear.bias is None else linear.bias.detach().double()
+        if grn.beta is not None:
+            b = fold_input_bias(w, b, grn.beta.detach().double())
+            grn.beta = None
+        w, b = bn_fold(w, b, bn)
+        if self.gamma is not None:
+            w, b = fold_output_scale(w, b, self.gamma.detach().double())
+            self.gamma = None
+        fused_linear = nn.Linear(linear.in_features, linear.out_features, bias=True).to(linear.weight)
+        with torch.no_grad():
+            fused_linear.weight.copy_(w)
+            fused_linear.bias.copy_(b)
+        self.pwconv2 = nn.Sequential(fused_linear, ToNCHW())
+
+
+class UniRepLKNet(nn.Module):
+    """UniRepLKNet: stem → 4 stages of :class:`UniRepLKNetBlock` with stride-2 downsampling → pool → LN → head.
+
+    Args:
+        in_chans: input channels (1 for audio / time-series maps, 3 for images, ...).
+        num_classes: classifier outputs; ``0`` returns the pooled, normalised ``num_features``-d features.
+        depths, dims: blocks and widths per stage.
+        kernel_sizes: per-stage tuples of block kernel sizes (13 = DRB, 3 = plain DW conv, 0 = none).
+        drop_path_rate: stochastic-depth rate at the last block (linear from 0).
+        layer_scale_init_value: initial layer scale γ (≤ 0 disables it).
+        head_init_scale: multiplier of the initial head weight and bias.
+        deploy: build the inference form directly.
+        features_only: return the 4 stage outputs (strides 4, 8, 16, 32), each through its own
+            channels-first LayerNorm ``norm0..norm3`` (the official dense-task backbone); no head.
+    """
+
+    def __init__(self, in_chans: int = 3, num_classes: int = 1000, depths: Sequence[int] = (3, 3, 27, 3),
+                 dims: Sequence[int] = (96, 192, 384, 768), kernel_sizes: Sequence[Sequence[int]] | None = None,
+                 drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0,
+                 deploy: bool = False, features_only: bool = False):
+        super().__init__()
+        depths, dims = tuple(depths), tuple(dims)
+        if len(depths) != 4 or len(dims) != 4:
+            raise ValueError(f"UniRepLKNet needs 4 depths and 4 dims, got depths={depths}, dims={dims}")
+        if in_chans < 1:
+            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        kernel_sizes = tuple(tuple(k) for k in (kernel_sizes or kernel_layout(depths)))
+        for i in range(4):
+            if len(kernel_sizes[i]) != depths[i]:
+                raise ValueError(f"stage {i}: {len(kernel_sizes[i])} kernel sizes for {depths[i]} blocks")
+        self.in_chans, self.num_classes, self.depths, self.dims = in_chans, num_classes, depths, dims
+        self.kernel_sizes = kernel_sizes
+        self.features_only = features_only
+        self.num_features = dims[-1]
+        self.feature_info = [{"num_chs": d, "reduction": 4 * 2**i} for i, d in enumerate(dims)]
+
+        n_blocks = sum(depths)  # drop-path rate rises linearly from 0 to drop_path_rate over all blocks
+        dp_rates = [drop_path_rate * i / (n_blocks - 1) if n_blocks > 1 else 0.0 for i in range(n_blocks)]
+        self.downsample_layers = nn.ModuleList([nn.Sequential(
+            nn.Conv2d(in_chans, dims[0] // 2, kernel_size=3, stride=2, padding=1),
+            LayerNorm2d(dims[0] // 2),
+            nn.GELU(),
+            nn.Conv2d(dims[0] // 2, dims[0], kernel_size=3, stride=2, padding=1),
+            LayerNorm2d(dims[0]))])
+        for i in range(3):
+            self.downsample_layers.append(nn.Sequential(
+                nn.Conv2d(dims[i], dims[i + 1], kernel_size=3, stride=2, padding=1), LayerNorm2d(dims[i + 1])))
+        self.stages = nn.ModuleList()
+        cur = 0
+        for i in range(4):
+            self.stages.append(nn.Sequential(*[
+                UniRepLKNetBlock(dims[i], kernel_sizes[i][j], drop_path=dp_rates[cur + j],
+                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy)
+                for j in range(depths[i])]))
+            cur += depths[i]
+
+        if features_only:
+            for i in range(4):
+                self.add_module(f"norm{i}", LayerNorm2d(dims[i]))
+        else:
+            self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+            self.head: nn.Module = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+        if isinstance(getattr(self, "head", None), nn.Linear):
+            with torch.no_grad():
+                self.head.weight.mul_(head_init_scale)
+                self.head.bias.mul_(head_init_scale)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` naming the problem if ``x`` is not a (B, in_chans, H ≥ 32, W ≥ 32) tensor."""
+        if x.dim() != 4:
+            raise ValueError(f"UniRepLKNet expects a 4-D (batch, channels, height, width) tensor, got shape "
+                             f"{tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(f"UniRepLKNet was built with in_chans={self.in_chans} but the input has "
+                             f"{x.shape[1]} channels (shape {tuple(x.shape)})")
+        if min(x.shape[-2:]) < TOTAL_STRIDE:
+            raise ValueError(f"input {x.shape[-2]}×{x.shape[-1]} is too small: the stem and the three "
+                             f"downsampling layers reduce it {TOTAL_STRIDE}×, so height and width must be "
+                             f">= {TOTAL_STRIDE}")
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of the 4 stages (strides 4, 8, 16, 32), before any final norm."""
+        self.check_input(x)
+        outs = []
+        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
+            x = stage(down(x))
+            outs.append(x)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        feats = self.forward_features(x)
+        if self.features_only:
+            return [getattr(self, f"norm{i}")(f) for i, f in enumerate(feats)]
+        return self.head(self.norm(feats[-1].mean((-2, -1))))
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, (nn.Conv2d, nn.Linear)):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def kernel_layout(depths: Sequence[int], stage3_pattern: Sequence[int] | None = None, large: int = LARGE,
+                  small: int = SMALL) -> tuple[tuple[int, ...], ...]:
+    """Per-block kernel sizes: stage 1 small, stages 2 and 4 large, stage 3 ``stage3_pattern`` repeated.
+
+    The default pattern follows the official layouts: all large for stage-3 depth ≤ 8 (A/F/P/N),
+    (large, small) for 18 blocks (T), (large, small, small) for 27 (S/B/L/XL).
+    """
+    d1, d2, d3, d4 = depths
+    if stage3_pattern is None:
+        stage3_pattern = {18: (large, small), 27: (large, small, small)}.get(d3, (large,))
+    s3 = tuple(stage3_pattern[j % len(stage3_pattern)] for j in range(d3))
+    return (small,) * d1, (large,) * d2, s3, (large,) * d4
+
+
+def unireplknet(depths: Sequence[int], dims: Sequence[int], num_classes: int = 1000, in_chans: int = 3,
+                deploy: bool = False, drop_path_rate: float = 0.0, features_only: bool = False,
+                kernel_sizes: Sequence[Sequence[int]] | None = None, large_kernel: int | None = None,
+                **kwargs) -> UniRepLKNet:
+    """Build a UniRepLKNet; ``large_kernel`` replaces every large kernel (e.g. 3 for a small-kernel twin)."""
+    if kernel_sizes is None:
+        kernel_sizes = kernel_layout(depths)
+        if large_kernel is not None:
+            kernel_sizes = tuple(tuple(large_kernel if k == LARGE else k for k in s) for s in kernel_sizes)
+    return UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
+                       kernel_sizes=kernel_sizes, drop_path_rate=drop_path_rate, deploy=deploy,
+                       features_only=features_only, **kwargs)
+
+
+@register_model
+def unireplknet_a(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-A (4.4M params, 0.6G FLOPs at 224)."""
+    return unireplknet((2, 2, 6, 2), (40, 80, 160, 320), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_f(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-F (6.2M params, 0.9G FLOPs at 224)."""
+    return unireplknet((2, 2, 6, 2), (48, 96, 192, 384), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_p(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-P (10.7M params, 1.6G FLOPs at 224)."""
+    return unireplknet((2, 2, 6, 2), (64, 128, 256, 512), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_n(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-N (18.3M params, 2.8G FLOPs at 224)."""
+    return unireplknet((2, 2, 8, 2), (80, 160, 320, 640), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_t(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-T (31M params, 4.9G FLOPs at 224)."""
+    return unireplknet((3, 3, 18, 3), (80, 160, 320, 640), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_s(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-S (56M params, 9.1G FLOPs at 224)."""
+    return unireplknet((3, 3, 27, 3), (96, 192, 384, 768), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_b(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-B (98M params, 47.2G FLOPs at 384)."""
+    return unireplknet((3, 3, 27, 3), (128, 256, 512, 1024), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_l(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-L (218M params, 105.4G FLOPs at 384)."""
+    return unireplknet((3, 3, 27, 3), (192, 384, 768, 1536), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
+
+
+@register_model
+def unireplknet_xl(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
+    """UniRepLKNet-XL (386M params, 187G FLOPs at 384)."""
+    return unireplknet((3, 3, 27, 3), (256, 512, 1024, 2048), num_classes, in_chans, deploy, drop_path_rate,
+                       features_only, **kwargs)
