@@ -1,0 +1,247 @@
+"""Trainer behaviour in one process: clipping, hooks, logging, checkpoints, corrupt files, crash + resume."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from kernelkit.train import TrainConfig, Trainer, no_decay_groups
+from kernelkit.train.state import capture_rng, load_checkpoint, optimizer_from_flat, optimizer_to_flat, restore_rng
+from kernelkit.utils.checkpoint import CheckpointError, load_tensors
+from kernelkit.utils.io import read_jsonl
+
+
+def blobs(n: int = 96, d: int = 6, classes: int = 3, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, d, generator=g) * 2
+    y = torch.randint(0, classes, (n,), generator=g)
+    return TensorDataset(centers[y] + torch.randn(n, d, generator=g), y)
+
+
+def mlp(d: int = 6, classes: int = 3, seed: int = 0, dropout: float = 0.0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, classes))
+
+
+def test_grad_clip_scales_the_update_to_the_clipped_gradient(tmp_path: Path) -> None:
+    data = blobs(32)
+    model = mlp()
+    reference = mlp()
+    x, y = data.tensors
+    nn.functional.cross_entropy(reference(x), y).backward()
+    grads = [p.grad.clone() for p in reference.parameters()]
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    clip = float(norm) / 4  # the clip is active: the update shrinks four-fold
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = TrainConfig(max_steps=1, batch_size=32, lr=1.0, momentum=0.0, schedule="constant", grad_clip=clip)
+    Trainer(model, data, cfg, tmp_path, quiet=True).fit()
+    for p0, p1, g in zip(before, model.parameters(), grads, strict=True):
+        assert torch.allclose(p0 - p1, g * clip / norm, atol=1e-6)
+
+
+def test_param_groups_keep_their_lr_ratio_under_the_schedule(tmp_path: Path) -> None:
+    model = mlp()
+    seen: list[list[float]] = []
+
+    def groups(m: nn.Module) -> list[dict]:
+        g = no_decay_groups(m, weight_decay=0.01)
+        g[1]["lr"] = 0.01  # base 0.1 for weights, 0.01 for biases
+        return g
+
+    trainer = Trainer(model, blobs(64), TrainConfig(epochs=2, batch_size=16, lr=0.1, warmup_steps=3),
+                      tmp_path, param_groups=groups, quiet=True,
+                      batch_transform=lambda x, y: (seen.append([g["lr"] for g in trainer.optimizer.param_groups])
+                                                    or (x, y)))
+    trainer.fit()
+    # the transform runs before the LR of the step is set, so seen[k] holds the LR of step k - 1
+    for a, b in seen[1:]:
+        assert b == pytest.approx(a / 10)
+    assert seen[1][0] == pytest.approx(0.1 / 3)  # first warmup step of the 0.1 group
+    assert [g["weight_decay"] for g in trainer.optimizer.param_groups] == [0.01, 0.0]
+
+
+def test_loss_fn_and_soft_target_batch_transform_are_used(tmp_path: Path) -> None:
+    calls = {"loss": 0}
+
+    def mixup_like(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, nn.functional.one_hot(y, 3).float() * 0.9 + 0.1 / 3
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        calls["loss"] += 1
+        assert target.dtype.is_floating_point
+        return nn.functional.cross_entropy(out, target)
+
+    result = Trainer(mlp(), blobs(48), TrainConfig(epochs=1, batch_size=16), tmp_path, loss_fn=loss_fn,
+                     batch_transform=mixup_like, quiet=True).fit()
+    assert calls["loss"] == 3 and result.steps == 3
+    assert 0.0 <= result.history[0]["train_acc"] <= 1.0
+
+
+def test_metrics_go_to_section_when_given(tmp_path: Path) -> None:
+    from kernelkit.runs import Run
+
+    with Run.create("t", {}, out=tmp_path / "run", quiet=True) as run:
+        sec = run.section("train", "Training")
+        Trainer(mlp(), blobs(64), TrainConfig(epochs=2, batch_size=16, log_every=2), tmp_path / "out",
+                val_set=blobs(32, seed=1), section=sec).fit()
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in records if "loss" in r] == [2, 4, 6, 8]
+    assert [r["epoch"] for r in records if r.get("kind") == "epoch"] == [1, 2]
+    assert all(r["section"] == "train" for r in records)
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+
+def test_evaluate_uses_ema_weights_and_best_is_selected_on_validation(tmp_path: Path) -> None:
+    model = mlp()
+    val = blobs(40, seed=5)
+    trainer = Trainer(model, blobs(), TrainConfig(epochs=3, batch_size=16, ema_decay=0.8), tmp_path,
+                      val_set=val, quiet=True)
+    result = trainer.fit()
+    best = max(result.history, key=lambda h: h["val_acc"])
+    assert result.metrics["best_val_acc"] == best["val_acc"]
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == best["epoch"]
+    # the final weights file holds the EMA weights and evaluating them reproduces the last val numbers
+    final = mlp()
+    final.load_state_dict(load_tensors(result.final_weights))
+    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(),
+                                                  trainer.ema.module.state_dict().values(), strict=True))
+    again = trainer.evaluate(val, model=final)
+    assert again["acc"] == pytest.approx(result.history[-1]["val_acc"])
+    assert again["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
+
+
+def test_rng_states_round_trip() -> None:
+    state = capture_rng()
+    a = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)], np.random.randn())
+    restore_rng(state)
+    b = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)], np.random.randn())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3] == b[3]
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_optimizer_state_round_trips_through_tensors_and_json(name: str) -> None:
+    model = mlp()
+    make = (lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)) if name == "sgd" else (
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.8, 0.95)))
+    opt = make(model.parameters())
+    model(torch.randn(4, 6)).sum().backward()
+    opt.step()
+    tensors, meta = optimizer_to_flat(opt.state_dict())
+    meta = json.loads(json.dumps(meta))  # what the JSON file gives back
+    fresh = make(model.parameters())
+    fresh.load_state_dict(optimizer_from_flat(tensors, meta, fresh.state_dict()))
+    a, b = opt.state_dict(), fresh.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for pid in a["state"]:
+        for k, v in a["state"][pid].items():
+            assert torch.equal(v, b["state"][pid][k])
+
+
+def _crash_after(step: int):
+    count = {"n": 0}
+
+    def transform(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        count["n"] += 1
+        if count["n"] > step:
+            raise KeyboardInterrupt("simulated crash")
+        return x + 0.1 * torch.randn_like(x), y  # augmentation draws from the global RNG
+
+    return transform
+
+
+def test_crash_then_resume_reproduces_uninterrupted_adamw_ema_run(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=3, batch_size=16, optimizer="adamw", lr=0.01, weight_decay=0.05, warmup_steps=4,
+                      label_smoothing=0.1, ema_decay=0.9, grad_clip=2.0, checkpoint_every=4, log_every=1, seed=3)
+    data, val = blobs(100), blobs(30, seed=2)
+    full = Trainer(mlp(dropout=0.3), data, cfg, tmp_path / "full", val_set=val, quiet=True,
+                   batch_transform=_crash_after(10**9)).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(dropout=0.3), data, cfg, tmp_path / "cut", val_set=val, quiet=True,
+                batch_transform=_crash_after(10)).fit()
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints").state["step"] == 8
+    resumed = Trainer(mlp(dropout=0.3, seed=99), data, cfg, tmp_path / "cut", val_set=val, quiet=True,
+                      batch_transform=_crash_after(10**9)).fit()
+    assert resumed.resumed_from == 8
+    a, b = load_tensors(full.last_checkpoint), load_tensors(resumed.last_checkpoint)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # weights, EMA, AdamW moments, RNG states
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in full.history]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == strip
+    losses = [[r.get("loss") for r in read_jsonl(d / "metrics.jsonl")] for d in (tmp_path / "full", tmp_path / "cut")]
+    assert losses[0] == losses[1]
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
+    Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16), tmp_path, quiet=True).fit()
+    with pytest.raises(ValueError, match=r"different config \(lr: 0.1 -> 0.2\)"):
+        Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, lr=0.2), tmp_path, quiet=True).fit()
+    # a finished run resumes to the same result without training further
+    again = Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, log_every=5), tmp_path, quiet=True).fit()
+    assert again.resumed_from == again.steps == 2
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path) -> Path:
+    cfg = TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1)
+    Trainer(mlp(), blobs(32), cfg, tmp_path, quiet=True).fit()
+    return tmp_path
+
+
+def test_checkpoint_round_trip(finished_run: Path) -> None:
+    ckpt = load_checkpoint(finished_run / "checkpoints")
+    assert ckpt.state["step"] == 2 and ckpt.tensors_path.name == "step-00000002.safetensors"
+    assert set(ckpt.group("model")) == set(mlp().state_dict())
+    assert set(ckpt.group("ema")) == set(mlp().state_dict())
+    assert {"rank0.torch", "rank0.numpy_keys", "rank0.python_state", "rank0.epoch_sums"} <= set(ckpt.tensors)
+    files = sorted(p.name for p in (finished_run / "checkpoints").iterdir())
+    assert files == ["latest.json", "step-00000001.json", "step-00000001.safetensors",
+                     "step-00000002.json", "step-00000002.safetensors"]
+    assert not any(p.name.endswith(".tmp") for p in finished_run.rglob("*"))
+
+
+def _resume(run: Path) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1)
+    Trainer(mlp(), blobs(32), cfg, run, quiet=True).fit()
+
+
+def test_truncated_checkpoint_is_a_clear_error(finished_run: Path) -> None:
+    path = finished_run / "checkpoints" / "step-00000002.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: \d+ bytes, expected \d+; .*truncated"):
+        _resume(finished_run)
+
+
+def test_corrupt_checkpoint_bytes_are_a_clear_error(finished_run: Path) -> None:
+    path = finished_run / "checkpoints" / "step-00000002.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF  # inside the tensor data: safetensors itself would not notice
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: SHA-256 does not match.*corrupt"):
+        _resume(finished_run)
+
+
+def test_damaged_json_state_is_a_clear_error(finished_run: Path) -> None:
+    ckpt = finished_run / "checkpoints"
+    (ckpt / "step-00000002.json").write_text('{"format": 1, "step": 2, "tensors_')
+    with pytest.raises(CheckpointError, match=r"step-00000002\.json: state file is not valid JSON"):
+        _resume(finished_run)
+    (ckpt / "step-00000002.json").write_text('{"step": 2}')
+    with pytest.raises(CheckpointError, match=r"step-00000002\.json: not a training state file"):
+        _resume(finished_run)
+    (ckpt / "latest.json").write_text('["step-00000002"]')
+    with pytest.raises(CheckpointError, match=r"latest\.json: expected keys step, tensors, state"):
+        _resume(finished_run)
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(finished_run: Path) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1)
+    other = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: does not fit this model"):
+        Trainer(other, blobs(32), cfg, finished_run, quiet=True).fit()
