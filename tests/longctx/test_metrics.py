@@ -1,0 +1,90 @@
+"""M4LE metrics on hand-made cases whose values are worked out by hand below."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kernelkit.longctx import metrics as m
+
+
+def test_acc_is_substring_after_end_token_cut():
+    assert m.score("nq-open", "Paris. It is big", ["paris"]) == 1.0
+    assert m.score("nq-open", "The city.\nParis", ["Paris"]) == 0.0  # cut at "\n" then "."
+    assert m.score("nq-open", "\nParis", ["Paris"]) == 0.0  # no strip before the first cut (reference)
+    assert m.score("c3", "C. 校长关心同学们。其他", ["C. 校长关心同学们"]) == 1.0
+    assert m.score("wow", "Jazz, a genre", ["jazz"]) == 1.0
+    assert m.score("bigpatent_global_cls", "3: Chemistry", ["3"]) == 1.0
+    assert m.score("bigpatent_global_cls", "Answer: 3", ["3"]) == 0.0
+
+
+def test_exact_match_and_counting_gold_cut():
+    assert m.score("wikitext-103", " 37B155. more", ["37B155"]) == 1.0
+    assert m.score("wikitext-103", "ID 37B155.", ["37B155"]) == 0.0
+    assert m.score("mnds-news_semantic-multiple", "3.", ["3."]) == 1.0
+    assert m.score("thucnews_semantic-multiple", "4。", ["4。"]) == 1.0
+    assert m.score("mnds-news_explicit-single", "Sports", ["sports"]) == 1.0
+
+
+def test_set_f1_cases():
+    assert m.score("marc", "A1B2C3, D4E5F6.", ["A1B2C3,D4E5F6."]) == 1.0
+    assert m.score("marc", "A1B2C3,D4E5F6.", ["A1B2C3,FFFFFF."]) == pytest.approx(0.5)  # P = R = 1/2
+    assert m.score("marc", "A1B2C3", ["A1B2C3,FFFFFF,EEEEEE."]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    # online-shopping: the reference splits the gold "A，B。" without removing "。", so a perfect
+    # answer scores only 1/2 -- reproduced as is.
+    assert m.score("online-shopping", "A，B。", ["A，B。"]) == pytest.approx(0.5)
+    assert m.score("online-shopping", "X。", ["A，B。"]) == 0.0
+    assert m.set_f1([], ["a"]) == 0.0
+
+
+def test_rouge_l_recall_english_summary_level():
+    # reference words {the, cat, was, on, mat}: 5 distinct; LCS "the cat" -> 2/5
+    assert m.rouge_l_recall("the cat sat", ["the cat was on the mat"]) == pytest.approx(0.4)
+    # distinct words: ref "a b a b" has 2; the LCS covers both
+    assert m.rouge_l_recall("a b", ["a b a b"]) == pytest.approx(1.0)
+    # best of several references; empty references ignored; empty prediction scores 0
+    assert m.rouge_l_recall("x y", ["", "z", "x q"]) == pytest.approx(0.5)
+    assert m.rouge_l_recall("", ["a b"]) == 0.0
+    assert m.rouge_l_recall("...", ["a b"]) == 0.0
+    # summary level: union of LCS words over sentences
+    assert m.rouge_l_recall("w1 w2 w6. w1 w3 w5", ["w1 w2 w3 w4 w5"]) == pytest.approx(4 / 5)
+    assert m.score("arxiv", "the cat sat\nextra words the mat", ["the cat was on the mat"]) == pytest.approx(0.4)
+
+
+def test_rouge_l_recall_chinese_uses_jieba_words():
+    pytest.importorskip("jieba")
+    assert m.segment_zh("我爱北京天安门") == "我 爱 北京 天安门"
+    # LCS over jieba words: 我 爱 北京 (3) of 4 reference words
+    assert m.rouge_l_recall("我爱北京", ["我爱北京天安门"], lang="zh") == pytest.approx(0.75)
+    assert m.score("cnewsum", "我爱北京新闻天安门", ["我爱北京天安门"]) == pytest.approx(0.75)  # cut at 新闻
+    # news2016: the quoted title is taken from the prediction only
+    assert m.score("news2016", '最相关的新闻是3。"我爱北京天安门"', ["我爱北京天安门"]) == pytest.approx(1.0)
+
+
+def test_corpus_bleu_by_hand():
+    # unigram 5/6, bigram 3/5, trigram 2/4, 4-gram 1/3, equal lengths (no brevity penalty)
+    expected = (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
+    assert m.corpus_bleu(["the cat sat on the mat"], [["the cat sat on a mat"]]) == pytest.approx(expected)
+    assert m.corpus_bleu(["a b c d e"], ["a b c d e"]) == pytest.approx(1.0)
+    # brevity penalty: 4 of 8 reference tokens -> exp(1 - 2)
+    assert m.corpus_bleu(["a b c d"], [["a b c d e f g h"]]) == pytest.approx(math.exp(-1))
+    # Chinese: one token per character
+    assert m.tokenize_zh("我爱你 ok.") == ("我", "爱", "你", "ok", ".")
+    assert m.tokenize_13a("Hello, world! 3.5") == ("Hello", ",", "world", "!", "3.5")
+
+
+def test_bleu_is_per_bucket_corpus_not_mean():
+    items = [(1000, "a b c d e", ["a b c d e"]), (1000, "x y", ["p q r s"]), (2000, "a b c d", ["a b c d"])]
+    per_bucket = m.bucket_scores("tedtalks-zh2en", items)
+    corpus = m.corpus_bleu(["a b c d e", "x y"], [["a b c d e"], ["p q r s"]])
+    assert per_bucket[1000] == pytest.approx(corpus)
+    assert per_bucket[1000] != pytest.approx((1.0 + 0.0) / 2)
+    assert per_bucket[2000] == pytest.approx(1.0)
+
+
+def test_reference_keys_and_unknown_task():
+    assert m.task_metric("drcd_semantic-single_qa") == m.task_metric("drcd_semantic-single")
+    assert len([t for t in m.TASK_METRICS if t not in ("qmsum", "vcsum")]) == 39
+    with pytest.raises(KeyError, match="did you mean"):
+        m.task_metric("nq_open")
