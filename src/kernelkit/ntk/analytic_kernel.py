@@ -1,0 +1,103 @@
+"""Infinite-width NNGP and NTK of a network built from :mod:`kernelkit.ntk.nn` layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from kernelkit.ntk import core
+from kernelkit.ntk.nn import layer_kernel
+
+__all__ = ["Kernels", "analytic", "check_inputs"]
+
+GETS = ("nngp", "ntk")
+
+
+@dataclass
+class Kernels:
+    """Kernel matrices ``(N1, N2)`` (``None`` when not requested)."""
+
+    nngp: Tensor | None = None
+    ntk: Tensor | None = None
+
+    def get(self, name: str) -> Tensor:
+        value = getattr(self, name)
+        if value is None:
+            raise KeyError(f"kernel {name!r} was not computed")
+        return value
+
+
+def check_inputs(x1: Tensor, x2: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Validate kernel inputs: tensors with a batch axis, finite values, matching feature shapes."""
+    out = []
+    for name, x in (("x1", x1), ("x2", x2)):
+        if x is None:
+            out.append(None)
+            continue
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x)
+        if x.dim() < 2:
+            raise ValueError(f"{name} must have a batch axis and features, got shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} is empty")
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"{name} contains {bad} NaN/inf value(s)")
+        out.append(x)
+    a, b = out
+    if b is not None and a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"x1 and x2 have mismatched feature shapes {tuple(a.shape[1:])} vs {tuple(b.shape[1:])}")
+    return a, b
+
+
+def _blocks(n: int, size: int | None) -> list[slice]:
+    if size is None or size >= n:
+        return [slice(0, n)]
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | Sequence[str] = GETS,
+             batch_size: int | None = None, dtype: torch.dtype = torch.float64) -> Kernels:
+    """Infinite-width kernels of ``model`` between ``x1`` and ``x2`` (default ``x2 = x1``).
+
+    Args:
+        model: a :mod:`kernelkit.ntk.nn` network (plain ``nn.Sequential`` of such layers and of torch
+            activations also works); any other layer raises an error naming it.
+        x1, x2: ``(N, features)`` or ``(N, C, H, W)`` inputs.
+        get: ``"nngp"``, ``"ntk"`` or both.
+        batch_size: compute ``batch_size × batch_size`` blocks to bound memory (results are identical).
+        dtype: computation dtype (float64 by default).
+
+    Returns:
+        :class:`Kernels` with ``.nngp`` and ``.ntk`` of shape ``(N1, N2)`` (plus spatial axes if the model
+        ends without a readout).
+    """
+    gets = (get,) if isinstance(get, str) else tuple(get)
+    for g in gets:
+        if g not in GETS:
+            raise ValueError(f"get must be among {GETS}, got {g!r}")
+    x1, x2 = check_inputs(x1, x2)
+    x1 = x1.to(dtype)
+    x2_ = x1 if x2 is None else x2.to(dtype)
+    want_ntk = "ntk" in gets
+    rows, cols = _blocks(x1.shape[0], batch_size), _blocks(x2_.shape[0], batch_size)
+    nngp: Tensor | None = None
+    ntk: Tensor | None = None
+    with torch.no_grad():
+        for r in rows:
+            for c in cols:
+                k = layer_kernel(model, core.input_kernel(x1[r], x2_[c], compute_ntk=want_ntk))
+                if nngp is None:
+                    shape = (x1.shape[0], x2_.shape[0], *k.nngp.shape[2:])
+                    nngp = k.nngp.new_empty(shape) if "nngp" in gets else None
+                    ntk = k.nngp.new_empty(shape) if want_ntk else None
+                if nngp is not None:
+                    nngp[r, c] = k.nngp
+                if ntk is not None:
+                    ntk[r, c] = k.ntk
+    return Kernels(nngp=nngp, ntk=ntk)

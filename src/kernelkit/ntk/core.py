@@ -1,0 +1,325 @@
+"""Infinite-width kernel recursions (Jacot et al. 2018, Prop. 1 / Thm. 1; CNN-GP / CNTK rules).
+
+Pure tensor math, no modules and no I/O. A :class:`Kernel` carries the covariances of one layer's
+pre-activations (or activations) for two input batches. Spatial layouts keep the full covariance
+between positions, so every kernel tensor has shape ``(*batch, *S, *S)`` where ``S`` is the spatial
+shape (``()`` for fully connected layers, ``(H, W)`` for images):
+
+* ``nngp``: ``(N1, N2, *S, *S)``, the NNGP covariance ``E[z(x1)_p z(x2)_p']`` per channel;
+* ``ntk``:  ``(N1, N2, *S, *S)``, the NTK (per output channel), or ``None`` when not requested;
+* ``cov1``: ``(N1, *S, *S)``, the covariance of each ``x1`` with itself (``cov2`` likewise).
+
+All rules are written for one channel; weight layers average over input channels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Kernel",
+    "ab_relu",
+    "conv_kernel",
+    "dense_kernel",
+    "erf_kernel",
+    "flatten_kernel",
+    "gap_kernel",
+    "input_kernel",
+    "quadrature_kernel",
+    "relu_expectations",
+    "sum_kernels",
+]
+
+_EPS = 1e-30
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Covariances of one layer for inputs ``x1`` and ``x2`` (see the module docstring for shapes)."""
+
+    nngp: Tensor
+    ntk: Tensor | None
+    cov1: Tensor
+    cov2: Tensor
+    spatial: tuple[int, ...]
+    channels: int
+    is_gaussian: bool = False
+
+    def replace(self, **changes: object) -> Kernel:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- input
+def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True) -> Kernel:
+    """Kernel of the raw inputs: ``x·x' / channels`` per position pair, NTK zero.
+
+    ``x`` is ``(N, features)`` or ``(N, C, *S)`` (channels first).
+    """
+    channels = x1.shape[1]
+    spatial = tuple(x1.shape[2:])
+    d = len(spatial)
+    a = x1.reshape(x1.shape[0], channels, -1)  # (N1, C, P)
+    b = x2.reshape(x2.shape[0], channels, -1)
+    nngp = torch.einsum("ncp,mcq->nmpq", a, b) / channels
+    cov1 = torch.einsum("ncp,ncq->npq", a, a) / channels
+    cov2 = torch.einsum("ncp,ncq->npq", b, b) / channels
+    shape = spatial + spatial
+
+    def reshape(t: Tensor, lead: int) -> Tensor:
+        return t.reshape(*t.shape[:lead], *shape) if d else t.reshape(t.shape[:lead])
+
+    nngp, cov1, cov2 = reshape(nngp, 2), reshape(cov1, 1), reshape(cov2, 1)
+    ntk = torch.zeros_like(nngp) if compute_ntk else None
+    return Kernel(nngp, ntk, cov1, cov2, spatial, channels, is_gaussian=False)
+
+
+# --------------------------------------------------------------------------------------- weight layers
+def dense_kernel(k: Kernel, out_features: int, weight_std: float, bias_std: float | None,
+                 parametrization: str) -> Kernel:
+    """Fully connected layer: ``nngp' = σw² nngp + σb²``; NTK per the parametrization.
+
+    NTK parametrization: ``ntk' = nngp' + σw² ntk``.
+    Standard parametrization: ``ntk' = fan_in · nngp + σw² ntk (+1 with a bias)``.
+    """
+    if k.spatial:
+        raise ValueError(f"Dense needs a flat (N, features) input, got spatial shape {k.spatial}; add Flatten "
+                         "or GlobalAvgPool first")
+    return _affine(k, k.nngp, k.ntk, k.cov1, k.cov2, weight_std, bias_std, parametrization, fan_in=k.channels,
+                   out_channels=out_features)
+
+
+def _affine(k: Kernel, nngp: Tensor, ntk: Tensor | None, cov1: Tensor, cov2: Tensor, weight_std: float,
+            bias_std: float | None, parametrization: str, fan_in: int, out_channels: int | None = None,
+            spatial: tuple[int, ...] | None = None) -> Kernel:
+    wv = weight_std**2
+    bv = 0.0 if bias_std is None else bias_std**2
+    new_nngp = wv * nngp + bv
+    new_ntk: Tensor | None = None
+    if ntk is not None:
+        if parametrization == "ntk":
+            new_ntk = new_nngp + wv * ntk
+        elif parametrization == "standard":
+            new_ntk = fan_in * nngp + wv * ntk + (0.0 if bias_std is None else 1.0)
+        else:
+            raise ValueError(f"parametrization must be 'ntk' or 'standard', got {parametrization!r}")
+    return Kernel(new_nngp, new_ntk, wv * cov1 + bv, wv * cov2 + bv,
+                  k.spatial if spatial is None else spatial,
+                  k.channels if out_channels is None else out_channels, is_gaussian=True)
+
+
+def _shift_sum(t: Tensor, kernel_size: tuple[int, int], stride: int, padding: str) -> Tensor:
+    """Mean over filter taps δ of ``t[..., p+δ, p'+δ]`` for ``t`` of shape ``(..., H, W, H, W)``."""
+    h, w = t.shape[-2:]
+    kh, kw = kernel_size
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    else:
+        pads = (((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2))
+    hp, wp = h + sum(pads[0]), w + sum(pads[1])
+    if padding == "circular":
+        ih = (torch.arange(hp, device=t.device) - pads[0][0]) % h
+        iw = (torch.arange(wp, device=t.device) - pads[1][0]) % w
+        t = t.index_select(-4, ih).index_select(-3, iw).index_select(-2, ih).index_select(-1, iw)
+    elif padding == "same":
+        pad = (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
+        t = torch.nn.functional.pad(t, pad + pad)
+    elif padding != "valid":
+        raise ValueError(f"padding must be 'same', 'valid' or 'circular', got {padding!r}")
+    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"kernel_size {kernel_size} is larger than the (padded) input {h}x{w}")
+    out = t.new_zeros(*t.shape[:-4], ho, wo, ho, wo)
+    for a in range(kh):
+        rows = slice(a, a + stride * (ho - 1) + 1, stride)
+        for b in range(kw):
+            cols = slice(b, b + stride * (wo - 1) + 1, stride)
+            out += t[..., rows, cols, rows, cols]
+    return out / (kh * kw)
+
+
+def conv_kernel(k: Kernel, out_channels: int, kernel_size: tuple[int, int], stride: int, padding: str,
+                weight_std: float, bias_std: float | None, parametrization: str) -> Kernel:
+    """Weight-shared 2-D convolution: ``K'_pp' = σw²/q Σ_δ K_{p+δ,p'+δ} + σb²`` (same for the NTK)."""
+    if len(k.spatial) != 2:
+        raise ValueError(f"Conv2d needs an (N, C, H, W) input, got spatial shape {k.spatial}")
+
+    def f(t: Tensor) -> Tensor:
+        return _shift_sum(t, kernel_size, stride, padding)
+
+    nngp, cov1, cov2 = f(k.nngp), f(k.cov1), f(k.cov2)
+    ntk = None if k.ntk is None else f(k.ntk)
+    spatial = tuple(nngp.shape[-2:])
+    fan_in = k.channels * kernel_size[0] * kernel_size[1]
+    return _affine(k, nngp, ntk, cov1, cov2, weight_std, bias_std, parametrization, fan_in=fan_in,
+                   out_channels=out_channels, spatial=spatial)
+
+
+# ---------------------------------------------------------------------------------------- readouts
+def _diag_positions(t: Tensor, spatial: tuple[int, ...], lead: int) -> Tensor:
+    """``t[..., p, p]`` as ``(*lead, P)``."""
+    p = math.prod(spatial)
+    return t.reshape(*t.shape[:lead], p, p).diagonal(dim1=-2, dim2=-1)
+
+
+def flatten_kernel(k: Kernel) -> Kernel:
+    """Flatten: ``(1/P) Σ_p K_pp`` (only same-position covariances survive)."""
+    if not k.spatial:
+        return k
+    p = math.prod(k.spatial)
+
+    def f(t: Tensor, lead: int) -> Tensor:
+        return _diag_positions(t, k.spatial, lead).mean(-1)
+
+    return Kernel(f(k.nngp, 2), None if k.ntk is None else f(k.ntk, 2), f(k.cov1, 1), f(k.cov2, 1), (),
+                  k.channels * p, is_gaussian=k.is_gaussian)
+
+
+def gap_kernel(k: Kernel) -> Kernel:
+    """Global average pooling: ``(1/P²) Σ_{p,p'} K_pp'``."""
+    if not k.spatial:
+        raise ValueError("GlobalAvgPool needs a spatial (N, C, H, W) input")
+    d = len(k.spatial)
+    dims = tuple(range(-2 * d, 0))
+
+    def f(t: Tensor) -> Tensor:
+        return t.mean(dim=dims)
+
+    return Kernel(f(k.nngp), None if k.ntk is None else f(k.ntk), f(k.cov1), f(k.cov2), (), k.channels,
+                  is_gaussian=k.is_gaussian)
+
+
+def sum_kernels(kernels: list[Kernel]) -> Kernel:
+    """Sum of independent branches (zero cross-covariance): kernels add."""
+    first = kernels[0]
+    for other in kernels[1:]:
+        if other.spatial != first.spatial or other.nngp.shape != first.nngp.shape:
+            raise ValueError(f"branches disagree in shape: {tuple(first.nngp.shape)} vs {tuple(other.nngp.shape)}")
+        if other.channels != first.channels:
+            raise ValueError(f"branches disagree in channels: {first.channels} vs {other.channels}")
+    ntk = None if first.ntk is None else sum(k.ntk for k in kernels)  # type: ignore[misc]
+    return Kernel(sum(k.nngp for k in kernels), ntk, sum(k.cov1 for k in kernels),  # type: ignore[arg-type]
+                  sum(k.cov2 for k in kernels), first.spatial, first.channels,  # type: ignore[arg-type]
+                  is_gaussian=all(k.is_gaussian for k in kernels))
+
+
+# ------------------------------------------------------------------------------------ nonlinearities
+Expectations = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``(k11, k22, k12) -> (E[σ(u)σ(v)], E[σ'(u)σ'(v)])`` for ``(u, v) ~ N(0, [[k11, k12], [k12, k22]])``."""
+
+
+def elementwise_kernel(k: Kernel, expectations: Expectations, name: str) -> Kernel:
+    """Apply a pointwise nonlinearity: ``nngp' = E[σσ]``, ``ntk' = E[σ'σ'] · ntk``, per position pair."""
+    if not k.is_gaussian:
+        raise ValueError(f"{name} needs Gaussian pre-activations: put a Dense/Conv2d layer before it "
+                         "(two nonlinearities in a row, or a nonlinearity on the raw input, have no Gaussian rule)")
+    s = k.spatial
+    d1 = _diag_positions(k.cov1, s, 1)  # (N1, P)
+    d2 = _diag_positions(k.cov2, s, 1)  # (N2, P)
+    n1, n2 = d1.shape[0], d2.shape[0]
+    full = (n1, n2, *s, *s)
+    k11 = d1.reshape(n1, 1, *s, *(1,) * len(s)).expand(full)
+    k22 = d2.reshape(1, n2, *(1,) * len(s), *s).expand(full)
+    nngp, dot = expectations(k11, k22, k.nngp)
+    ntk = None if k.ntk is None else dot * k.ntk
+
+    def self_cov(c: Tensor, d: Tensor, n: int) -> Tensor:
+        shape = (n, *s, *s)
+        a = d.reshape(n, *s, *(1,) * len(s)).expand(shape)
+        b = d.reshape(n, *(1,) * len(s), *s).expand(shape)
+        return expectations(a, b, c)[0]
+
+    return Kernel(nngp, ntk, self_cov(k.cov1, d1, n1), self_cov(k.cov2, d2, n2), s, k.channels,
+                  is_gaussian=False)
+
+
+def _correlation(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+    norm = torch.sqrt(k11 * k22)
+    rho = torch.where(norm > _EPS, k12 / norm.clamp_min(_EPS), torch.zeros_like(k12)).clamp(-1.0, 1.0)
+    return norm, rho
+
+
+def relu_expectations(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+    """Arc-cosine kernel: ``E[relu u relu v] = √(k11 k22)/(2π)(sin θ + (π−θ)ρ)``, ``E[1 1] = (π−θ)/(2π)``."""
+    return ab_relu(0.0, 1.0)(k11, k22, k12)
+
+
+def ab_relu(a: float, b: float) -> Expectations:
+    """Expectations for ``σ(x) = a·min(x, 0) + b·max(x, 0)`` (ReLU, LeakyReLU, Abs, identity).
+
+    With ``J(ρ)`` the ReLU arc-cosine kernel: ``E[σσ] = (a²+b²) J(ρ) − 2ab J(−ρ)`` and
+    ``E[σ'σ'] = (a²+b²)(π−θ)/(2π) + 2ab θ/(2π)``.
+    """
+
+    def fn(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+        norm, rho = _correlation(k11, k22, k12)
+        theta = torch.arccos(rho)
+        sin = torch.sqrt((1.0 - rho * rho).clamp_min(0.0))
+        j_pos = norm / (2 * math.pi) * (sin + (math.pi - theta) * rho)
+        j_neg = norm / (2 * math.pi) * (sin - theta * rho)  # J(-ρ): θ → π−θ, ρ → −ρ
+        nngp = (a * a + b * b) * j_pos - 2 * a * b * j_neg
+        dot = ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
+        return nngp, dot
+
+    return fn
+
+
+def erf_kernel(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Expectations:
+    """Expectations for ``σ(x) = a·erf(b x) + c`` (Williams 1997 closed form)."""
+
+    def fn(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+        s11, s22, s12 = b * b * k11, b * b * k22, b * b * k12
+        prod = (1 + 2 * s11) * (1 + 2 * s22)
+        nngp = a * a * (2 / math.pi) * torch.arcsin((2 * s12 / torch.sqrt(prod)).clamp(-1.0, 1.0)) + c * c
+        dot = a * a * b * b * (4 / math.pi) / torch.sqrt((prod - 4 * s12 * s12).clamp_min(_EPS))
+        return nngp, dot
+
+    return fn
+
+
+def _hermite(order: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    import numpy as np
+
+    x, w = np.polynomial.hermite_e.hermegauss(order)  # weight exp(-x²/2)
+    return torch.tensor(x, dtype=dtype), torch.tensor(w / math.sqrt(2 * math.pi), dtype=dtype)
+
+
+def quadrature_kernel(fn: Callable[[Tensor], Tensor], order: int = 128, chunk: int = 1024) -> Expectations:
+    """Expectations of any elementwise ``fn`` by 2-D Gauss–Hermite quadrature (``order²`` nodes).
+
+    ``u = √k11 z1``, ``v = √k22 (ρ z1 + √(1−ρ²) z2)``; the derivative comes from autograd. Accurate for
+    smooth activations; kinks converge slowly (use the closed forms for ReLU-like functions).
+    """
+
+    def deriv(x: Tensor) -> Tensor:
+        with torch.enable_grad():
+            xx = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(fn(xx).sum(), xx)
+        return g
+
+    def fn_exp(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+        shape = k12.shape
+        k11, k22, k12 = (t.reshape(-1) for t in torch.broadcast_tensors(k11, k22, k12))
+        z, w = _hermite(order, k12.dtype)
+        z, w = z.to(k12.device), w.to(k12.device)
+        z1, z2 = z[:, None], z[None, :]
+        ww = (w[:, None] * w[None, :]).reshape(-1)
+        norm, rho = _correlation(k11, k22, k12)
+        s1, s2 = torch.sqrt(k11.clamp_min(0)), torch.sqrt(k22.clamp_min(0))
+        out_f, out_d = [], []
+        for i in range(0, k12.numel(), chunk):
+            sl = slice(i, i + chunk)
+            r = rho[sl, None, None]
+            u = s1[sl, None, None] * z1
+            v = s2[sl, None, None] * (r * z1 + torch.sqrt((1 - r * r).clamp_min(0)) * z2)
+            u = u.expand(-1, order, order).reshape(-1, order * order)
+            v = v.reshape(-1, order * order)
+            out_f.append((fn(u) * fn(v)) @ ww)
+            out_d.append((deriv(u) * deriv(v)) @ ww)
+        return torch.cat(out_f).reshape(shape), torch.cat(out_d).reshape(shape)
+
+    return fn_exp

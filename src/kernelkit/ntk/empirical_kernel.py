@@ -1,0 +1,267 @@
+"""Empirical (finite-width) NTK of any ``torch.nn.Module`` with ``torch.func``.
+
+``Θ(x1, x2) = Σ_params J(x1) J(x2)ᵀ`` for the network at its current parameters. Methods:
+
+* ``"jacobian"``: per-sample Jacobians (``vmap(jacrev)``), contracted in one matrix product.
+  Cost ``N·O·[FP] + N²·O·P`` (traced).
+* ``"ntvp"``: NTK-vector products ``J(x1) [J(x2)ᵀ e]`` via a VJP then a JVP for each basis cotangent ``e``.
+  Cost ``N²·O·[FP]``; no Jacobian is stored.
+* ``"structured"``: for fully connected layers (``nn.Linear``, :class:`kernelkit.ntk.nn.Dense`) the
+  per-sample weight gradient is the outer product ``g ⊗ x`` of the output cotangent and the layer
+  input, so their contribution is ``(G1·G2ᵀ) ⊙ (X1·X2ᵀ)`` and costs ``N²·O·(in + out)`` instead of
+  ``N²·O·in·out``; every other parameter is handled as in ``"jacobian"``. One batched backward pass.
+* ``"auto"``: ``"structured"`` when the model has fully connected layers, else ``"jacobian"``.
+
+``trace="mean"`` (default) averages over output logits like neural-tangents, ``"sum"`` sums like the
+torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+from torch.nn.parameter import UninitializedParameter
+
+from kernelkit.ntk.analytic_kernel import _blocks, check_inputs
+
+__all__ = ["METHODS", "empirical"]
+
+METHODS = ("auto", "jacobian", "ntvp", "structured")
+TRACES = ("mean", "sum", None)
+
+
+class _NotStructured(RuntimeError):
+    pass
+
+
+@dataclass
+class _Net:
+    """A model split into functional pieces."""
+
+    model: nn.Module
+    params: dict[str, Tensor]
+    frozen: dict[str, Tensor]
+    out_dim: int
+    dtype: torch.dtype
+    # structured layers: name -> (module, weight name or None, bias name or None, weight scale, bias scale)
+    layers: dict[str, tuple[nn.Module, str | None, str | None, float, float]] = field(default_factory=dict)
+
+    def apply(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        out = functional_call(self.model, {**self.frozen, **params}, (x,))
+        return out.reshape(x.shape[0], -1)
+
+
+def _prepare(model: nn.Module, x: Tensor) -> _Net:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise ValueError(f"module {name or type(m).__name__} ({type(m).__name__}) is in training mode, where "
+                             "samples interact through batch statistics; call model.eval() first")
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        with torch.no_grad():
+            model(x[:1])
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("model has no trainable parameters (requires_grad=True); its NTK is zero")
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    frozen.update(dict(model.named_buffers()))
+    dtype = next(iter(params.values())).dtype
+    with torch.no_grad():
+        out = functional_call(model, {**frozen, **params}, (x[:1].to(dtype),))
+    return _Net(model, params, frozen, out.reshape(1, -1).shape[1], dtype)
+
+
+def _find_structured(net: _Net, x: Tensor) -> None:
+    """Fully connected layers called once on a 2-D input, with parameters used nowhere else."""
+    from kernelkit.ntk.nn import Dense
+
+    owners: dict[int, int] = {}
+    for m in net.model.modules():
+        for p in m._parameters.values():
+            if p is not None:
+                owners[id(p)] = owners.get(id(p), 0) + 1
+    candidates = {n: m for n, m in net.model.named_modules() if isinstance(m, (nn.Linear, Dense))}
+    calls: dict[str, list[int]] = {n: [] for n in candidates}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: calls[n].append(inp[0].dim()))
+             for n, m in candidates.items()]
+    try:
+        with torch.no_grad():
+            net.apply(net.params, x[:1].to(net.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    for n, m in candidates.items():
+        if calls[n] != [2]:
+            continue
+        w, b = m.weight, m.bias
+        if owners.get(id(w), 0) > 1 or (b is not None and owners.get(id(b), 0) > 1):
+            continue
+        prefix = f"{n}." if n else ""
+        wn = prefix + "weight" if w.requires_grad else None
+        bn = prefix + "bias" if (b is not None and b.requires_grad) else None
+        if wn is None and bn is None:
+            continue
+        ws, bs = m.scales() if isinstance(m, Dense) else (1.0, 1.0)
+        net.layers[n] = (m, wn, bn, ws, bs)
+
+
+@dataclass
+class _Features:
+    """Per-sample derivative features of one block: explicit Jacobian + structured factors."""
+
+    jac: Tensor | None  # (N, O, P_explicit)
+    grads: dict[str, Tensor]  # layer -> (N, O, out) cotangents at the layer output
+    inputs: dict[str, Tensor]  # layer -> (N, in) layer inputs
+
+
+def _jacobian_features(net: _Net, x: Tensor) -> _Features:
+    def single(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+        return net.apply(p, xi.unsqueeze(0)).squeeze(0)
+
+    jac = vmap(jacrev(single), (None, 0))(net.params, x)
+    flat = torch.cat([j.reshape(x.shape[0], net.out_dim, -1) for j in jac.values()], dim=2)
+    return _Features(flat, {}, {})
+
+
+def _structured_features(net: _Net, x: Tensor) -> _Features:
+    struct_names = {nm for (_, wn, bn, _, _) in net.layers.values() for nm in (wn, bn) if nm}
+    explicit = {n: p for n, p in net.params.items() if n not in struct_names}
+    constant = {n: p for n, p in net.params.items() if n in struct_names}
+    state: dict[str, Any] = {}
+
+    def hook(name: str) -> Callable[..., Tensor]:
+        def fn(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> Tensor:
+            if name in state["inputs"]:
+                raise _NotStructured(f"layer {name} was called twice")
+            state["inputs"][name] = inp[0]
+            return out + state["eps"][name]
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, (m, *_rest) in net.layers.items()]
+    basis = torch.eye(net.out_dim, dtype=net.dtype, device=x.device)
+
+    def per_sample(xi: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+        def fn(p: dict[str, Tensor], eps: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+            state["eps"], state["inputs"] = eps, {}
+            out = net.apply({**constant, **p}, xi.unsqueeze(0)).squeeze(0)
+            return out, dict(state["inputs"])
+
+        eps0 = {n: xi.new_zeros(1, m.weight.shape[0]) for n, (m, *_rest) in net.layers.items()}
+        _, vjp_fn, inputs = vjp(fn, explicit, eps0, has_aux=True)
+        g_explicit, g_eps = vmap(vjp_fn)(basis)
+        return g_explicit, g_eps, inputs
+
+    try:
+        g_explicit, g_eps, inputs = vmap(per_sample)(x)
+    finally:
+        for h in handles:
+            h.remove()
+    n = x.shape[0]
+    jac = None
+    if g_explicit:
+        jac = torch.cat([g.reshape(n, net.out_dim, -1) for g in g_explicit.values()], dim=2)
+    grads = {k: v.reshape(n, net.out_dim, -1) for k, v in g_eps.items()}
+    ins = {k: v.reshape(n, -1) for k, v in inputs.items()}
+    return _Features(jac, grads, ins)
+
+
+def _contract(net: _Net, a: _Features, b: _Features, trace: str | None) -> Tensor:
+    """``Σ J(a) J(b)ᵀ``: traced ``(N1, N2)`` or full ``(N1, N2, O, O)``."""
+    n1 = (a.jac if a.jac is not None else next(iter(a.grads.values()))).shape[0]
+    n2 = (b.jac if b.jac is not None else next(iter(b.grads.values()))).shape[0]
+    o = net.out_dim
+    if trace is None:
+        k = torch.zeros(n1, n2, o, o, dtype=net.dtype, device=next(iter(net.params.values())).device)
+        if a.jac is not None and b.jac is not None:
+            k += (a.jac.reshape(n1 * o, -1) @ b.jac.reshape(n2 * o, -1).T).reshape(n1, o, n2, o).permute(0, 2, 1, 3)
+        for name, (_m, wn, bn, ws, bs) in net.layers.items():
+            gg = torch.einsum("noi,mpi->nmop", a.grads[name], b.grads[name])
+            coef = (ws * ws) * (a.inputs[name] @ b.inputs[name].T) if wn else 0.0
+            coef = coef + (bs * bs if bn else 0.0)
+            k += gg * (coef[:, :, None, None] if isinstance(coef, Tensor) else coef)
+        return k
+    k = torch.zeros(n1, n2, dtype=net.dtype, device=next(iter(net.params.values())).device)
+    if a.jac is not None and b.jac is not None:
+        k += a.jac.reshape(n1, -1) @ b.jac.reshape(n2, -1).T
+    for name, (_m, wn, bn, ws, bs) in net.layers.items():
+        ga, gb = a.grads[name], b.grads[name]
+        gg = ga.reshape(n1, -1) @ gb.reshape(n2, -1).T  # Σ_o g_no · g_mo
+        coef = (ws * ws) * (a.inputs[name] @ b.inputs[name].T) if wn else 0.0
+        k += gg * (coef + (bs * bs if bn else 0.0))
+    return k / o if trace == "mean" else k
+
+
+def _ntvp_block(net: _Net, x1: Tensor, x2: Tensor, trace: str | None, chunk: int | None) -> Tensor:
+    n1, n2, o = x1.shape[0], x2.shape[0], net.out_dim
+
+    def f1(p: dict[str, Tensor]) -> Tensor:
+        return net.apply(p, x1)
+
+    _, vjp_fn = vjp(lambda p: net.apply(p, x2), net.params)
+
+    def ntvp(e: Tensor) -> Tensor:
+        (v,) = vjp_fn(e)
+        return jvp(f1, (net.params,), (v,))[1]
+
+    basis = torch.eye(n2 * o, dtype=net.dtype, device=x1.device).reshape(n2 * o, n2, o)
+    res = vmap(ntvp, chunk_size=chunk)(basis)  # (M·O', N, O)
+    full = res.reshape(n2, o, n1, o).permute(2, 0, 3, 1)  # (N, M, O, O')
+    if trace is None:
+        return full
+    k = full.diagonal(dim1=2, dim2=3).sum(-1)
+    return k / o if trace == "mean" else k
+
+
+def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: str = "auto",
+              trace: str | None = "mean", batch_size: int | None = None) -> Tensor:
+    """Empirical NTK of ``model`` at its current parameters.
+
+    Args:
+        model: any module mapping ``(N, ...)`` to ``(N, ...)``; outputs are flattened to ``(N, O)``. Samples
+            must not interact (BatchNorm in eval mode is fine, training mode raises).
+        x1, x2: inputs with a batch axis (default ``x2 = x1``).
+        method: ``"auto"``, ``"jacobian"``, ``"ntvp"`` or ``"structured"`` (see the module docstring).
+        trace: ``"mean"`` over output logits (default), ``"sum"``, or ``None`` for ``(N1, N2, O, O)``.
+        batch_size: compute the kernel in blocks of this many samples to bound memory.
+
+    Returns:
+        ``(N1, N2)`` (traced) or ``(N1, N2, O, O)`` kernel in the model's dtype.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if trace not in TRACES:
+        raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
+    x1, x2 = check_inputs(x1, x2)
+    net = _prepare(model, x1)
+    x1 = x1.to(net.dtype)
+    x2 = None if x2 is None else x2.to(net.dtype)
+    if method in ("auto", "structured"):
+        _find_structured(net, x1)
+        if method == "auto":
+            method = "structured" if net.layers else "jacobian"
+    rows = _blocks(x1.shape[0], batch_size)
+    xb = x1 if x2 is None else x2
+    cols = _blocks(xb.shape[0], batch_size)
+    blocks: dict[tuple[int, int], Tensor] = {}
+    if method == "ntvp":
+        p = sum(v.numel() for v in net.params.values())
+        chunk = max(1, int(2e7 // max(p, 1)))
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                blocks[i, j] = _ntvp_block(net, x1[r], xb[c], trace, chunk)
+    else:
+        feats = _structured_features if method == "structured" else _jacobian_features
+        try:
+            for i, r in enumerate(rows):
+                fa = feats(net, x1[r])
+                for j, c in enumerate(cols):
+                    fb = fa if (x2 is None and i == j) else feats(net, xb[c])
+                    blocks[i, j] = _contract(net, fa, fb, trace)
+        except _NotStructured:
+            net.layers.clear()
+            return empirical(model, x1, x2, "jacobian", trace, batch_size)
+    return torch.cat([torch.cat([blocks[i, j] for j in range(len(cols))], dim=1) for i in range(len(rows))], dim=0)

@@ -1,0 +1,180 @@
+"""Closed-form gradient flow under MSE with a fixed kernel (linearized / infinite-width networks).
+
+Loss convention (as in neural-tangents): ``L(f) = ‖f − y‖² / (2·n)`` with ``n = y_train.numel()``, so
+gradient descent with learning rate ``η`` for ``t`` steps follows ``∂f/∂t = −(η/n) Θ (f − y)``. For a single
+output this is the paper's flow with ``t`` = number of steps at ``η = 1``::
+
+    f_train(t) = y + e^{−ηtΘ/n} (f_train(0) − y)
+    f_test(t)  = f_test(0) − Θ* Θ⁻¹ (I − e^{−ηtΘ/n}) (f_train(0) − y)
+
+Kernels are per-logit ``(N, N)`` matrices (trace over outputs); ``y`` is ``(N,)`` or ``(N, O)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Prediction", "gradient_descent_mse", "gradient_descent_mse_ensemble", "max_learning_rate"]
+
+
+def _as_times(t: float | Tensor | None, like: Tensor) -> Tensor | None:
+    if t is None:
+        return None
+    tt = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if (tt < 0).any():
+        raise ValueError(f"t must be >= 0, got {t}")
+    return tt
+
+
+def _check_kernel(k: Tensor, n: int, name: str) -> Tensor:
+    if k.dim() != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {tuple(k.shape)}")
+    if k.shape[0] != n:
+        raise ValueError(f"{name} is {k.shape[0]}x{k.shape[0]} but y_train has {n} rows")
+    if not torch.isfinite(k).all():
+        raise ValueError(f"{name} contains NaN/inf")
+    return k
+
+
+def _regularize(k: Tensor, diag_reg: float, absolute: bool) -> Tensor:
+    if diag_reg == 0:
+        return k
+    scale = 1.0 if absolute else float(k.diagonal().mean())
+    return k + diag_reg * scale * torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
+
+
+class _Flow:
+    """Eigendecomposition of ``Θ`` (cached) giving ``e^{−τΘ/n}`` and ``Θ⁻¹(I − e^{−τΘ/n})``."""
+
+    def __init__(self, k: Tensor, n: int, learning_rate: float) -> None:
+        self.k, self.n, self.lr = k, n, learning_rate
+        self._eig: tuple[Tensor, Tensor] | None = None
+        self._chol: Tensor | None = None
+
+    def eig(self) -> tuple[Tensor, Tensor]:
+        if self._eig is None:
+            evals, evecs = torch.linalg.eigh(self.k)
+            self._eig = (evals.clamp_min(0.0), evecs)
+        return self._eig
+
+    def expm(self, t: Tensor) -> Tensor:
+        """``e^{−ηtΘ/n}`` for each time in ``t`` (shape ``t.shape + (N, N)``)."""
+        evals, v = self.eig()
+        decay = torch.exp(-self.lr * t[..., None] * evals / self.n)
+        return (v * decay[..., None, :]) @ v.T
+
+    def inv_one_minus_expm(self, t: Tensor) -> Tensor:
+        """``Θ⁻¹(I − e^{−ηtΘ/n})``, with its limit ``ηt/n`` on zero eigenvalues."""
+        evals, v = self.eig()
+        tau = self.lr * t[..., None] / self.n
+        safe = torch.where(evals > 0, evals, torch.ones_like(evals))
+        coef = torch.where(evals > 0, -torch.expm1(-tau * evals) / safe, tau.expand_as(tau * evals))
+        return (v * coef[..., None, :]) @ v.T
+
+    def solve(self, rhs: Tensor) -> Tensor:
+        """``Θ⁻¹ rhs`` by Cholesky (t = ∞)."""
+        if self._chol is None:
+            chol, info = torch.linalg.cholesky_ex(self.k)
+            if int(info) != 0:
+                raise ValueError("k_train_train is singular or not positive definite, so t=∞ is undefined; "
+                                 "pass diag_reg > 0 or a finite t")
+            self._chol = chol
+        return torch.cholesky_solve(rhs, self._chol)
+
+
+@dataclass
+class Prediction:
+    """Train (and test) outputs at the requested time(s); a leading time axis if ``t`` was an array."""
+
+    train: Tensor
+    test: Tensor | None = None
+
+
+def gradient_descent_mse(k_train_train: Tensor, y_train: Tensor, learning_rate: float = 1.0, diag_reg: float = 0.0,
+                         diag_reg_absolute_scale: bool = False) -> Callable[..., Prediction]:
+    """Outputs of a network (or its infinite-width limit) trained by gradient descent on MSE.
+
+    Returns ``predict(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None) -> Prediction``: ``t`` is
+    the number of steps (scalar or 1-D; ``None`` = ∞); ``fx_*_0`` are the outputs at initialization; with
+    ``k_test_train`` ``(N_test, N)`` the test outputs are returned too.
+    """
+    y = torch.as_tensor(y_train)
+    squeeze = y.dim() == 1
+    y2 = y[:, None] if squeeze else y
+    k = _regularize(_check_kernel(torch.as_tensor(k_train_train), y2.shape[0], "k_train_train"), diag_reg,
+                    diag_reg_absolute_scale)
+    y2 = y2.to(k.dtype)
+    flow = _Flow(k, y2.numel(), learning_rate)
+
+    def predict(t: float | Tensor | None = None, fx_train_0: float | Tensor = 0.0, fx_test_0: float | Tensor | None = None,
+                k_test_train: Tensor | None = None) -> Prediction:
+        f0 = torch.as_tensor(fx_train_0, dtype=k.dtype).reshape(-1, 1) if squeeze else \
+            torch.as_tensor(fx_train_0, dtype=k.dtype)
+        f0 = torch.broadcast_to(f0, y2.shape)
+        diff = f0 - y2
+        tt = _as_times(t, k)
+        if tt is None:
+            train = y2.clone()
+        else:
+            train = y2 + flow.expm(tt) @ diff
+        test = None
+        if k_test_train is not None:
+            kt = torch.as_tensor(k_test_train, dtype=k.dtype)
+            if kt.dim() != 2 or kt.shape[1] != y2.shape[0]:
+                raise ValueError(f"k_test_train must be (N_test, {y2.shape[0]}), got shape {tuple(kt.shape)}")
+            ft0 = torch.zeros(kt.shape[0], y2.shape[1], dtype=k.dtype) if fx_test_0 is None else \
+                torch.broadcast_to(torch.as_tensor(fx_test_0, dtype=k.dtype).reshape(kt.shape[0], -1),
+                                   (kt.shape[0], y2.shape[1]))
+            if tt is None:
+                test = ft0 - kt @ flow.solve(diff)
+            else:
+                test = ft0 - kt @ (flow.inv_one_minus_expm(tt) @ diff)
+        if squeeze:
+            train = train.squeeze(-1)
+            test = None if test is None else test.squeeze(-1)
+        return Prediction(train, test)
+
+    return predict
+
+
+def gradient_descent_mse_ensemble(ntk_train_train: Tensor, ntk_test_train: Tensor, nngp_train_train: Tensor,
+                                  nngp_test_train: Tensor, nngp_test_test: Tensor, y_train: Tensor,
+                                  t: float | Tensor | None = None, learning_rate: float = 1.0, diag_reg: float = 0.0,
+                                  get: str = "ntk") -> tuple[Tensor, Tensor]:
+    """Mean and covariance of test outputs over random initializations ``f₀ ~ GP(0, K)`` (K = NNGP).
+
+    With ``A = Θ*Θ⁻¹(I − e^{−ηtΘ/n})``: mean ``A y``, covariance ``K** − A K*ᵀ − K* Aᵀ + A K Aᵀ``
+    (at ``t = ∞`` this is the paper's limiting Gaussian). ``get="nngp"`` trains only the readout
+    (``Θ`` replaced by ``K``), giving GP posterior inference at ``t = ∞``.
+    Returns ``(mean (N_test,) or (N_test, O), covariance (N_test, N_test))``.
+    """
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
+    y = torch.as_tensor(y_train)
+    y2 = y[:, None] if y.dim() == 1 else y
+    theta, theta_star = (ntk_train_train, ntk_test_train) if get == "ntk" else (nngp_train_train, nngp_test_train)
+    theta = _regularize(_check_kernel(theta, y2.shape[0], f"{get}_train_train"), diag_reg, False)
+    k = _check_kernel(nngp_train_train, y2.shape[0], "nngp_train_train")
+    flow = _Flow(theta, y2.numel(), learning_rate)
+    tt = _as_times(t, theta)
+    if tt is None:
+        a = flow.solve(theta_star.T).T
+    else:
+        a = theta_star @ flow.inv_one_minus_expm(tt)
+    mean = a @ y2.to(theta.dtype)
+    cov = nngp_test_test - a @ nngp_test_train.T - nngp_test_train @ a.transpose(-1, -2) + a @ k @ a.transpose(-1, -2)
+    return (mean.squeeze(-1) if y.dim() == 1 else mean), cov
+
+
+def max_learning_rate(ntk_train_train: Tensor, y_train_size: int | None = None, momentum: float = 0.0) -> float:
+    """Largest stable learning rate for MSE gradient descent: ``2n/λ_max`` (times ``1 + momentum``)."""
+    k = torch.as_tensor(ntk_train_train)
+    n = k.shape[0] if y_train_size is None else y_train_size
+    lam = float(torch.linalg.eigvalsh(k.to(torch.float64)).max())
+    if lam <= 0:
+        raise ValueError("ntk_train_train has no positive eigenvalue")
+    return 2.0 * n / lam * (1.0 + momentum)
