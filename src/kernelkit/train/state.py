@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save
 
 from kernelkit.utils.checkpoint import CheckpointError, load_json_state, load_tensors
 from kernelkit.utils.io import to_jsonable, write_bytes, write_json
@@ -127,8 +128,6 @@ def _sha256(path: Path) -> str:
 def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
                     keep: int = 2) -> Path:
     """Write ``step-<step>.safetensors`` + ``.json``, then the ``latest.json`` pointer; prune old pairs."""
-    from safetensors.torch import save
-
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"step-{step:08d}"
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -13,8 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from kernelkit.console import progress
 from kernelkit.train import distributed as D
 from kernelkit.train.config import RESUME_VOLATILE, TrainConfig
 from kernelkit.train.core import count_correct, epoch_batches, lr_at, shard, smoothed_cross_entropy
@@ -29,7 +32,7 @@ from kernelkit.train.state import (
     restore_rng,
     save_checkpoint,
 )
-from kernelkit.utils.checkpoint import CheckpointError
+from kernelkit.utils.checkpoint import CheckpointError, save_tensors
 from kernelkit.utils.io import append_jsonl, read_jsonl, write_json, write_text
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
@@ -165,8 +168,6 @@ class Trainer:
         else:
             _seed_globals(c.seed + self.rank)
         if self.world > 1 and self.ddp is None:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         last: Path | None = None
@@ -396,14 +397,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-    import json
-
     write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _save_weights(path: Path, model: nn.Module) -> None:
-    from kernelkit.utils.checkpoint import save_tensors
-
     save_tensors(path, model.state_dict())
 
 
@@ -422,8 +419,6 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def _progress(iterable: Any, description: str, total: int, disable: bool) -> Iterator[Any]:
-    from kernelkit.console import progress
-
     return progress(iterable, description, total=total, disable=disable)
 
 
