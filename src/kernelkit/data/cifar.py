@@ -47,13 +47,17 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
+class RefusedGlobalError(pickle.UnpicklingError):
+    """The pickle names a global outside the allow-list (it could run arbitrary code)."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Unpickler that refuses every global except the numpy array reconstruction callables."""
 
     def find_class(self, module: str, name: str) -> Any:
         resolver = _ALLOWED.get((module, name))
         if resolver is None:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: only numpy arrays, dicts, "
+            raise RefusedGlobalError(f"refusing to load global {module}.{name}: only numpy arrays, dicts, "
                                          "lists, numbers and strings are allowed in dataset pickles")
         return resolver()
 
@@ -63,9 +67,10 @@ def safe_load_pickle(path: Path) -> dict[str, Any]:
     data = read_bytes(path)
     try:
         obj = SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as exc:
-        raise DataFormatError(f"{path}: cannot unpickle ({exc})") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+    except RefusedGlobalError as exc:
+        raise DataFormatError(f"{path}: cannot unpickle safely ({exc})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            OverflowError) as exc:
         raise DataFormatError(f"{path}: truncated or corrupt pickle ({type(exc).__name__}: {exc}); "
                               "download it again") from None
     if not isinstance(obj, dict):

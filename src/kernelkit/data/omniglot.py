@@ -79,6 +79,13 @@ def read_alphabet_table(path: Path) -> list[AlphabetRange]:
     return table
 
 
+def _bool_to_pixels(arr: np.ndarray, invert: bool) -> Tensor:
+    """bool ``(..., H, W)`` with True = background → uint8 ``N×1×H×W`` with 255 = background (or ink if inverted)."""
+    pixels = (np.logical_not(arr) if invert else arr).astype(np.uint8)  # 0/1 (stored True bytes may be 255)
+    pixels *= 255
+    return torch.from_numpy(pixels.reshape(-1, 1, *arr.shape[-2:]))
+
+
 def _to_dataset_pixels(images: Tensor, invert: bool, size: int | tuple[int, int] | None) -> Tensor:
     """uint8 N×1×H×W with 255 = background → optionally inverted and resized (in chunks)."""
     if invert:
@@ -125,7 +132,7 @@ def load_omniglot(split: str = "background", size: int | tuple[int, int] | None 
         want = (SET_SIZES[name], DRAWINGS, 105, 105)
         if arr.dtype != np.bool_ or arr.shape != want:
             raise DataFormatError(f"{path}: expected 'images' bool {want}, got {arr.dtype} {arr.shape}")
-        chunks.append(torch.from_numpy(arr.reshape(-1, 1, 105, 105)).to(torch.uint8) * 255)
+        chunks.append(_bool_to_pixels(arr, invert))
         for c in range(SET_SIZES[name]):
             cid = first_id[name] + c
             r = alphabet_of[cid]
@@ -135,7 +142,7 @@ def load_omniglot(split: str = "background", size: int | tuple[int, int] | None 
             info["alphabet"].append(r.alphabet)
             info["character_id"].append(cid)
             info["set"].append(name)
-    images = _to_dataset_pixels(torch.cat(chunks), invert, size)
+    images = _to_dataset_pixels(torch.cat(chunks) if len(chunks) > 1 else chunks[0], False, size)
     targets = torch.arange(len(classes)).repeat_interleave(DRAWINGS)
     look = ("strokes = 255 (inverted)" if invert else "background = 255") + (f", resized to {size}" if size else "")
     return ImageDataset(images, targets, classes,
