@@ -86,6 +86,7 @@ def test_kill9_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     b = load_tensors(cut_dir / "checkpoints" / "step-00000032.safetensors")
     assert a.keys() == b.keys()
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())
+    print(f"resumed vs uninterrupted: max difference {diff:.3g}")
     assert diff == 0.0, f"max difference {diff}"  # weights, EMA, optimizer buffers and RNG states
     wa, wb = load_tensors(full_dir / "model.safetensors"), load_tensors(cut_dir / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
