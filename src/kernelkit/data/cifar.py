@@ -28,7 +28,7 @@ def _numpy_core(name: str) -> Any:
         from numpy.core import multiarray as ma  # type: ignore[no-redef]
     if name == "_frombuffer":
         try:
-            from numpy._core.numeric import _frombuffer
+            from numpy._core.numeric import _frombuffer  # type: ignore[attr-defined]
         except ImportError:  # pragma: no cover - numpy 1.x
             from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
         return _frombuffer

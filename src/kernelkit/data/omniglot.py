@@ -21,6 +21,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,7 +120,8 @@ def load_omniglot(split: str = "background", size: int | tuple[int, int] | None 
     alphabet_of = {i: r for r in table for i in range(r.first_id, r.last_id + 1)}
     chunks, paths = [], []
     first_id = {"background": 1, "evaluation": SET_SIZES["background"] + 1}
-    classes, info = [], {"alphabet": [], "character_id": [], "set": []}  # type: ignore[var-annotated]
+    classes: list[str] = []
+    info: dict[str, list[Any]] = {"alphabet": [], "character_id": [], "set": []}
     for name in sets:
         path = locate((f"{NPZ_DIR}/images_{name}.npz",), NPZ_HOW_TO, root)
         paths.append(str(path))
@@ -195,7 +197,8 @@ def load_omniglot_zip(name: str = "images_background_small1", size: int | tuple[
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     pixels = _to_dataset_pixels(pixels, invert, size)
     classes = [f"{folders[c][1]}/{folders[c][2]}" for c in ids]
-    info = {"alphabet": [folders[c][1] for c in ids], "character_id": ids, "set": [folders[c][0] for c in ids]}
+    info: dict[str, list[Any]] = {"alphabet": [folders[c][1] for c in ids], "character_id": list(ids),
+                                  "set": [folders[c][0] for c in ids]}
     look = ("strokes = 255 (inverted)" if invert else "background = 255") + (f", resized to {size}" if size else "")
     return ImageDataset(pixels, torch.tensor(targets), classes,
                         f"Omniglot official zip {path} ({len(ids)} characters; {look})", class_info=info)
