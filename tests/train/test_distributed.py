@@ -15,6 +15,7 @@ from kernelkit.utils.checkpoint import load_tensors
 from kernelkit.utils.io import read_json, read_jsonl
 
 SCRIPT = r'''
+import os
 import sys
 import torch
 from torch import nn
@@ -32,7 +33,16 @@ torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 4))
 cfg = TrainConfig(epochs=3, batch_size=16, lr=0.2, momentum=0.9, nesterov=True, warmup_steps=3,
                   label_smoothing=0.1, ema_decay=0.8, grad_clip=0.5, checkpoint_every=4, log_every=1, seed=1)
-result = Trainer(model, TensorDataset(x, y), cfg, out, val_set=TensorDataset(x[:35], y[:35]), quiet=True).fit()
+crash_at, calls = int(os.environ.get("CRASH_AT", "0")), [0]
+
+def crash(xb, yb):  # simulated failure of every rank at the same step
+    calls[0] += 1
+    if calls[0] == crash_at:
+        raise SystemExit(3)
+    return xb, yb
+
+result = Trainer(model, TensorDataset(x, y), cfg, out, val_set=TensorDataset(x[:35], y[:35]), quiet=True,
+                 batch_transform=crash).fit()
 if distributed.is_main():
     write_json(out + "/result.json", {"history": result.history, "world": distributed.world_size(),
                                        "last": result.last_checkpoint})
@@ -41,16 +51,21 @@ distributed.cleanup()
 
 
 def test_ddp_two_processes_match_single_process(tmp_path: Path) -> None:
+    """The DDP run also fails at step 11 on every rank and is relaunched: it resumes from step 8."""
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "CRASH_AT"):
         env.pop(k, None)
-    ddp = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            str(script), str(tmp_path / "ddp")], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                str(script), str(tmp_path / "ddp")]
+    ddp = subprocess.Popen(torchrun, env={**env, "CRASH_AT": "11"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     single = subprocess.Popen([sys.executable, str(script), str(tmp_path / "single")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = ddp.communicate(timeout=180)
+    assert ddp.returncode != 0 and not (tmp_path / "ddp" / "result.json").exists(), out.decode()[-3000:]
+    assert read_json(tmp_path / "ddp" / "checkpoints" / "latest.json")["step"] == 8
+    ddp = subprocess.Popen(torchrun, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for proc in (ddp, single):
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, out.decode()[-3000:]
