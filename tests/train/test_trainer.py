@@ -245,3 +245,14 @@ def test_checkpoint_of_another_model_is_a_clear_error(finished_run: Path) -> Non
     other = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: does not fit this model"):
         Trainer(other, blobs(32), cfg, finished_run, quiet=True).fit()
+
+
+def test_amp_is_a_no_op_on_cpu(tmp_path: Path) -> None:
+    from kernelkit.train.trainer import _amp_dtype
+
+    assert all(_amp_dtype(m, torch.device("cpu")) is None for m in ("auto", "bf16", "fp16", "off"))
+    runs = [Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, amp=amp), tmp_path / amp, quiet=True)
+            for amp in ("bf16", "off")]
+    assert runs[0].scaler is None
+    a, b = (load_tensors(r.fit().final_weights) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -155,6 +155,14 @@ def has_checkpoint(directory: Path) -> bool:
     return (directory / POINTER).exists()
 
 
+def latest_tensors_path(directory: Path) -> Path | None:
+    """The tensors file the pointer names (not verified; ``None`` without a checkpoint)."""
+    if not has_checkpoint(directory):
+        return None
+    pointer = load_json_state(directory / POINTER)
+    return directory / str(pointer["tensors"]) if isinstance(pointer, dict) and "tensors" in pointer else None
+
+
 def load_checkpoint(directory: Path) -> Checkpoint:
     """Load the pair named by ``latest.json``; any damage raises :class:`CheckpointError` naming the file."""
     pointer_path = directory / POINTER

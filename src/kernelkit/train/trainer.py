@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -26,6 +24,7 @@ from kernelkit.train.state import (
     capture_rng,
     dumps_config_diff,
     has_checkpoint,
+    latest_tensors_path,
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -34,6 +33,7 @@ from kernelkit.train.state import (
 )
 from kernelkit.utils.checkpoint import CheckpointError, save_tensors
 from kernelkit.utils.io import append_jsonl, read_jsonl, write_json, write_text
+from kernelkit.utils.seed import seed_everything
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -84,7 +84,9 @@ class Trainer:
     ``loss_fn(output, targets)`` replaces the (label-smoothed) cross entropy and must return a batch mean;
     ``batch_transform(x, y)`` augments each batch on the training device (it may return soft targets);
     ``param_groups(model)`` returns optimizer parameter groups (a group's ``lr`` is its base LR, scaled by
-    the schedule like the global one). Checkpoints, ``metrics.jsonl`` and weights go to ``out_dir``;
+    the schedule like the global one). ``ddp_kwargs`` go to ``DistributedDataParallel`` (e.g.
+    ``find_unused_parameters=True``); convert BatchNorm with ``nn.SyncBatchNorm.convert_sync_batchnorm``
+    beforehand if batch statistics should span ranks. Checkpoints, ``metrics.jsonl`` and weights go to ``out_dir``;
     ``fit()`` resumes from the last checkpoint there. Under ``torchrun`` (process group initialised, see
     :mod:`kernelkit.train.distributed`) the model is wrapped in DDP and each global batch is sharded.
     """
@@ -92,7 +94,8 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig, out_dir: str | Path,
                  val_set: Dataset | None = None, loss_fn: LossFn | None = None,
                  batch_transform: BatchTransform | None = None, param_groups: ParamGroups | None = None,
-                 device: str | torch.device = "cpu", section: Any = None, quiet: bool = False) -> None:
+                 device: str | torch.device = "cpu", section: Any = None, quiet: bool = False,
+                 ddp_kwargs: dict[str, Any] | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
         config.validate()
@@ -107,6 +110,7 @@ class Trainer:
         self.param_groups = param_groups
         self.out_dir = Path(out_dir)
         self.section = section
+        self.ddp_kwargs = dict(ddp_kwargs or {})
         self.quiet = quiet or bool(section is not None and getattr(section.run, "quiet", False))
         self.rank, self.world = D.rank(), D.world_size()
         self.device = D.device_for_rank(device)
@@ -166,15 +170,13 @@ class Trainer:
         if has_checkpoint(self.checkpoint_dir):
             self._resume()
         else:
-            _seed_globals(c.seed + self.rank)
+            seed_everything(c.seed + self.rank)
         if self.world > 1 and self.ddp is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
-        last: Path | None = None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids, **self.ddp_kwargs)
         while self.step < self.total_steps:
-            last = self._run_epoch(self.step // self.steps_per_epoch) or last
-        if last is None and has_checkpoint(self.checkpoint_dir):
-            last = load_checkpoint(self.checkpoint_dir).tensors_path
+            self._run_epoch(self.step // self.steps_per_epoch)
+        last = latest_tensors_path(self.checkpoint_dir)
         final = self.out_dir / "model.safetensors"
         if D.is_main():
             _save_weights(final, self.eval_model)
@@ -214,7 +216,7 @@ class Trainer:
         return {"loss": loss_sum / count, "acc": correct / count, "n": int(count)}
 
     # -- one epoch ----------------------------------------------------------------------------------
-    def _run_epoch(self, epoch: int) -> Path | None:
+    def _run_epoch(self, epoch: int) -> None:
         c = self.config
         batches = self._batches(epoch)
         first = self.step - epoch * self.steps_per_epoch
@@ -222,7 +224,6 @@ class Trainer:
         last_step = min(self.total_steps, (epoch + 1) * self.steps_per_epoch)
         remaining = remaining[:last_step - self.step]
         local = [shard(b, self.rank, self.world) for b in remaining]
-        saved: Path | None = None
         started = time.time()
         loader = self._loader(self.train_set, local)
         bar = _progress(loader, f"epoch {epoch + 1}", len(local), disable=self.quiet or not D.is_main())
@@ -233,10 +234,9 @@ class Trainer:
                 self._log({"step": self.step, "epoch": epoch + 1, "loss": loss, "lr": self._lr_now()})
             if self.step == last_step:
                 self._end_epoch(epoch, time.time() - started)
-                saved = self._save()
+                self._save()
             elif c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                saved = self._save()
-        return saved
+                self._save()
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, global_n: int) -> float | None:
         """One optimizer step on a local shard; returns the global-batch mean loss on log steps."""
@@ -330,7 +330,7 @@ class Trainer:
             append_jsonl(self.out_dir / "metrics.jsonl", record)
 
     # -- checkpoints --------------------------------------------------------------------------------
-    def _save(self) -> Path | None:
+    def _save(self) -> None:
         """Collective: every rank contributes its RNG state; rank 0 writes."""
         per_rank: dict[str, torch.Tensor] = {}
         for name, t in {**capture_rng(), "epoch_sums": self._epoch_sums}.items():
@@ -338,7 +338,7 @@ class Trainer:
                 per_rank[f"rank{r}.{name}"] = value
         if not D.is_main():
             D.barrier()
-            return None
+            return
         optim_tensors, optim_meta = optimizer_to_flat(self.optimizer.state_dict())
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"optim.{k}": v for k, v in optim_tensors.items()})
@@ -355,9 +355,8 @@ class Trainer:
             "optimizer": optim_meta,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
-        path = save_checkpoint(self.checkpoint_dir, self.step, tensors, state, keep=self.config.keep_checkpoints)
+        save_checkpoint(self.checkpoint_dir, self.step, tensors, state, keep=self.config.keep_checkpoints)
         D.barrier()
-        return path
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.checkpoint_dir)
@@ -402,12 +401,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def _save_weights(path: Path, model: nn.Module) -> None:
     save_tensors(path, model.state_dict())
-
-
-def _seed_globals(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
