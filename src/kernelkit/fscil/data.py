@@ -7,7 +7,6 @@ Every dataset here is an :class:`ImageSet` (yields ``(x, y)`` with ``x`` float i
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,28 +96,15 @@ class FSCILData:
 # -- CIFAR-100 ----------------------------------------------------------------------------------
 
 
-def _unpickle(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-100 file {path} not found (expected the python version: train, test, meta)")
-    with path.open("rb") as f:
-        return pickle.load(f, encoding="bytes")
+def load_cifar100(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
+    """Train and test sets of ``<root>/cifar-100-python/`` (python pickles, read safely; row order kept)."""
+    from kernelkit.data import load_cifar100 as _load
 
-
-def _cifar_images(d: dict, path: Path) -> tuple[Tensor, np.ndarray]:
-    data = np.asarray(d[b"data"], dtype=np.uint8)
-    labels = np.asarray(d[b"fine_labels"], dtype=np.int64)
-    side = int(round((data.shape[1] / 3) ** 0.5))
-    if data.ndim != 2 or 3 * side * side != data.shape[1] or len(labels) != len(data):
-        raise ValueError(f"{path}: 'data' must be (N, 3*H*W) uint8 with N fine_labels, got {data.shape}")
-    return torch.from_numpy(data.reshape(-1, 3, side, side).copy()), labels
-
-
-def load_cifar100(folder: str | Path) -> tuple[ImageSet, ImageSet]:
-    """Train and test sets from the CIFAR-100 python version (``train``, ``test``; row order kept)."""
-    folder = Path(folder)
-    tr_x, tr_y = _cifar_images(_unpickle(folder / "train"), folder / "train")
-    te_x, te_y = _cifar_images(_unpickle(folder / "test"), folder / "test")
-    return ImageSet(tr_x, tr_y, "cifar100-train"), ImageSet(te_x, te_y, "cifar100-test")
+    out = []
+    for split in ("train", "test"):
+        d = _load(split, root=root)
+        out.append(ImageSet(d.images, d.targets.numpy(), f"cifar100-{split}"))
+    return out[0], out[1]
 
 
 # -- miniImageNet / CUB-200 ---------------------------------------------------------------------
@@ -284,3 +270,56 @@ def load_digits_fscil(seed: int, num_base: int = 6, way: int = 2, shot: int = 5,
               f"{image_size}x{image_size}) as a toy FSCIL: {num_base} base classes + {num_sessions - 1} sessions of "
               f"{way}-way {shot}-shot")
     return FSCILData(train, test, make_plan(seed), (0.5,), (0.5,), source, val_rows=val_rows, make_plan=make_plan)
+
+
+# -- one entry point per benchmark -------------------------------------------------------------
+
+DATASETS = ("omniglot", "cifar100", "mini_imagenet", "cub200", "digits")
+
+
+def load_fscil_dataset(name: str, root: str | Path, *, seed: int = 0, split_dir: str | Path | None = None,
+                       val_fraction: float = 0.1, omniglot: OmniglotProtocol | None = None) -> FSCILData:
+    """An FSCIL benchmark with its session plan and validation rows.
+
+    ``cifar100``, ``mini_imagenet`` and ``cub200`` follow the official split files (default
+    ``<root>/fscil_index_list/<name>/``); ``omniglot`` is kernelkit's protocol on the full arrays;
+    ``digits`` the embedded toy fallback. ``val_fraction`` of each base class's training rows (seeded)
+    is held out to select the base checkpoint.
+    """
+    from kernelkit.fscil.protocol import plan_from_index_files, plan_from_path_files, stratified_rows
+
+    root = Path(root)
+    split = Path(split_dir) if split_dir is not None else root / "fscil_index_list" / name
+    if name == "omniglot":
+        return load_omniglot_fscil(root / "omniglot" / "full_npz", omniglot or OmniglotProtocol(), seed)
+    if name == "digits":
+        return load_digits_fscil(seed)
+    if name == "cifar100":
+        train, test = load_cifar100(root)
+        plan = plan_from_index_files(split, train.labels, test.labels, name="cifar100")
+        mean, std = CIFAR_MEAN, CIFAR_STD
+        source = f"CIFAR-100 python files in {root / 'cifar-100-python'}, official split files in {split}"
+    elif name == "mini_imagenet":
+        names, labels, _ = read_mini_imagenet_csv(split / "train.csv")
+        tnames, tlabels, _ = read_mini_imagenet_csv(split / "test.csv")
+        images = root / "mini_imagenet" / "images"
+        train = PathImageSet([images / n for n in names], labels, 84, 92, "mini_imagenet-train")
+        test = PathImageSet([images / n for n in tnames], tlabels, 84, 92, "mini_imagenet-test")
+        plan = plan_from_path_files(split, names, train.labels, test.labels, name="mini_imagenet", match="name")
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        source = f"miniImageNet images in {images}, split files and train/test.csv in {split}"
+    elif name == "cub200":
+        folder = root / "cub200" / "CUB_200_2011"
+        rel, labels, is_train = read_cub200(folder)
+        tr, te = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+        train = PathImageSet([folder / rel[i] for i in tr], labels[tr], 224, 256, "cub200-train")
+        test = PathImageSet([folder / rel[i] for i in te], labels[te], 224, 256, "cub200-test")
+        plan = plan_from_path_files(split, [rel[i] for i in tr], train.labels, test.labels, name="cub200",
+                                    match="suffix")
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        source = f"CUB-200-2011 in {folder} (official train_test_split.txt), split files in {split}"
+    else:
+        raise ValueError(f"unknown FSCIL dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    val_rows = stratified_rows(train.labels, plan.sessions[0].train_indices, val_fraction, seed) \
+        if val_fraction > 0 else None
+    return FSCILData(train, test, plan, mean, std, source, val_rows=val_rows)

@@ -141,42 +141,27 @@ def train_base(net: CosineClassifierNet, train_set: Dataset, val_set: Dataset | 
     def batch_transform(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return (augment(x) if augment is not None else x), y
 
-    try:
-        from kernelkit.train import TrainConfig, Trainer
-    except ImportError:  # the foundation trainer is not installed: use the minimal private loop
-        from kernelkit.fscil._loop import SimpleTrainer as Trainer  # type: ignore[assignment]
+    from kernelkit.train import TrainConfig, Trainer
 
-        tcfg: Any = cfg
-    else:
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.lr,
-                           momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
-                           schedule="cosine", checkpoint_every=cfg.checkpoint_every, seed=cfg.seed)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.lr,
+                       momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                       schedule="cosine", checkpoint_every=cfg.checkpoint_every, seed=cfg.seed)
     trainer = Trainer(net, train_set, tcfg, Path(out_dir), val_set=val_set, batch_transform=batch_transform,
                       device=str(device), section=section, quiet=quiet)
     result = trainer.fit()
-    best = _best_checkpoint(result)
+    best = result.best_checkpoint
     if best is not None and val_set is not None:
         _load_weights(net, best)
-    history = [dict(h) if isinstance(h, dict) else h for h in getattr(result, "history", [])]
-    val_accs = [h.get("val_acc") for h in history if isinstance(h, dict) and h.get("val_acc") is not None]
+    history = [dict(h) for h in result.history]
+    val_accs = [h["val_acc"] for h in history if h.get("val_acc") is not None]
     return {"history": history, "best_val_acc": max(val_accs) if val_accs else None,
             "checkpoint": str(best) if best else None, "config": asdict(cfg)}
-
-
-def _best_checkpoint(result: Any) -> Path | None:
-    for name in ("best_checkpoint", "best_path", "best"):
-        p = getattr(result, name, None)
-        if p:
-            return Path(p)
-    return None
 
 
 def _load_weights(net: nn.Module, path: Path) -> None:
     from kernelkit.utils.checkpoint import load_tensors
 
-    state = load_tensors(path)
-    model_state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")} or state
-    net.load_state_dict(model_state)
+    net.load_state_dict(load_tensors(path))
 
 
 @torch.no_grad()
