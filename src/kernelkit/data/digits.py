@@ -5,6 +5,8 @@ Embedded with scikit-learn, so it needs no data root; pixel values 0..16 are sca
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -13,8 +15,11 @@ from kernelkit.data.dataset import ImageDataset
 
 
 @register_dataset("digits", embedded=True, how_to="Ships with scikit-learn (sklearn.datasets.load_digits).")
-def load_digits() -> ImageDataset:
-    """The 1,797 digits as 1×8×8 images, 10 classes; ``dataset[i]`` gives ``x/16`` within 1/510 (uint8 storage)."""
+def load_digits(root: str | os.PathLike[str] | None = None) -> ImageDataset:
+    """The 1,797 digits as 1×8×8 images, 10 classes; ``dataset[i]`` gives ``x/16`` within 1/510 (uint8 storage).
+
+    ``root`` is accepted for a uniform loader signature and ignored (the data ship with scikit-learn).
+    """
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()

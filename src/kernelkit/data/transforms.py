@@ -267,11 +267,10 @@ class RandomCrop:
         n = xb.shape[0]
         top = _randint(n, h - th + 1, self.generator)
         left = _randint(n, w - tw + 1, self.generator)
-        rows = (top[:, None] + torch.arange(th)).to(xb.device)  # N×th
-        cols = (left[:, None] + torch.arange(tw)).to(xb.device)  # N×tw
-        batch = torch.arange(n, device=xb.device)[:, None, None]
-        out = xb.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # N×th×tw×C
-        return _unbatch(out.permute(0, 3, 1, 2).contiguous(), single)
+        windows = xb.unfold(2, th, 1).unfold(3, tw, 1)  # N×C×(h-th+1)×(w-tw+1)×th×tw, a view
+        batch = torch.arange(n, device=xb.device)
+        out = windows[batch, :, top.to(xb.device), left.to(xb.device)]  # N×C×th×tw
+        return _unbatch(out, single)
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, padding={self.padding}, padding_mode={self.padding_mode!r})"
