@@ -147,3 +147,26 @@ def test_real_cifar10_jpg(shared_data):
     lazy = load_cifar10_jpg(root=shared_data, lazy=True)
     for i in (0, 5555, 9999):
         assert torch.equal(lazy.images[i], ds.images[i])
+
+
+def test_damaged_member_bytes_name_the_member(tmp_path):
+    files = make_images()
+    path = tmp_path / "stored.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for rel, arr in files.items():
+            z.writestr("split/" + rel, png_bytes(arr))
+    info = zipfile.ZipFile(path).getinfo("split/dog/001.png")
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + 40] ^= 0xFF  # flip a byte inside the member's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"cannot read 'split/dog/001.png' from the zip \(Bad CRC-32"):
+        load_image_folder(path)
+
+
+def test_lazy_zip_in_dataloader_workers(tmp_path):
+    files = make_images()
+    path = write_zip(tmp_path / "f.zip", files)
+    lazy = load_image_folder(path, lazy=True)
+    loader = torch.utils.data.DataLoader(lazy, batch_size=4, num_workers=2)
+    xs = torch.cat([x for x, _ in loader])
+    torch.testing.assert_close(xs, load_image_folder(path).tensors()[0])
