@@ -18,7 +18,8 @@ from kernelkit.train.core import ema_update_, epoch_batches, shard
     ("lr", 0.0), ("lr", float("nan")), ("momentum", 1.0), ("weight_decay", -1e-4), ("schedule", "step"),
     ("warmup_steps", -1), ("min_lr", 1.0), ("label_smoothing", 1.0), ("ema_decay", 1.0), ("ema_decay", 0.0),
     ("grad_clip", 0.0), ("amp", "fp8"), ("checkpoint_every", -1), ("keep_checkpoints", 0), ("log_every", 0),
-    ("drop_last", 1), ("seed", -3), ("betas", (0.9,)),
+    ("drop_last", 1), ("seed", -3), ("betas", (0.9,)), ("milestones", (5, 3)), ("milestones", (0,)),
+    ("milestones", 4), ("gamma", 0.0), ("schedule_unit", "batch"),
 ])
 def test_config_rejects_bad_field_naming_it(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"^{field}:"):
@@ -32,8 +33,15 @@ def test_config_nesterov_needs_sgd_with_momentum() -> None:
         TrainConfig(momentum=0.0, nesterov=True)
 
 
+def test_config_multistep_needs_milestones() -> None:
+    with pytest.raises(ValueError, match="^milestones: schedule='multistep' needs"):
+        TrainConfig(schedule="multistep")
+
+
 def test_config_round_trips_through_dict_and_rejects_unknown_keys() -> None:
-    c = TrainConfig(epochs=3, optimizer="adamw", betas=(0.8, 0.99), ema_decay=0.99)
+    c = TrainConfig(epochs=3, optimizer="adamw", betas=(0.8, 0.99), ema_decay=0.99, schedule="multistep",
+                    milestones=[1, 2], gamma=0.5)
+    assert c.milestones == (1, 2)
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown TrainConfig field.*learning_rate"):
         TrainConfig.from_dict({"learning_rate": 0.1})
@@ -55,6 +63,11 @@ def test_lr_schedule_warmup_then_cosine_closed_form() -> None:
 
 def test_lr_schedule_constant_with_warmup() -> None:
     assert [lr_at(s, 20, 0.1, "constant", 4) for s in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+def test_lr_schedule_multistep() -> None:
+    lrs = [lr_at(s, 100, 0.8, "multistep", 2, milestones=[5, 8], gamma=0.25) for s in range(10)]
+    assert lrs == pytest.approx([0.4, 0.8, 0.8, 0.8, 0.8, 0.2, 0.2, 0.2, 0.05, 0.05])
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])

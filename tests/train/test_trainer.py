@@ -67,6 +67,22 @@ def test_param_groups_keep_their_lr_ratio_under_the_schedule(tmp_path: Path) -> 
     assert [g["weight_decay"] for g in trainer.optimizer.param_groups] == [0.01, 0.0]
 
 
+def test_per_epoch_multistep_schedule_and_optimizer_factory(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=5, batch_size=16, lr=0.3, schedule="multistep", milestones=(2, 4), gamma=0.5,
+                      schedule_unit="epoch", warmup_steps=1)
+    trainer = Trainer(mlp(), blobs(64), cfg, tmp_path, quiet=True,
+                      optimizer_factory=lambda params: torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9))
+    assert isinstance(trainer.optimizer, torch.optim.RMSprop)
+    per_epoch = [[trainer.lr_factor(e * 4 + b) for b in range(4)] for e in range(5)]  # 4 steps per epoch
+    assert per_epoch == [[1.0] * 4, [1.0] * 4, [0.5] * 4, [0.5] * 4, [0.25] * 4]
+    result = trainer.fit()
+    assert [h["lr"] for h in result.history] == pytest.approx([0.3, 0.3, 0.15, 0.15, 0.075])
+    # warmup counts epochs here: with warmup_steps=2 the first epoch runs at half the LR
+    cfg2 = TrainConfig(epochs=4, batch_size=16, lr=0.3, schedule="cosine", schedule_unit="epoch", warmup_steps=2)
+    t2 = Trainer(mlp(), blobs(64), cfg2, tmp_path / "b", quiet=True)
+    assert [t2.lr_factor(s) for s in (0, 3, 4, 8, 12)] == pytest.approx([0.5, 0.5, 1.0, 1.0, 0.5])
+
+
 def test_loss_fn_and_soft_target_batch_transform_are_used(tmp_path: Path) -> None:
     calls = {"loss": 0}
 
@@ -156,18 +172,25 @@ def _crash_after(step: int):
     return transform
 
 
-def test_crash_then_resume_reproduces_uninterrupted_adamw_ema_run(tmp_path: Path) -> None:
+RMSPROP = {"schedule": "multistep", "milestones": (1, 2), "schedule_unit": "epoch", "gamma": 0.3}
+
+
+@pytest.mark.parametrize("variant", ["adamw", "rmsprop"])
+def test_crash_then_resume_reproduces_uninterrupted_run(tmp_path: Path, variant: str) -> None:
+    extra = RMSPROP if variant == "rmsprop" else {}
     cfg = TrainConfig(epochs=3, batch_size=16, optimizer="adamw", lr=0.01, weight_decay=0.05, warmup_steps=4,
-                      label_smoothing=0.1, ema_decay=0.9, grad_clip=2.0, checkpoint_every=4, log_every=1, seed=3)
+                      label_smoothing=0.1, ema_decay=0.9, grad_clip=2.0, checkpoint_every=4, log_every=1, seed=3,
+                      **extra)  # type: ignore[arg-type]
+    factory = (lambda ps: torch.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True)) if extra else None
     data, val = blobs(100), blobs(30, seed=2)
     full = Trainer(mlp(dropout=0.3), data, cfg, tmp_path / "full", val_set=val, quiet=True,
-                   batch_transform=_crash_after(10**9)).fit()
+                   batch_transform=_crash_after(10**9), optimizer_factory=factory).fit()
     with pytest.raises(KeyboardInterrupt):
         Trainer(mlp(dropout=0.3), data, cfg, tmp_path / "cut", val_set=val, quiet=True,
-                batch_transform=_crash_after(10)).fit()
+                batch_transform=_crash_after(10), optimizer_factory=factory).fit()
     assert load_checkpoint(tmp_path / "cut" / "checkpoints").state["step"] == 8
     resumed = Trainer(mlp(dropout=0.3, seed=99), data, cfg, tmp_path / "cut", val_set=val, quiet=True,
-                      batch_transform=_crash_after(10**9)).fit()
+                      batch_transform=_crash_after(10**9), optimizer_factory=factory).fit()
     assert resumed.resumed_from == 8
     a, b = load_tensors(full.last_checkpoint), load_tensors(resumed.last_checkpoint)
     assert a.keys() == b.keys()

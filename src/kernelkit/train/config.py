@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "multistep")
+SCHEDULE_UNITS = ("step", "epoch")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 # Fields that may change between a run and its resume without changing the training trajectory.
@@ -21,7 +22,9 @@ class TrainConfig:
     ``max_steps`` (when set) fixes the number of optimizer steps, cycling through epochs as needed;
     otherwise training runs ``epochs`` full passes. ``batch_size`` is the *global* batch: under DDP
     every rank gets a shard of it. ``checkpoint_every=0`` checkpoints only at epoch ends.
-    ``amp`` is honoured on CUDA only ("auto": bf16 when supported, else fp16); on CPU it is a no-op.
+    The schedule is evaluated per optimizer step; with ``schedule_unit="epoch"`` it is evaluated at the
+    epoch index instead (``warmup_steps`` then counts epochs). ``amp`` is honoured on CUDA only
+    ("auto": bf16 when supported, else fp16); on CPU it is a no-op.
     """
 
     epochs: int = 1
@@ -37,6 +40,9 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_steps: int = 0  # linear warmup, per optimizer step
     min_lr: float = 0.0  # floor of the cosine schedule
+    milestones: tuple[int, ...] = ()  # multistep: epochs at which the LR is multiplied by gamma
+    gamma: float = 0.1  # multistep decay factor
+    schedule_unit: str = "step"  # "epoch": LR held within an epoch (a torch scheduler stepped per epoch)
     label_smoothing: float = 0.0
     ema_decay: float | None = None  # e.g. 0.999; evaluation then uses the EMA weights
     grad_clip: float | None = None  # max global L2 norm of the gradients
@@ -73,6 +79,17 @@ class TrainConfig:
         _number("weight_decay", self.weight_decay, low=0.0)
         _choice("schedule", self.schedule, SCHEDULES)
         _int("warmup_steps", self.warmup_steps, minimum=0)
+        _choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
+        if not isinstance(self.milestones, (tuple, list)):
+            raise ValueError(f"milestones: expected a list of epochs, got {self.milestones!r}")
+        for m in self.milestones:
+            _int("milestones", m, minimum=1)
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError(f"milestones: must be strictly increasing, got {list(self.milestones)}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("milestones: schedule='multistep' needs at least one milestone epoch")
+        self.milestones = tuple(self.milestones)
+        _number("gamma", self.gamma, low=0.0, low_open=True)
         _number("min_lr", self.min_lr, low=0.0)
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr: must not exceed lr ({self.min_lr} > {self.lr})")
@@ -92,6 +109,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["milestones"] = list(self.milestones)
         return d
 
     @classmethod
@@ -102,8 +120,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
         d = dict(d)
-        if "betas" in d and isinstance(d["betas"], list):
-            d["betas"] = tuple(d["betas"])
+        for key in ("betas", "milestones"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return cls(**d)
 
 

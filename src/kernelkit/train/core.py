@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -11,20 +11,23 @@ import torch.nn.functional as F
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, schedule: str = "cosine", warmup_steps: int = 0,
-          min_lr: float = 0.0) -> float:
+          min_lr: float = 0.0, milestones: Sequence[int] = (), gamma: float = 0.1) -> float:
     """Learning rate used by optimizer step ``step`` (0-based).
 
     Warmup: ``base_lr * (step + 1) / warmup_steps`` for ``step < warmup_steps`` (the first step is not 0).
-    Then ``constant`` keeps ``base_lr``; ``cosine`` decays from ``base_lr`` at ``step == warmup_steps``
-    towards ``min_lr``: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * t)) / 2`` with
+    Then ``constant`` keeps ``base_lr``; ``multistep`` multiplies ``base_lr`` by ``gamma`` once for every
+    milestone ``<= step``; ``cosine`` decays from ``base_lr`` at ``step == warmup_steps`` towards
+    ``min_lr``: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * t)) / 2`` with
     ``t = (step - warmup_steps) / (total_steps - warmup_steps)``.
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     if schedule == "constant":
         return base_lr
+    if schedule == "multistep":
+        return base_lr * gamma ** sum(step >= m for m in milestones)
     if schedule != "cosine":
-        raise ValueError(f"schedule: expected 'cosine' or 'constant', got {schedule!r}")
+        raise ValueError(f"schedule: expected 'cosine', 'constant' or 'multistep', got {schedule!r}")
     t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 

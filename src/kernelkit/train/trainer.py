@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from kernelkit.utils.seed import seed_everything
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 ParamGroups = Callable[[nn.Module], Sequence[dict[str, Any]]]
+OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Trainer:
     ``loss_fn(output, targets)`` replaces the (label-smoothed) cross entropy and must return a batch mean;
     ``batch_transform(x, y)`` augments each batch on the training device (it may return soft targets);
     ``param_groups(model)`` returns optimizer parameter groups (a group's ``lr`` is its base LR, scaled by
-    the schedule like the global one). ``ddp_kwargs`` go to ``DistributedDataParallel`` (e.g.
+    the schedule like the global one); ``optimizer_factory(params_or_groups)`` builds another optimizer
+    (e.g. RMSprop) in place of ``config.optimizer``. ``ddp_kwargs`` go to ``DistributedDataParallel`` (e.g.
     ``find_unused_parameters=True``); convert BatchNorm with ``nn.SyncBatchNorm.convert_sync_batchnorm``
     beforehand if batch statistics should span ranks. Checkpoints, ``metrics.jsonl`` and weights go to ``out_dir``;
     ``fit()`` resumes from the last checkpoint there. Under ``torchrun`` (process group initialised, see
@@ -95,7 +98,7 @@ class Trainer:
                  val_set: Dataset | None = None, loss_fn: LossFn | None = None,
                  batch_transform: BatchTransform | None = None, param_groups: ParamGroups | None = None,
                  device: str | torch.device = "cpu", section: Any = None, quiet: bool = False,
-                 ddp_kwargs: dict[str, Any] | None = None) -> None:
+                 optimizer_factory: OptimizerFactory | None = None, ddp_kwargs: dict[str, Any] | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
         config.validate()
@@ -108,6 +111,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.batch_transform = batch_transform
         self.param_groups = param_groups
+        self.optimizer_factory = optimizer_factory
         self.out_dir = Path(out_dir)
         self.section = section
         self.ddp_kwargs = dict(ddp_kwargs or {})
@@ -141,6 +145,8 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         groups: Any = list(self.param_groups(self.model)) if self.param_groups else self.model.parameters()
+        if self.optimizer_factory is not None:
+            return self.optimizer_factory(groups)
         if c.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay)
@@ -187,6 +193,15 @@ class Trainer:
         return TrainResult(history=list(self.history), last_checkpoint=last,
                            best_checkpoint=self.out_dir / "best.safetensors" if self.best else None,
                            final_weights=final, metrics=metrics, steps=self.step, resumed_from=self.resumed_from)
+
+    def lr_factor(self, step: int) -> float:
+        """Schedule multiplier of every group's base LR at optimizer step ``step``."""
+        c, spe = self.config, self.steps_per_epoch
+        if c.schedule_unit == "epoch":
+            return lr_at(step // spe, math.ceil(self.total_steps / spe), 1.0, c.schedule, c.warmup_steps,
+                         c.min_lr / c.lr, c.milestones, c.gamma)
+        return lr_at(step, self.total_steps, 1.0, c.schedule, c.warmup_steps, c.min_lr / c.lr,
+                     [m * spe for m in c.milestones], c.gamma)
 
     @torch.no_grad()
     def evaluate(self, dataset: Dataset, model: nn.Module | None = None) -> dict[str, float]:
@@ -246,8 +261,9 @@ class Trainer:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.batch_transform is not None:
             x, y = self.batch_transform(x, y)
+        factor = self.lr_factor(self.step)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            g["lr"] = base * lr_at(self.step, self.total_steps, 1.0, c.schedule, c.warmup_steps, c.min_lr / c.lr)
+            g["lr"] = base * factor
         with self._autocast():
             out = net(x)
             loss = self.loss_fn(out, y) if self.loss_fn else smoothed_cross_entropy(logits_of(out), y,
