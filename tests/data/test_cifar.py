@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -9,12 +10,74 @@ import pytest
 from kernelkit.data import DataFormatError, DataNotFoundError, load_cifar10, load_cifar100
 
 
+def py2_dumps(obj) -> bytes:
+    """Protocol-2 pickle as Python 2's cPickle wrote the official files: str as BINSTRING, and numpy
+    arrays through ``numpy.core.multiarray._reconstruct`` with a raw-bytes state."""
+    out = bytearray(b"\x80\x02")
+
+    def s(b: bytes) -> None:
+        out.extend(b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b)
+
+    def i(v: int) -> None:
+        out.extend(b"J" + struct.pack("<i", v))
+
+    def emit(o) -> None:
+        if isinstance(o, bytes):
+            s(o)
+        elif isinstance(o, bool) or o is None:
+            out.extend({True: b"\x88", False: b"\x89", None: b"N"}[o])
+        elif isinstance(o, int):
+            i(o)
+        elif isinstance(o, list):
+            out.extend(b"](")
+            for v in o:
+                emit(v)
+            out.extend(b"e")
+        elif isinstance(o, dict):
+            out.extend(b"}(")
+            for k, v in o.items():
+                emit(k)
+                emit(v)
+            out.extend(b"u")
+        elif isinstance(o, np.ndarray):
+            assert o.dtype == np.uint8
+            out.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n")
+            i(0)
+            out.extend(b"\x85")
+            s(b"b")
+            out.extend(b"\x87R(")
+            i(1)
+            out.extend(b"(")
+            for d in o.shape:
+                i(d)
+            out.extend(b"tcnumpy\ndtype\n")
+            s(b"u1")
+            i(0)
+            i(1)
+            out.extend(b"\x87R(")
+            i(3)
+            s(b"|")
+            out.extend(b"NNN")
+            i(-1)
+            i(-1)
+            i(0)
+            out.extend(b"tb\x89")
+            s(o.tobytes())
+            out.extend(b"tb")
+        else:
+            raise TypeError(type(o))
+
+    emit(obj)
+    return bytes(out + b".")
+
+
 def dump(path, obj, protocol=2):
+    """``protocol`` "py2" writes the files as the official Python 2 pickles; an int uses Python 3's pickle."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    path.write_bytes(py2_dumps(obj) if protocol == "py2" else pickle.dumps(obj, protocol=protocol))
 
 
-def write_cifar10(root, per_batch=4, protocol=2):
+def write_cifar10(root, per_batch=4, protocol="py2"):
     """The official layout: bytes keys, uint8 'data' N×3072, python list 'labels'."""
     rng = np.random.default_rng(0)
     d = root / "cifar-10-batches-py"
@@ -33,7 +96,7 @@ def write_cifar10(root, per_batch=4, protocol=2):
     return batches
 
 
-def write_cifar100(root, n=30):
+def write_cifar100(root, n=30, protocol="py2"):
     rng = np.random.default_rng(1)
     d = root / "cifar-100-python"
     fine_names = [f"fine{i:02d}".encode() for i in range(100)]
@@ -45,12 +108,19 @@ def write_cifar100(root, n=30):
         coarse = [f // 5 for f in fine]
         out[split] = (data, fine, coarse)
         dump(d / split, {b"filenames": [b"x.png"] * n, b"batch_label": b"x", b"fine_labels": fine,
-                         b"coarse_labels": coarse, b"data": data})
-    dump(d / "meta", {b"fine_label_names": fine_names, b"coarse_label_names": coarse_names})
+                         b"coarse_labels": coarse, b"data": data}, protocol)
+    dump(d / "meta", {b"fine_label_names": fine_names, b"coarse_label_names": coarse_names}, protocol)
     return out
 
 
-@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_python2_style_pickle_decodes_like_the_standard_unpickler():
+    obj = {b"data": np.arange(12, dtype=np.uint8).reshape(3, 4), b"labels": [1, 300, 70000], b"name": b"x" * 300}
+    ref = pickle.loads(py2_dumps(obj), encoding="bytes")  # the standard (unrestricted) unpickler
+    assert ref[b"labels"] == [1, 300, 70000] and ref[b"name"] == b"x" * 300
+    np.testing.assert_array_equal(ref[b"data"], obj[b"data"])
+
+
+@pytest.mark.parametrize("protocol", ["py2", 2, 4, 5])
 def test_cifar10_generated_files(tmp_path, protocol):
     batches = write_cifar10(tmp_path, protocol=protocol)
     train = load_cifar10("train", root=tmp_path)
