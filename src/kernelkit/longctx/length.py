@@ -7,10 +7,11 @@ upper bound such as 1000 or 8000.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
-Lang = Literal["en", "zh"]
+Lang = Literal["en", "zh", "mixed"]
 BucketRule = Literal["range", "first_below", "upper_half"]
 
 #: The paper's five buckets and the 2024 extension up to 128k.
@@ -18,13 +19,22 @@ BUCKETS: tuple[int, ...] = (1000, 2000, 4000, 6000, 8000)
 EXTENDED_BUCKETS: tuple[int, ...] = BUCKETS + (16000, 32000, 64000, 128000)
 
 
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+
+
 def text_length(text: str, lang: str) -> int:
-    """Length of ``text``: whitespace-split words for ``"en"``, characters for ``"zh"``."""
+    """Length of ``text``: whitespace-split words for ``"en"``, characters for ``"zh"``.
+
+    ``"mixed"`` (bilingual tasks) adds the two: CJK characters plus the words of the remaining text.
+    """
     if lang == "en":
         return len(text.split())
     if lang == "zh":
         return len(text)
-    raise ValueError(f"unknown language {lang!r}; expected 'en' or 'zh'")
+    if lang == "mixed":
+        n_cjk = len(_CJK.findall(text))
+        return n_cjk + len(_CJK.sub(" ", text).split())
+    raise ValueError(f"unknown language {lang!r}; expected 'en', 'zh' or 'mixed'")
 
 
 def previous_bucket(bucket: int, buckets: Sequence[int]) -> int:
