@@ -78,7 +78,8 @@ def build_drcd_retrieval(topics: list[tuple[str, str]], ctx: BuildContext) -> li
 # ---------------------------------------------------------------------------------------------- explicit multiple
 
 SHOP_INSTRUCTION = "以下是多位顾客的商品评论。请列出所有正面评论的编号。"
-SHOP_DEMO = "评论5A1C22: 质量很好，物流也快。\n评论0B9F13: 用了两天就坏了，很失望。\n评论E4D871: 很满意，还会回购。\n答案: 5A1C22，E4D871。"
+SHOP_DEMO = ("评论5A1C22: 质量很好，物流也快。\n评论0B9F13: 用了两天就坏了，很失望。\n"
+             "评论E4D871: 很满意，还会回购。\n答案: 5A1C22，E4D871。")
 
 
 @register_task("online-shopping", ability="explicit_multiple", task_type="CLS+RET", lang="zh",
@@ -189,11 +190,13 @@ def build_wikitext(topics: dict[str, list[str]], ctx: BuildContext) -> list[Reco
 HOTPOT_INSTRUCTION = "Answer the question from the paragraphs below. Some paragraphs may be irrelevant."
 HOTPOT_DEMO = ("Paragraph 1: The Nile flows north through eleven countries into the Mediterranean Sea.\n"
                "Paragraph 2: Lake Victoria is the source of the White Nile.\n"
-               "Question: Into which sea does the river that starts at Lake Victoria flow?\nAnswer: the Mediterranean Sea.")
+               "Question: Into which sea does the river that starts at Lake Victoria flow?\n"
+               "Answer: the Mediterranean Sea.")
 
 
 @register_task("hotpotqa", ability="semantic_multiple", task_type="QA", lang="en",
-               source="HotpotQA dev distractor (53-example excerpt)", official=True, rule="first_below", load=src.read_hotpotqa,
+               source="HotpotQA dev distractor (53-example excerpt)", official=True,
+               rule="first_below", load=src.read_hotpotqa,
                data_files=("hotpotqa/hotpot_dev_distractor_v1.first53.json",))
 def build_hotpotqa(items: list[src.HotpotItem], ctx: BuildContext) -> list[Record]:
     def maker(item: src.HotpotItem):

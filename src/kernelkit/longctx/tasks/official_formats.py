@@ -64,7 +64,8 @@ def _summarization(name: str, lang: str, instruction: str, doc_label: str, cue: 
 
 for _name in ("arxiv", "pubmed"):
     register_task(_name, ability="global", task_type="SUM", lang="en", source=f"{_name} test (Cohan et al.)",
-                  official=True, rule="first_below", load=lambda root, n=_name: read_cohan(root, n), data_files=(f"{_name}/test.txt",))(
+                  official=True, rule="first_below", load=lambda root, n=_name: read_cohan(root, n),
+                  data_files=(f"{_name}/test.txt",))(
         _summarization(_name, "en", "Summarize the paper below in one paragraph.", "Paper:", "Summary:"))
 
 
@@ -96,7 +97,8 @@ def read_marc(root: Path) -> list[StarReview]:
 
 
 MARC_INSTRUCTION = "Below are customer reviews in English and Chinese. List the IDs of all positive reviews."
-MARC_DEMO = "Review 1F2E3D: Works great, fast delivery.\nReview 9A8B7C: 质量太差了。\nReview 4C5D6E: 非常好用。\nAnswer: 1F2E3D,4C5D6E."
+MARC_DEMO = ("Review 1F2E3D: Works great, fast delivery.\nReview 9A8B7C: 质量太差了。\n"
+             "Review 4C5D6E: 非常好用。\nAnswer: 1F2E3D,4C5D6E.")
 
 
 @register_task("marc", ability="explicit_multiple", task_type="CLS+RET", lang="mixed",
