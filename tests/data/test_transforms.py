@@ -7,6 +7,7 @@ from PIL import Image
 
 from kernelkit.data.stats import CIFAR10_MEAN, CIFAR10_STD, DATASET_STATS
 from kernelkit.data.transforms import (
+    BatchTransform,
     CenterCrop,
     ColorJitter,
     Compose,
@@ -217,3 +218,9 @@ def test_known_statistics_constants():
     assert set(DATASET_STATS) == {"mnist", "cifar10", "cifar100", "imagenet"}
     for mean, std in DATASET_STATS.values():
         assert len(mean) == len(std) and all(0 < s < 0.5 for s in std)
+
+
+def test_batch_transform_adapter_keeps_labels():
+    x, y = images(), torch.arange(6)
+    bx, by = BatchTransform(RandomHorizontalFlip(p=1.0))(x, y)
+    assert torch.equal(bx, x.flip(-1)) and by is y

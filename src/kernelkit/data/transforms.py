@@ -409,3 +409,16 @@ class Cutout:
 
     def __repr__(self) -> str:
         return f"Cutout(size={self.size}, n_holes={self.n_holes})"
+
+
+class BatchTransform:
+    """Adapt an image transform to the trainer's ``batch_transform(x, y) -> (x, y)`` hook (labels unchanged)."""
+
+    def __init__(self, transform: Callable[[Tensor], Tensor]) -> None:
+        self.transform = transform
+
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self.transform(x), y
+
+    def __repr__(self) -> str:
+        return f"BatchTransform({self.transform!r})"
