@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -12,14 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from kernelkit.console import progress
+from kernelkit.console import console
 from kernelkit.train import distributed as D
 from kernelkit.train.config import RESUME_VOLATILE, TrainConfig
-from kernelkit.train.core import count_correct, epoch_batches, lr_at, shard, smoothed_cross_entropy
+from kernelkit.train.core import count_correct, epoch_batches, epoch_seed, lr_at, shard, smoothed_cross_entropy
 from kernelkit.train.ema import ModelEma
 from kernelkit.train.state import (
     capture_rng,
@@ -240,18 +249,21 @@ class Trainer:
         remaining = remaining[:last_step - self.step]
         local = [shard(b, self.rank, self.world) for b in remaining]
         started = time.time()
-        loader = self._loader(self.train_set, local)
-        bar = _progress(loader, f"epoch {epoch + 1}", len(local), disable=self.quiet or not D.is_main())
-        for (x, y), global_batch in zip(bar, remaining, strict=True):
-            loss = self._train_step(x, y, len(global_batch))
-            self.step += 1
-            if self.step % c.log_every == 0:
-                self._log({"step": self.step, "epoch": epoch + 1, "loss": loss, "lr": self._lr_now()})
-            if self.step == last_step:
-                self._end_epoch(epoch, time.time() - started)
-                self._save()
-            elif c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                self._save()
+        loader = self._loader(self.train_set, local, seed=epoch_seed(c.seed, epoch) + first)
+        n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        with _EpochBar(f"epoch {epoch + 1}/{n_epochs}", len(local), self.quiet or not D.is_main()) as bar:
+            for (x, y), global_batch in zip(loader, remaining, strict=True):
+                loss = self._train_step(x, y, len(global_batch))
+                self.step += 1
+                if self.step % c.log_every == 0:
+                    self._log({"step": self.step, "epoch": epoch + 1, "loss": loss, "lr": self._lr_now()})
+                    bar.info = f"loss {loss:.4f}  lr {self._lr_now():.3g}"
+                bar.advance()
+                if self.step == last_step:
+                    self._end_epoch(epoch, time.time() - started)
+                    self._save()
+                elif c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                    self._save()
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, global_n: int) -> float | None:
         """One optimizer step on a local shard; returns the global-batch mean loss on log steps."""
@@ -323,10 +335,14 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     # -- data, precision, logging -------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, batches: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        # a private generator keeps DataLoader from drawing its base seed from the global RNG
+    def _loader(self, dataset: Dataset, batches: list[list[int]],
+                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # A private generator keeps DataLoader from drawing its base seed from the global RNG. Worker
+        # processes are seeded from it; randomness inside a dataset's __getitem__ is therefore reproducible
+        # per epoch but not across a mid-epoch resume (augment in batch_transform for exact resume).
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=self.config.num_workers,
-                            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0))
+                            pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(seed % 2**63))
         for x, y in loader:
             yield x, torch.as_tensor(y)
 
@@ -427,8 +443,29 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
-def _progress(iterable: Any, description: str, total: int, disable: bool) -> Iterator[Any]:
-    return progress(iterable, description, total=total, disable=disable)
+class _EpochBar:
+    """A rich progress bar for one epoch showing the last logged loss and LR (silent when disabled)."""
+
+    def __init__(self, description: str, total: int, disable: bool) -> None:
+        self.description, self.total, self.info = description, total, ""
+        self._bar: Progress | None = None if disable else Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            console=console, transient=not sys.stderr.isatty())
+
+    def __enter__(self) -> _EpochBar:
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total, info="")
+        return self
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, info=self.info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 __all__ = ["Trainer", "TrainResult", "no_decay_groups", "logits_of"]
