@@ -170,3 +170,15 @@ def test_lazy_zip_in_dataloader_workers(tmp_path):
     loader = torch.utils.data.DataLoader(lazy, batch_size=4, num_workers=2)
     xs = torch.cat([x for x, _ in loader])
     torch.testing.assert_close(xs, load_image_folder(path).tensors()[0])
+
+
+def test_directory_cache_notices_changed_images(tmp_path):
+    files = make_images()
+    folder = write_dir(tmp_path / "folder", files)
+    first = load_image_folder(folder, cache=tmp_path / "cache")
+    changed = np.zeros((6, 5, 3), np.uint8)
+    (folder / "dog/001.png").write_bytes(png_bytes(changed))
+    second = load_image_folder(folder, cache=tmp_path / "cache")
+    assert "cached at" not in second.source
+    assert torch.equal(second.images[4], torch.from_numpy(changed).permute(2, 0, 1))
+    assert not torch.equal(second.images, first.images)

@@ -159,11 +159,17 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path("~/.cache/kernelkit/decoded").expanduser()
 
 
-def _cache_file(path: Path, cache_dir: Path, key_parts: Sequence[Any]) -> Path:
-    st = path.stat() if path.is_file() else None
-    ident = [str(path.resolve()), st.st_size if st else "dir", st.st_mtime_ns if st else "", *key_parts]
-    digest = hashlib.sha256(repr(ident).encode()).hexdigest()[:16]
-    return cache_dir / f"{path.stem}-{digest}.npz"
+def _cache_file(path: Path, rels: Sequence[str], cache_dir: Path, options: Sequence[Any]) -> Path:
+    """Cache name keyed by the source's identity: zip size and mtime, or every image's path, size and mtime."""
+    h = hashlib.sha256(repr([str(path.resolve()), *options]).encode())
+    if path.is_file():
+        st = path.stat()
+        h.update(repr((st.st_size, st.st_mtime_ns)).encode())
+    else:
+        for rel in rels:
+            st = (path / rel).stat()
+            h.update(repr((rel, st.st_size, st.st_mtime_ns)).encode())
+    return cache_dir / f"{path.stem}-{h.hexdigest()[:16]}.npz"
 
 
 def _read_cache(file: Path, n: int) -> Tensor | None:
@@ -215,7 +221,7 @@ def load_image_folder(path: str | os.PathLike[str], subdir: str | None = None, m
     cache_file = None
     if cache:
         cache_dir = default_cache_dir() if cache is True else Path(cache)  # type: ignore[arg-type]
-        cache_file = _cache_file(path, cache_dir, [root, mode, size, len(rels)])
+        cache_file = _cache_file(path, rels, cache_dir, [root, mode, size, len(rels)])
         if cache_file.exists():
             images = _read_cache(cache_file, len(rels))
             if images is not None:
