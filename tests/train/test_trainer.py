@@ -279,3 +279,40 @@ def test_amp_is_a_no_op_on_cpu(tmp_path: Path) -> None:
     assert runs[0].scaler is None
     a, b = (load_tensors(r.fit().final_weights) for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_failed_pointer_write_leaves_the_previous_checkpoint_loadable(finished_run: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernelkit.train.state as state
+
+    ckpt_dir = finished_run / "checkpoints"
+    real = state.write_json
+
+    def dying_write(path: Path, obj: object) -> None:  # the process dies just before the pointer is replaced
+        if Path(path).name == state.POINTER:
+            raise KeyboardInterrupt("killed")
+        real(path, obj)
+
+    monkeypatch.setattr(state, "write_json", dying_write)
+    model = mlp()
+    with pytest.raises(KeyboardInterrupt):
+        state.save_checkpoint(ckpt_dir, 7, {"model.w": torch.ones(2)}, {"note": "newer"})
+    assert (ckpt_dir / "step-00000007.json").exists()  # the new pair is complete but not pointed to
+    (ckpt_dir / ".step-00000008.safetensors.123.tmp").write_bytes(b"partial")  # an interrupted temp file
+    assert load_checkpoint(ckpt_dir).state["step"] == 2
+    monkeypatch.undo()
+    result = Trainer(model, blobs(32), TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1),
+                     finished_run, quiet=True).fit()
+    assert result.resumed_from == 2
+
+
+def test_diverging_loss_is_a_clear_error(tmp_path: Path) -> None:
+    data = blobs(32)
+    data.tensors[0][0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="training loss is nan at step 1"):
+        Trainer(mlp(), data, TrainConfig(epochs=1, batch_size=32, log_every=1), tmp_path, quiet=True).fit()
+
+
+def test_bad_device_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="invalid device 'gpu0'"):
+        Trainer(mlp(), blobs(32), TrainConfig(), tmp_path, device="gpu0")

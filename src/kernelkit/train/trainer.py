@@ -42,6 +42,7 @@ from kernelkit.train.state import (
     save_checkpoint,
 )
 from kernelkit.utils.checkpoint import CheckpointError, save_tensors
+from kernelkit.utils.device import resolve_device
 from kernelkit.utils.io import append_jsonl, read_jsonl, write_json, write_text
 from kernelkit.utils.seed import seed_everything
 
@@ -126,7 +127,7 @@ class Trainer:
         self.ddp_kwargs = dict(ddp_kwargs or {})
         self.quiet = quiet or bool(section is not None and getattr(section.run, "quiet", False))
         self.rank, self.world = D.rank(), D.world_size()
-        self.device = D.device_for_rank(device)
+        self.device = D.device_for_rank(resolve_device(device) if isinstance(device, str) else device)
         self.model.to(self.device)
 
         n = len(train_set)  # type: ignore[arg-type]
@@ -256,6 +257,9 @@ class Trainer:
                 loss = self._train_step(x, y, len(global_batch))
                 self.step += 1
                 if self.step % c.log_every == 0:
+                    if not math.isfinite(loss or 0.0) and self.scaler is None:
+                        raise FloatingPointError(f"training loss is {loss} at step {self.step} "
+                                                 f"(lr {self._lr_now():.3g}); lower lr or set grad_clip")
                     self._log({"step": self.step, "epoch": epoch + 1, "loss": loss, "lr": self._lr_now()})
                     bar.info = f"loss {loss:.4f}  lr {self._lr_now():.3g}"
                 bar.advance()
