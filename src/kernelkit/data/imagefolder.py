@@ -127,6 +127,11 @@ class _Container:
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
             raise DataFormatError(f"{self.path}: cannot read {rel!r} from the zip ({exc})") from None
 
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
     def where(self, rel: str) -> str:
         return f"{self.path}:{rel}" if self.is_zip else str(self.path / rel)
 
@@ -211,7 +216,11 @@ def load_image_folder(path: str | os.PathLike[str], subdir: str | None = None, m
     if not path.exists():
         raise DataNotFoundError(f"{path}: no such directory or zip file")
     container = _Container(path)
-    root, classes, items = find_layout(container.list_images(), subdir, str(path))
+    try:
+        root, classes, items = find_layout(container.list_images(), subdir, str(path))
+    except DataFormatError:
+        container.close()
+        raise
     rels = [rel for rel, _ in items]
     targets = torch.tensor([c for _, c in items], dtype=torch.long)
     inside = f", folder {root!r}" if root else ""
@@ -225,8 +234,12 @@ def load_image_folder(path: str | os.PathLike[str], subdir: str | None = None, m
         if cache_file.exists():
             images = _read_cache(cache_file, len(rels))
             if images is not None:
+                container.close()
                 return ImageDataset(images, targets, classes, source + f" (decoded copy cached at {cache_file})")
-    arrays = [decode_image(container.read(rel), container.where(rel), mode, size) for rel in rels]
+    try:
+        arrays = [decode_image(container.read(rel), container.where(rel), mode, size) for rel in rels]
+    finally:
+        container.close()
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         first = arrays[0].shape
