@@ -316,3 +316,10 @@ def test_diverging_loss_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_device_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="invalid device 'gpu0'"):
         Trainer(mlp(), blobs(32), TrainConfig(), tmp_path, device="gpu0")
+
+
+def test_a_fresh_start_drops_metrics_of_a_run_killed_before_its_first_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n{"step": 2, "lo')
+    Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, log_every=1), tmp_path, quiet=True).fit()
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2, 2]
+    assert read_jsonl(tmp_path / "metrics.jsonl")[0]["loss"] != 9.0

@@ -186,6 +186,8 @@ class Trainer:
         if has_checkpoint(self.checkpoint_dir):
             self._resume()
         else:
+            if D.is_main() and self.section is None:  # records of a run killed before its first checkpoint
+                (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
             seed_everything(c.seed + self.rank)
         if self.world > 1 and self.ddp is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
