@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.progress import (
@@ -45,6 +45,9 @@ from kernelkit.utils.checkpoint import CheckpointError, save_tensors
 from kernelkit.utils.device import resolve_device
 from kernelkit.utils.io import append_jsonl, read_jsonl, write_json, write_text
 from kernelkit.utils.seed import seed_everything
+
+if TYPE_CHECKING:
+    from kernelkit.runs import Section
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -107,7 +110,7 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig, out_dir: str | Path,
                  val_set: Dataset | None = None, loss_fn: LossFn | None = None,
                  batch_transform: BatchTransform | None = None, param_groups: ParamGroups | None = None,
-                 device: str | torch.device = "cpu", section: Any = None, quiet: bool = False,
+                 device: str | torch.device = "cpu", section: Section | None = None, quiet: bool = False,
                  optimizer_factory: OptimizerFactory | None = None, ddp_kwargs: dict[str, Any] | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
