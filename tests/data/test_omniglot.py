@@ -116,3 +116,14 @@ def test_official_small_zip_is_pixel_identical_to_the_npz(shared_data, backgroun
     # Alphabet folder names in the zip agree with the ID table behind the npz.
     norm = [a.replace("_", " ").lower() for a in small.class_info["alphabet"]]
     assert norm == [background.class_info["alphabet"][i].lower() for i in ids.tolist()]
+
+
+def test_chunked_bool_conversion_matches_whole_array_resize():
+    from kernelkit.data.omniglot import _bool_to_pixels
+
+    arr = np.random.default_rng(0).random((1100, 2, 12, 12)) > 0.3  # 2,200 images: two chunks
+    raw = torch.from_numpy(arr.reshape(-1, 1, 12, 12).astype(np.uint8) * 255)
+    assert torch.equal(_bool_to_pixels(arr, False, None), raw)
+    torch.testing.assert_close(_bool_to_pixels(arr, True, 5), resize(255 - raw, (5, 5)), atol=0, rtol=0)
+    stored_255 = arr.view(np.uint8) * np.uint8(255)  # True stored as byte 255, as in the real npz files
+    assert torch.equal(_bool_to_pixels(stored_255.view(np.bool_), False, None), raw)

@@ -80,11 +80,19 @@ def read_alphabet_table(path: Path) -> list[AlphabetRange]:
     return table
 
 
-def _bool_to_pixels(arr: np.ndarray, invert: bool) -> Tensor:
-    """bool ``(..., H, W)`` with True = background → uint8 ``N×1×H×W`` with 255 = background (or ink if inverted)."""
-    pixels = (np.logical_not(arr) if invert else arr).astype(np.uint8)  # 0/1 (stored True bytes may be 255)
-    pixels *= 255
-    return torch.from_numpy(pixels.reshape(-1, 1, *arr.shape[-2:]))
+def _bool_to_pixels(arr: np.ndarray, invert: bool, size: int | tuple[int, int] | None) -> Tensor:
+    """bool ``(..., H, W)`` with True = background → uint8 ``N×1×h×w`` with 255 = background (ink if inverted).
+
+    Converted and resized in chunks, so the full-resolution uint8 copy of a large set is never built.
+    """
+    flat = arr.reshape(-1, 1, *arr.shape[-2:])
+    out = []
+    for start in range(0, len(flat), 2048):
+        chunk = flat[start:start + 2048]
+        pixels = (np.logical_not(chunk) if invert else chunk).astype(np.uint8)  # 0/1 (True bytes may be 255)
+        pixels *= 255
+        out.append(_to_dataset_pixels(torch.from_numpy(pixels), False, size))
+    return torch.cat(out) if len(out) > 1 else out[0]
 
 
 def _to_dataset_pixels(images: Tensor, invert: bool, size: int | tuple[int, int] | None) -> Tensor:
@@ -94,7 +102,8 @@ def _to_dataset_pixels(images: Tensor, invert: bool, size: int | tuple[int, int]
     if size is None:
         return images
     target = (size, size) if isinstance(size, int) else size
-    return torch.cat([resize(chunk, target) for chunk in images.split(2048)])
+    chunks = [resize(chunk, target) for chunk in images.split(2048)]
+    return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def _set_names(split: str) -> list[str]:
@@ -134,7 +143,7 @@ def load_omniglot(split: str = "background", size: int | tuple[int, int] | None 
         want = (SET_SIZES[name], DRAWINGS, 105, 105)
         if arr.dtype != np.bool_ or arr.shape != want:
             raise DataFormatError(f"{path}: expected 'images' bool {want}, got {arr.dtype} {arr.shape}")
-        chunks.append(_bool_to_pixels(arr, invert))
+        chunks.append(_bool_to_pixels(arr, invert, size))
         for c in range(SET_SIZES[name]):
             cid = first_id[name] + c
             r = alphabet_of[cid]
@@ -144,7 +153,7 @@ def load_omniglot(split: str = "background", size: int | tuple[int, int] | None 
             info["alphabet"].append(r.alphabet)
             info["character_id"].append(cid)
             info["set"].append(name)
-    images = _to_dataset_pixels(torch.cat(chunks) if len(chunks) > 1 else chunks[0], False, size)
+    images = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
     targets = torch.arange(len(classes)).repeat_interleave(DRAWINGS)
     look = ("strokes = 255 (inverted)" if invert else "background = 255") + (f", resized to {size}" if size else "")
     return ImageDataset(images, targets, classes,
