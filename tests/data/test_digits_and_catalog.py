@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits as sk_load_digits
 from kernelkit.data import load_dataset
 from kernelkit.data.catalog import DATASETS
 from kernelkit.registry import RegistryError
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_data
 
 
 def test_digits_match_scikit_learn():
@@ -32,7 +32,9 @@ def test_catalog_names_and_unknown_name():
         load_dataset("mnits")
 
 
-@pytest.mark.skipif(SHARED_DATA is None, reason="real data not found (set KERNELKIT_DATA or ../shared/data)")
+@needs_data("mnist/t10k-images-idx3-ubyte.gz")
+@needs_data("cifar10_jpg/cifar10_jpg_test.zip")
+@needs_data("omniglot/full_npz/images_background.npz")
 def test_kernelkit_info_json_finds_the_shared_datasets():
     env = {**os.environ, "KERNELKIT_DATA": str(SHARED_DATA)}
     r = subprocess.run([sys.executable, "-m", "kernelkit", "info", "--json"], capture_output=True, text=True,
