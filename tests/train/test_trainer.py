@@ -304,6 +304,7 @@ def test_a_failed_pointer_write_leaves_the_previous_checkpoint_loadable(finished
     result = Trainer(model, blobs(32), TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1),
                      finished_run, quiet=True).fit()
     assert result.resumed_from == 2
+    assert not list(ckpt_dir.glob(".*.tmp"))  # the interrupted temp file was cleaned up
 
 
 def test_diverging_loss_is_a_clear_error(tmp_path: Path) -> None:

@@ -185,6 +185,7 @@ class Trainer:
         c = self.config
         if D.is_main():
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(self.out_dir)
         D.barrier()
         if has_checkpoint(self.checkpoint_dir):
             self._resume()
@@ -438,6 +439,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
     write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Delete temporary files a killed run left behind (atomic writes name them ``.<file>.<random>.tmp``)."""
+    patterns = [(out_dir / "checkpoints", ".*.tmp")]
+    patterns += [(out_dir, f".{name}.*.tmp") for name in ("best.safetensors", "best.json", "model.safetensors",
+                                                          "metrics.jsonl")]
+    for folder, pattern in patterns:
+        for p in folder.glob(pattern):
+            p.unlink(missing_ok=True)
 
 
 def _save_weights(path: Path, model: nn.Module) -> None:
