@@ -13,13 +13,20 @@ Usage::
 
 Datasets are map-style and yield ``(x: Tensor, y: int)``. Hooks: ``loss_fn(output, targets)``,
 ``batch_transform(x, y) -> (x, y)`` (augmentation on the training device, may return soft targets),
-``param_groups(model) -> [{"params": ..., "lr": ...}, ...]`` (see :func:`no_decay_groups`).
+``param_groups(model) -> [{"params": ..., "lr": ...}, ...]`` (see :func:`no_decay_groups`),
+``optimizer_factory(params) -> Optimizer`` (e.g. RMSprop). Schedules: ``cosine`` / ``constant`` /
+``multistep`` (``milestones`` in epochs, ``gamma``), all after a linear warmup, evaluated per step or,
+with ``schedule_unit="epoch"``, per epoch.
 
 ``out_dir`` receives ``checkpoints/`` (safetensors + JSON state, atomic, no pickle), ``metrics.jsonl``
 (or ``section.log`` when a :class:`kernelkit.runs.Section` is given), ``best.safetensors`` (validation
 accuracy, never test) and ``model.safetensors``. Each epoch's batch order is a permutation seeded by
 ``(seed, epoch)`` and the global RNG states are checkpointed, so a run killed at any moment and
-resumed with the same ``out_dir`` and config reproduces the uninterrupted run exactly on CPU.
+resumed with the same ``out_dir`` and config reproduces the uninterrupted run exactly on CPU
+(randomness belongs in ``batch_transform`` or the model; random draws inside a dataset's
+``__getitem__`` in DataLoader workers are not replayed mid-epoch). A damaged checkpoint raises
+:class:`kernelkit.utils.checkpoint.CheckpointError` naming the file; a different config in the same
+``out_dir`` raises ``ValueError`` listing the differences.
 
 Distributed (DDP): launch the same script with ``torchrun --nproc_per_node 2 train.py`` and call
 :func:`kernelkit.train.distributed.init_from_env` before building the trainer::
