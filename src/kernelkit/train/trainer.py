@@ -181,7 +181,11 @@ class Trainer:
 
     # -- public API -------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        """Train to ``total_steps`` (resuming from ``out_dir`` if a checkpoint is there); return the result."""
+        """Train to ``total_steps`` (resuming from ``out_dir`` if a checkpoint is there); return the result.
+
+        A fresh start seeds Python's, NumPy's and torch's global RNGs with ``config.seed + rank`` (dropout
+        and augmentation draw from them); a resume restores their checkpointed states instead.
+        """
         c = self.config
         if D.is_main():
             self.out_dir.mkdir(parents=True, exist_ok=True)
