@@ -109,6 +109,7 @@ def build_task(name: str, data_root: str | Path | None = None, buckets: Sequence
             continue
         for i, rec in enumerate(records):
             rec.extras.setdefault("task", name)
+            rec.extras.setdefault("ability", task.ability)
             rec.extras.setdefault("id", f"{name}-{bucket}-{i:04d}")
         out += records
     return out

