@@ -322,4 +322,4 @@ def load_fscil_dataset(name: str, root: str | Path, *, seed: int = 0, split_dir:
         raise ValueError(f"unknown FSCIL dataset {name!r}; expected one of {', '.join(DATASETS)}")
     val_rows = stratified_rows(train.labels, plan.sessions[0].train_indices, val_fraction, seed) \
         if val_fraction > 0 else None
-    return FSCILData(train, test, plan, mean, std, source, val_rows=val_rows)
+    return FSCILData(train, test, plan.without_base_rows(val_rows), mean, std, source, val_rows=val_rows)

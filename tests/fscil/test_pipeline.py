@@ -1,0 +1,106 @@
+"""End to end: the official CIFAR-100 protocol on generated files in the real format, base training, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kernelkit.fscil.data import load_digits_fscil, load_fscil_dataset
+from kernelkit.fscil.pipeline import FeatureCache, default_methods, run_methods, train_base_model
+from kernelkit.fscil.training import BaseTrainConfig, extract_features
+from kernelkit.models import register_model
+from tests.conftest import SHARED_DATA, needs_data
+from tests.fscil._cifar import cifar_labels_from_splits, write_cifar100
+
+
+class _Pool(nn.Module):
+    """A parameter-free feature extractor (4x4 average pooling), so the protocol test stays cheap."""
+
+    def __init__(self, in_chans: int) -> None:
+        super().__init__()
+        self.num_features = in_chans * 16
+        self.pool = nn.AdaptiveAvgPool2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x).flatten(1)
+
+
+@register_model
+def fscil_test_pool(num_classes: int = 0, in_chans: int = 3) -> nn.Module:
+    assert num_classes == 0
+    return _Pool(in_chans)
+
+
+@needs_data("fscil_index_list/cifar100/session_9.txt")
+def test_official_cifar100_protocol_end_to_end(tmp_path: Path) -> None:
+    split = SHARED_DATA / "fscil_index_list" / "cifar100"  # type: ignore[operator]
+    train_labels = cifar_labels_from_splits(split)
+    write_cifar100(tmp_path, train_labels)
+    data = load_fscil_dataset("cifar100", tmp_path, split_dir=split, val_fraction=0.1)
+    assert len(data.train) == 50_000 and len(data.test) == 10_000
+    assert np.array_equal(data.train.labels, train_labels)  # rows kept in file order
+    net, _ = train_base_model(data, data.plan, "fscil_test_pool", BaseTrainConfig(epochs=0), tmp_path / "base",
+                              image_size=32)
+    cache = FeatureCache(net, data.train)
+    test = extract_features(net, data.test, batch_size=1000)
+    results = run_methods(data.plan, data.train.labels, cache, test, default_methods(16.0, 16.0, 0.1,
+                                                                                     ["prototype", "teen"]))
+    for r in results.values():
+        assert [s["num_test"] for s in r.sessions] == [6000 + 500 * t for t in range(9)]
+        assert [s["classes"] for s in r.sessions] == [60 + 5 * t for t in range(9)]
+        assert r.sessions[0]["acc"] > 0.9  # class patterns are separable: far above chance (1/60)
+        assert r.sessions[-1]["new_acc"] > 0.5
+    # validation rows were held out of the base prototypes; only plan rows were featurised
+    assert len(cache._rows) == 30_000 - len(data.val_rows) + 8 * 25
+
+
+def test_base_training_selects_on_validation_and_resumes(tmp_path: Path) -> None:
+    data = load_digits_fscil(seed=0, image_size=8)
+    cfg = BaseTrainConfig(epochs=2, batch_size=64, lr=0.05, augment="omniglot")
+    net, summary = train_base_model(data, data.plan, "resnet8", cfg, tmp_path / "base", image_size=8,
+                                    backbone_kwargs={"width": 4})
+    assert summary["val_rows"] == len(data.val_rows) > 0
+    assert summary["best_val_acc"] == pytest.approx(max(h["val_acc"] for h in summary["history"]))
+    assert summary["val_head_acc"] == pytest.approx(summary["best_val_acc"])  # best weights were loaded
+    again, summary2 = train_base_model(data, data.plan, "resnet8", cfg, tmp_path / "base", image_size=8,
+                                       backbone_kwargs={"width": 4})
+    assert summary2["val_head_acc"] == pytest.approx(summary["val_head_acc"])  # resumed, not retrained
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KERNELKIT_DATA": ""}
+    return subprocess.run([sys.executable, "-m", "kernelkit", "fscil", "run", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_run_writes_sessions_confusion_and_plots(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _cli("--dataset", "digits", "--epochs", "1", "--width", "4", "--batch-size", "64", "--lr", "0.05",
+                "--threads", "2", "--out", str(out), "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    sec = results["sections"]["fscil"]
+    assert set(sec["sessions"]) == {"prototype", "teen(tau=16,alpha=0.1)"}
+    assert [s["session"] for s in sec["sessions"]["prototype"]] == [0, 1, 2]
+    for name in ("fscil_accuracy_per_session.png", "fscil_new_to_base.png"):
+        assert (out / "plots" / name).stat().st_size > 0
+    report = (out / "report.html").read_text()
+    assert "Confusion summary" in report and "EMBEDDED FALLBACK" in report and "TEEN (utils.harm_mean)" in report
+
+
+def test_cli_bad_input_exits_with_a_clear_message(tmp_path: Path) -> None:
+    proc = _cli("--dataset", "cifar100", "--data-dir", str(tmp_path), "--epochs", "0", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "cifar-100-python" in proc.stderr
+    proc = _cli("--dataset", "digits", "--method", "fancy", "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 2 and "unknown" in proc.stderr and "fancy" in proc.stderr
