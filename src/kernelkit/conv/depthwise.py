@@ -56,12 +56,11 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     kh, kw = geo.h.kernel, geo.w.kernel
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
-    if kh * kw <= SMALL_TAPS or x.numel() < TINY_NUMEL:
+    if x.numel() < TINY_NUMEL or (kh * kw <= SMALL_TAPS and not geo.dilated):
         return "direct"
     spectral = "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
-    small_kernel = max(kh, kw) <= DIRECT_MAX_TAPS
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if small_kernel:
+    if max(kh, kw) <= DIRECT_MAX_TAPS:  # torch's forward is fast here; only its backward is slow
         return "direct_dft" if needs_grad and spectral == "dft" else "direct"
     return spectral
 
