@@ -43,10 +43,7 @@ def reference_fc(x1, x2, widths, pair, w_std, b_std, param):
         e11, _ = pair(k11, k11, k11)
         e22, _ = pair(k22, k22, k22)
         k12, k11, k22 = w_std**2 * e12 + bv, w_std**2 * e11 + bv, w_std**2 * e22 + bv
-        if param == "ntk":
-            ntk = k12 + w_std**2 * d12 * ntk
-        else:
-            ntk = width * e12 + w_std**2 * d12 * ntk + one
+        ntk = k12 + w_std ** 2 * d12 * ntk if param == "ntk" else width * e12 + w_std ** 2 * d12 * ntk + one
     return k12, ntk
 
 
@@ -127,8 +124,8 @@ def test_conv_flatten_equals_dense_for_1x1_images():
     """A conv net on 1x1 images is the fully connected net: an independent check of the conv rule."""
     x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     # circular padding on a 1x1 image: every tap sees the one pixel
-    conv = knn.Sequential(knn.Conv2d(8, 3, padding="circular", bias_std=0.2), knn.ReLU(), knn.Conv2d(8, 1, bias_std=0.2),
-                          knn.ReLU(), knn.Flatten(), knn.Dense(1, bias_std=0.2))
+    conv = knn.Sequential(knn.Conv2d(8, 3, padding="circular", bias_std=0.2), knn.ReLU(),
+                          knn.Conv2d(8, 1, bias_std=0.2), knn.ReLU(), knn.Flatten(), knn.Dense(1, bias_std=0.2))
     fc = _fc([8, 8], "relu", 1.0, 0.2, "ntk")
     a, b = analytic(conv, x[:, :, None, None]), analytic(fc, x)
     torch.testing.assert_close(a.ntk, b.ntk, rtol=1e-12, atol=1e-12)

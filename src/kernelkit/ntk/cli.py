@@ -28,7 +28,8 @@ from kernelkit.cli_common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-InputsOpt = Annotated[str, typer.Option("--inputs", "-x", help="File (.npy/.npz/.csv) or built-in: circle, digits, mnist.")]
+InputsOpt = Annotated[str, typer.Option(
+    "--inputs", "-x", help="File (.npy/.npz/.csv) or built-in: circle, digits, mnist.")]
 Inputs2Opt = Annotated[str | None, typer.Option("--inputs2", help="Second input set (default: same as --inputs).")]
 NOpt = Annotated[int | None, typer.Option("--n", min=1, help="Use the first N samples.")]
 DepthOpt = Annotated[int, typer.Option("--depth", min=1, help="Number of weight layers (paper: L).")]
@@ -81,7 +82,8 @@ def _save_kernels(sec: Any, kernels: dict[str, Any], title: str) -> None:
         sec.figure(fig, f"{name}_heatmap", caption=f"{name} kernel matrix")
     save_tensors(sec.dir / "kernels.safetensors", {k: v.contiguous() for k, v in kernels.items()})
     sec.table("Kernels", rows, note=f"Saved as .npy files and kernels.safetensors in {sec.dir}")
-    sec.record(kernels=rows, files=[str(sec.dir / f"{n}.npy") for n in kernels] + [str(sec.dir / "kernels.safetensors")])
+    files = [str(sec.dir / f"{n}.npy") for n in kernels] + [str(sec.dir / "kernels.safetensors")]
+    sec.record(kernels=rows, files=files)
 
 
 @app.command("analytic")
@@ -154,14 +156,17 @@ def empirical_cmd(inputs: InputsOpt = "circle", inputs2: Inputs2Opt = None, n: N
 
 
 @app.command("predict")
-def predict_cmd(train: Annotated[str, typer.Option("--train", help="Training inputs (.npz with x, y; or built-in).")] = "circle",
+def predict_cmd(train: Annotated[str, typer.Option(
+                    "--train", help="Training inputs (.npz with x, y; or built-in).")] = "circle",
                 test: Annotated[str, typer.Option("--test", help="Test inputs (file or built-in).")] = "circle",
-                y: Annotated[Path | None, typer.Option("--y", help="Targets (.npy/.csv) for file inputs without y.")] = None,
+                y: Annotated[Path | None, typer.Option(
+                    "--y", help="Targets (.npy/.csv) for file inputs without y.")] = None,
                 n_train: Annotated[int, typer.Option("--n-train", min=1)] = 8,
                 n_test: Annotated[int, typer.Option("--n-test", min=1)] = 64,
                 depth: DepthOpt = 3, activation: ActOpt = "relu", beta: BetaOpt = 0.1,
                 parametrization: ParamOpt = "ntk",
-                times: Annotated[list[float] | None, typer.Option("--t", help="Times (steps × lr); repeatable.")] = None,
+                times: Annotated[list[float] | None, typer.Option(
+                    "--t", help="Times (steps × lr); repeatable.")] = None,
                 learning_rate: Annotated[float, typer.Option("--lr")] = 1.0,
                 diag_reg: Annotated[float, typer.Option("--diag-reg", min=0.0)] = 1e-6,
                 out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
@@ -227,7 +232,8 @@ def predict_cmd(train: Annotated[str, typer.Option("--train", help="Training inp
 
 @app.command("reproduce")
 def reproduce_cmd(quick: Annotated[bool, typer.Option("--quick", help="Small settings, same code path.")] = False,
-                  only: Annotated[list[str] | None, typer.Option("--only", help="ntk_fig1, ntk_fig2, ntk_fig3.")] = None,
+                  only: Annotated[list[str] | None, typer.Option(
+                      "--only", help="ntk_fig1, ntk_fig2, ntk_fig3.")] = None,
                   out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Run the paper's Figures 1–3 (the NTK section of ``kernelkit reproduce``)."""

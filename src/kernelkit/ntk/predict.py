@@ -110,17 +110,14 @@ def gradient_descent_mse(k_train_train: Tensor, y_train: Tensor, learning_rate: 
     y2 = y2.to(k.dtype)
     flow = _Flow(k, y2.numel(), learning_rate)
 
-    def predict(t: float | Tensor | None = None, fx_train_0: float | Tensor = 0.0, fx_test_0: float | Tensor | None = None,
-                k_test_train: Tensor | None = None) -> Prediction:
+    def predict(t: float | Tensor | None = None, fx_train_0: float | Tensor = 0.0,
+                fx_test_0: float | Tensor | None = None, k_test_train: Tensor | None = None) -> Prediction:
         f0 = torch.as_tensor(fx_train_0, dtype=k.dtype).reshape(-1, 1) if squeeze else \
             torch.as_tensor(fx_train_0, dtype=k.dtype)
         f0 = torch.broadcast_to(f0, y2.shape)
         diff = f0 - y2
         tt = _as_times(t, k)
-        if tt is None:
-            train = y2.clone()
-        else:
-            train = y2 + flow.expm(tt) @ diff
+        train = y2.clone() if tt is None else y2 + flow.expm(tt) @ diff
         test = None
         if k_test_train is not None:
             kt = torch.as_tensor(k_test_train, dtype=k.dtype)
@@ -129,10 +126,7 @@ def gradient_descent_mse(k_train_train: Tensor, y_train: Tensor, learning_rate: 
             ft0 = torch.zeros(kt.shape[0], y2.shape[1], dtype=k.dtype) if fx_test_0 is None else \
                 torch.broadcast_to(torch.as_tensor(fx_test_0, dtype=k.dtype).reshape(kt.shape[0], -1),
                                    (kt.shape[0], y2.shape[1]))
-            if tt is None:
-                test = ft0 - kt @ flow.solve(diff)
-            else:
-                test = ft0 - kt @ (flow.inv_one_minus_expm(tt) @ diff)
+            test = ft0 - kt @ flow.solve(diff) if tt is None else ft0 - kt @ (flow.inv_one_minus_expm(tt) @ diff)
         if squeeze:
             train = train.squeeze(-1)
             test = None if test is None else test.squeeze(-1)
@@ -161,10 +155,7 @@ def gradient_descent_mse_ensemble(ntk_train_train: Tensor, ntk_test_train: Tenso
     k = _check_kernel(nngp_train_train, y2.shape[0], "nngp_train_train")
     flow = _Flow(theta, y2.numel(), learning_rate)
     tt = _as_times(t, theta)
-    if tt is None:
-        a = flow.solve(theta_star.T).T
-    else:
-        a = theta_star @ flow.inv_one_minus_expm(tt)
+    a = flow.solve(theta_star.T).T if tt is None else theta_star @ flow.inv_one_minus_expm(tt)
     mean = a @ y2.to(theta.dtype)
     cov = nngp_test_test - a @ nngp_test_train.T - nngp_test_train @ a.transpose(-1, -2) + a @ k @ a.transpose(-1, -2)
     return (mean.squeeze(-1) if y.dim() == 1 else mean), cov

@@ -162,7 +162,8 @@ def fig2(ctx: ExperimentContext) -> None:
 PAPER_EIGENVALUES = (0.0457, 0.00108, 0.00078)
 
 
-@register_experiment("ntk_fig3", system="ntk", title="Fig. 3: NTK principal components on digits, convergence along f⁽²⁾")
+@register_experiment("ntk_fig3", system="ntk",
+                     title="Fig. 3: NTK principal components on digits, convergence along f⁽²⁾")
 def fig3(ctx: ExperimentContext) -> None:
     sec = ctx.section
     data = digits(512, root=ctx.data_root)

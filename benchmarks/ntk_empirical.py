@@ -1,0 +1,3 @@
+from kernelkit.bench import script_main
+
+script_main("ntk_empirical")
