@@ -169,9 +169,10 @@ def _time_paths(fns: dict[str, Callable[[], object]], budget_s: float = 0.12) ->
     for fn in fns.values():
         fn()
     once = max(time.perf_counter() - start, 1e-6)
-    reps = max(1, min(20, int(budget_s / 3 / once)))
+    rounds = 5
+    reps = max(1, min(20, int(budget_s / rounds / once)))
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(3):
+    for _ in range(rounds):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             for _ in range(reps):
