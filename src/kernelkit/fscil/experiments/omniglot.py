@@ -35,15 +35,15 @@ NUM_PLAN_SEEDS = 3
 
 def _settings(quick: bool, real: bool) -> dict[str, Any]:
     if not real:
-        return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 16,
-                "train": BaseTrainConfig(epochs=6 if quick else 20, batch_size=64, lr=0.05, augment="omniglot")}
+        return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 8,
+                "train": BaseTrainConfig(epochs=4 if quick else 20, batch_size=64, lr=0.05, augment="omniglot")}
     if quick:
         return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 28,
                 "protocol": OmniglotProtocol(num_base=60, way=10, shot=5, num_sessions=6),
                 "train": BaseTrainConfig(epochs=8, batch_size=64, lr=0.05, augment="omniglot")}
-    return {"backbone": "resnet20", "backbone_kwargs": {}, "image_size": 28,
-            "protocol": OmniglotProtocol(num_base=200, way=10, shot=5, num_sessions=9),
-            "train": BaseTrainConfig(epochs=30, batch_size=64, lr=0.05, augment="omniglot")}
+    return {"backbone": "resnet8", "backbone_kwargs": {"width": 16}, "image_size": 28,
+            "protocol": OmniglotProtocol(num_base=100, way=10, shot=5, num_sessions=9),
+            "train": BaseTrainConfig(epochs=12, batch_size=64, lr=0.05, augment="omniglot")}
 
 
 def _load(ctx: ExperimentContext) -> tuple[FSCILData, dict[str, Any], bool]:
@@ -126,7 +126,7 @@ def teen_omniglot(ctx: ExperimentContext) -> None:
               note="alpha=0 is the prototype baseline for every tau.")
     sec.table("tau/alpha sensitivity: last-session joint acc (%, mean over seeds)",
               [{"tau": tau, **{f"alpha={a:g}": fmt(grid[(tau, a)]["acc"]) for a in ALPHAS}} for tau in TAUS])
-    sec.record(data="omniglot" if real else "digits-fallback", quick=ctx.quick, base=_strip(base),
+    sec.record(dataset="omniglot" if real else "digits-fallback", quick=ctx.quick, base=_strip(base),
                tau=TEEN_TAU, alpha=TEEN_ALPHA, seeds=[ctx.seed + k for k in range(NUM_PLAN_SEEDS)],
                per_session={label: [r.sessions for r in runs] for label, runs in results.items()},
                summary={label: [r.summary() for r in runs] for label, runs in results.items()},
