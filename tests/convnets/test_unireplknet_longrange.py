@@ -1,0 +1,74 @@
+"""The generated long-range task and the training command."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from kernelkit.convnets.longrange import (
+    LongRangeNet,
+    PathfinderConfig,
+    matched_width,
+    param_count,
+    pathfinder_dataset,
+    pathfinder_sample,
+)
+
+
+def _connected(mask: torch.Tensor, a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """8-connected flood fill on the curve channel (brute force)."""
+    h, w = mask.shape
+    seen, stack = {a}, [a]
+    while stack:
+        y, x = stack.pop()
+        if (y, x) == b:
+            return True
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                q = (y + dy, x + dx)
+                if 0 <= q[0] < h and 0 <= q[1] < w and q not in seen and mask[q] > 0:
+                    seen.add(q)
+                    stack.append(q)
+    return False
+
+
+def test_dataset_is_seeded_and_balanced() -> None:
+    x1, y1 = pathfinder_dataset(40, seed=3)
+    x2, y2 = pathfinder_dataset(40, seed=3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert x1.shape == (40, 2, 32, 32) and int(y1.sum()) == 20
+    assert not torch.equal(x1, pathfinder_dataset(40, seed=4)[0])
+
+
+def test_positive_markers_lie_on_one_curve() -> None:
+    cfg = PathfinderConfig(paths=1)  # a single curve: positives must be connected end to end
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        img = pathfinder_sample(cfg, 1, g)
+        ys, xs = torch.nonzero(img[1] > 0, as_tuple=True)
+        marks = sorted({(int(y), int(x)) for y, x in zip(ys, xs, strict=True)})
+        on_curve = [p for p in marks if img[0][p] > 0]
+        assert _connected(img[0], on_curve[0], on_curve[-1])
+
+
+def test_equal_depth_models_have_matched_parameters() -> None:
+    large = LongRangeNet(13, 24, 3)
+    w = matched_width(3, param_count(large), 3)
+    small = LongRangeNet(3, w, 3)
+    assert abs(param_count(small) - param_count(large)) / param_count(large) < 0.1
+    assert large(torch.zeros(2, 2, 32, 32)).shape == (2, 2)
+
+
+def test_train_command_on_generated_task(tmp_path) -> None:
+    from kernelkit.convnets.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--model", "unireplknet_a", "--data", "pathfinder", "--limit", "40",
+                                   "--max-steps", "2", "--batch-size", "16", "--epochs", "1", "--device", "cpu",
+                                   "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "run" / "results.json").read_text())["sections"]["train"]
+    assert out["reparam_rel_err"] < 1e-4
+    bad = CliRunner().invoke(app, ["train", "--data", "imagenet", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "imagenet" in bad.output
