@@ -48,6 +48,18 @@ def direct_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return F.conv2d(x, weight, bias, stride, 0, dilation, x.shape[1])
 
 
+def direct_input_grad(grad_y: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Stride-1 input gradient as ``F.conv2d`` of ``grad_y`` with the flipped kernel (torch's fast forward).
+
+    ``grad_x[m] = Σ_k w[K-1-k] · grad_y[m - (extent-1-pad_before) + k·d]``: pad ``extent-1-pad`` on each
+    side (negative values crop).
+    """
+    h, w = geo.h, geo.w
+    pads = (w.extent - 1 - w.pad_before, w.extent - 1 - w.pad_after, h.extent - 1 - h.pad_before,
+            h.extent - 1 - h.pad_after)
+    return F.conv2d(F.pad(grad_y, pads), weight.flip(-1, -2), None, 1, 0, (h.dilation, w.dilation), grad_y.shape[1])
+
+
 def smooth_size(n: int) -> int:
     """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast FFT lengths)."""
     while True:
@@ -203,6 +215,7 @@ class SpectralDepthwise(torch.autograd.Function):
         period = periods(geo, transform)
         tr = TRANSFORMS[transform]
         ctx.geo, ctx.transform, ctx.period, ctx.has_bias = geo, transform, period, bias is not None
+        ctx.direct_forward = direct_forward
         x_pos = (input_positions(geo.h), input_positions(geo.w))
         spec_x = spec_w = None
         if direct_forward:
@@ -227,8 +240,12 @@ class SpectralDepthwise(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         grad_y = grad_y.contiguous()
         if need_x or need_w:
-            spec_gy = tr.analysis(grad_y, (output_positions(geo.h), output_positions(geo.w)), period)
-            if need_x:
+            spec_gy = None
+            if need_w or not (ctx.direct_forward and not geo.strided):
+                spec_gy = tr.analysis(grad_y, (output_positions(geo.h), output_positions(geo.w)), period)
+            if need_x and ctx.direct_forward and not geo.strided:
+                grad_x = direct_input_grad(grad_y, weight, geo)
+            elif need_x:
                 if spec_w is None:
                     spec_w = kernel_spectrum(weight, geo, period)
                 grad_x = tr.synthesis(spec_gy * spec_w.conj(), (input_positions(geo.h), input_positions(geo.w)),
@@ -236,6 +253,7 @@ class SpectralDepthwise(torch.autograd.Function):
             if need_w:
                 if spec_x is None:
                     spec_x = tr.analysis(x, (input_positions(geo.h), input_positions(geo.w)), period)
+                assert spec_gy is not None
                 cross = torch.einsum("nchw,nchw->chw", spec_gy, spec_x.conj())
                 grad_w = weight_grad(cross, geo, period)
         if need_b and ctx.has_bias:
