@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from kernelkit.convnets.longrange import (
     LongRangeNet,
     PathfinderConfig,
+    marker_pair_dataset,
     matched_width,
     param_count,
     pathfinder_dataset,
@@ -54,11 +55,21 @@ def test_positive_markers_lie_on_one_curve() -> None:
 
 
 def test_equal_depth_models_have_matched_parameters() -> None:
-    large = LongRangeNet(13, 24, 3)
-    w = matched_width(3, param_count(large), 3)
-    small = LongRangeNet(3, w, 3)
+    large = LongRangeNet(13, 24, 2)
+    w = matched_width(3, param_count(large), 2)
+    small = LongRangeNet(3, w, 2)
     assert abs(param_count(small) - param_count(large)) / param_count(large) < 0.1
-    assert large(torch.zeros(2, 2, 32, 32)).shape == (2, 2)
+    assert large(torch.zeros(2, 2, 64, 64)).shape == (2, 2)
+
+
+def test_marker_pair_task_geometry() -> None:
+    x, y = marker_pair_dataset(30, seed=1)
+    assert x.shape == (30, 2, 64, 64) and int(y.sum()) == 15
+    for img, label in zip(x, y, strict=True):
+        ya, xa = [int(v.min()) for v in torch.nonzero(img[0], as_tuple=True)]
+        yb, xb = [int(v.min()) for v in torch.nonzero(img[1], as_tuple=True)]
+        assert (xb > xa) == bool(label) and abs(xb - xa) >= 24
+        assert min(xa, ya, xb, yb) >= 12 and max(xa, ya, xb, yb) + 2 <= 64 - 12
 
 
 def test_train_command_on_generated_task(tmp_path) -> None:
