@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from kernelkit.experiments import EXPERIMENTS, ExperimentContext
+from kernelkit.fscil.experiments import omniglot
 from kernelkit.runs import Run
 
 
-def test_experiment_falls_back_to_digits_and_reports_seeds(tmp_path: Path) -> None:
+def test_experiment_falls_back_to_digits_and_reports_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = omniglot._settings
+
+    def one_epoch(quick: bool, real: bool) -> dict:
+        s = settings(quick, real)
+        s["train"].epochs = 1  # the recipe, not the accuracy, is under test
+        return s
+
+    monkeypatch.setattr(omniglot, "_settings", one_epoch)
     entry = EXPERIMENTS.entry("fscil_teen_omniglot")
     assert entry.meta["system"] == "fscil"
     empty = tmp_path / "no-data"
