@@ -123,6 +123,7 @@ def run_cmd(
     rope: Annotated[str, typer.Option("--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = "none",
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = 1.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI backend.")] = 4,
+    dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16 (HF backend).")] = "float32",
     out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
     as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
@@ -138,6 +139,8 @@ def run_cmd(
         fail(f"--rope: expected one of {', '.join(METHODS)}, got {rope!r}")
     if backend not in BACKENDS:
         fail(BACKENDS.unknown_message(backend))
+    if dtype not in ("float32", "bfloat16", "float16"):
+        fail(f"--dtype: expected float32, bfloat16 or float16, got {dtype!r}")
     if backend == "openai" and not (base_url and model):
         fail("--backend openai needs --base-url and --model")
     if backend == "hf" and not model:
@@ -150,13 +153,13 @@ def run_cmd(
     chosen = runner.select(recs, limit=limit)
     params = runner.GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation)
     config = {**settings, "records": str(records), "backend": backend, "model": model, "base_url": base_url,
-              "limit": limit, "gen": params.__dict__, "rope": rope, "rope_factor": rope_factor}
+              "limit": limit, "gen": params.__dict__, "rope": rope, "rope_factor": rope_factor, "dtype": dtype}
     with start_run("m4le-run", config, out, quiet) as run:
         if backend == "openai":
             be = BACKENDS.get("openai")(base_url, model, chat=chat, concurrency=concurrency)
         elif backend == "hf":
             be = BACKENDS.get("hf")(model, batch_size=batch_size, chat_template=chat, truncation=truncation,
-                                     device=settings["device"], rope=rope, rope_factor=rope_factor)
+                                     device=settings["device"], rope=rope, rope_factor=rope_factor, dtype=dtype)
         else:
             be = BACKENDS.get("smollm2")(batch_size=batch_size, chat_template=chat, truncation=truncation,
                                          rope=rope, rope_factor=rope_factor)

@@ -1,0 +1,105 @@
+"""Driver for running the official M4LE scripts side by side with kernelkit (nothing of them is copied).
+
+The reference is an unmodified checkout of ``KwanWaiChung/M4LE``. Its ``evaluation.py`` scores every
+``outputs/<model>/<task>.jsonl`` under the working directory into ``results/all_result.csv``; its
+``inference.py`` loads ``wckwan/M4LE`` with ``datasets`` and uses the pre-1.0 ``openai`` module. To run
+it offline on kernelkit-built records, this driver writes two throwaway shim packages into the working
+directory: ``datasets.load_dataset`` reading ``$M4LE_LOCAL/<task>.jsonl``, and the ``openai.error`` names
+it imports (unused for local models).
+
+Environment (see ``benchmarks/m4le_reference.py``):
+    M4LE_REFERENCE_DIR      checkout of the official repository (required)
+    M4LE_REFERENCE_PYTHON   interpreter with rouge==1.0.1, rouge-chinese==1.0.3, jieba, pandas, strictfire
+    M4LE_REFERENCE_PATH     extra PYTHONPATH for inference.py (transformers 4.x, strictfire, six)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DATASETS_SHIM = '''"""Local stand-in for datasets.load_dataset (side-by-side runs only)."""
+import json, os
+
+
+def load_dataset(name, config, split="test"):
+    path = os.path.join(os.environ["M4LE_LOCAL"], config + ".jsonl")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+'''
+_OPENAI_SHIM = "class ChatCompletion: pass\nclass Completion: pass\n"
+_OPENAI_ERROR_SHIM = "".join(f"class {n}(Exception): pass\n" for n in
+                             ("RateLimitError", "APIError", "APIConnectionError", "Timeout", "AuthenticationError"))
+
+
+@dataclass
+class Reference:
+    repo: Path
+    python: str
+    extra_path: str = ""
+
+
+def find_reference() -> tuple[Reference | None, str]:
+    """The configured reference, or ``None`` with the reason it is unavailable."""
+    repo = os.environ.get("M4LE_REFERENCE_DIR")
+    if not repo:
+        return None, "M4LE_REFERENCE_DIR is not set (a checkout of github.com/KwanWaiChung/M4LE)"
+    if not (Path(repo) / "evaluation.py").exists():
+        return None, f"{repo}: evaluation.py not found"
+    python = os.environ.get("M4LE_REFERENCE_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import rouge, rouge_chinese, jieba, pandas, strictfire"],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        return None, f"{python} lacks the reference's metric packages ({probe.stderr.strip().splitlines()[-1:]})"
+    return Reference(Path(repo), python, os.environ.get("M4LE_REFERENCE_PATH", "")), ""
+
+
+def write_outputs(workdir: Path, model: str, task: str, rows: list[dict[str, Any]]) -> Path:
+    """``outputs/<model>/<task>.jsonl`` in the reference's layout (records plus ``gen_resp``)."""
+    path = workdir / "outputs" / model / f"{task}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+def run_evaluation(ref: Reference, workdir: Path) -> tuple[dict[tuple[str, str, int], float], float]:
+    """Run the official ``evaluation.py`` on ``workdir/outputs``; returns {(model, task, bucket): score}, seconds."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([ref.python, str(ref.repo / "evaluation.py")], cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"reference evaluation.py failed: {proc.stderr[-2000:]}")
+    scores = {}
+    with open(workdir / "results" / "all_result.csv", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            scores[(row["Model"], row["Task"], int(float(row["Bucket"])))] = float(row["Score"])
+    return scores, seconds
+
+
+def run_inference(ref: Reference, workdir: Path, model_dir: Path, task: str, records_dir: Path,
+                  timeout: float | None = None) -> tuple[list[dict[str, Any]], float]:
+    """Run the official ``inference.py`` for one task on local records; returns its output rows and seconds."""
+    shims = workdir / "shims"
+    (shims / "datasets").mkdir(parents=True, exist_ok=True)
+    (shims / "openai").mkdir(parents=True, exist_ok=True)
+    (shims / "datasets" / "__init__.py").write_text(_DATASETS_SHIM)
+    (shims / "openai" / "__init__.py").write_text(_OPENAI_SHIM)
+    (shims / "openai" / "error.py").write_text(_OPENAI_ERROR_SHIM)
+    env = {**os.environ, "M4LE_LOCAL": str(records_dir), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (ref.extra_path, str(shims)) if p)}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ref.repo / "inference.py"), "--model_path", str(model_dir),
+                           "--task", task], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"reference inference.py failed for {task}: {proc.stderr[-2000:]}")
+    out = workdir / "outputs" / model_dir.name / f"{task}.jsonl"
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows, seconds
