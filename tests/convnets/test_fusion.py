@@ -134,3 +134,22 @@ def test_drb_branch_table_and_bad_kernel() -> None:
         assert (k - 1) * r + 1 <= 13
     with pytest.raises(ValueError, match="kernel_size"):
         DilatedReparamBlock(4, 4)
+
+
+def test_drb_fast_depthwise_path_matches_plain_conv_with_gradients() -> None:
+    from kernelkit.conv.reparam import use_fast_depthwise
+
+    torch.manual_seed(0)
+    block = randomize_for_reparam_check(DilatedReparamBlock(8, 13), seed=2).train()
+    x = torch.randn(2, 8, 24, 24)
+    results = []
+    for fast in (True, False):
+        xi = x.clone().requires_grad_(True)
+        block.zero_grad()
+        with use_fast_depthwise(fast):
+            y = block(xi)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads = (block.lk_origin.weight.grad.clone(), block.dil_conv_k3_5.weight.grad.clone())
+        results.append((y.detach(), xi.grad, *grads))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -133,7 +133,7 @@ def param_count(model: nn.Module) -> int:
 def matched_width(kernel_size: int, target_params: int, depth: int = 2, step: int = 2) -> int:
     """The width (multiple of ``step``) whose :class:`LongRangeNet` parameter count is closest to ``target_params``."""
     best, best_gap = step, float("inf")
-    for w in range(step, 513, step):
+    for w in range(max(step, 8), 513, step):
         count = param_count(LongRangeNet(kernel_size, w, depth))
         gap = abs(count - target_params)
         if gap < best_gap:
