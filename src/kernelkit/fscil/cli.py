@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -33,13 +34,22 @@ class Dataset(str, Enum):
     digits = "digits"
 
 
-# Per-dataset defaults from TEEN's scripts (backbone, cosine logit scale, calibration alpha, augmentation).
+@dataclass(frozen=True)
+class _Defaults:
+    backbone: str
+    temperature: float  # cosine logit scale
+    alpha: float  # TEEN shift weight
+    augment: str
+    size: int  # training image side
+
+
+# Per-dataset defaults from TEEN's scripts (omniglot and digits: kernelkit's own protocols).
 DEFAULTS = {
-    "cifar100": {"backbone": "resnet20", "temperature": 16.0, "alpha": 0.1, "augment": "cifar", "size": 32},
-    "mini_imagenet": {"backbone": "resnet18", "temperature": 32.0, "alpha": 0.5, "augment": "imagenet", "size": 84},
-    "cub200": {"backbone": "resnet18", "temperature": 32.0, "alpha": 0.5, "augment": "imagenet", "size": 224},
-    "omniglot": {"backbone": "resnet20", "temperature": 16.0, "alpha": 0.1, "augment": "omniglot", "size": 28},
-    "digits": {"backbone": "resnet8", "temperature": 16.0, "alpha": 0.1, "augment": "omniglot", "size": 16},
+    "cifar100": _Defaults("resnet20", 16.0, 0.1, "cifar", 32),
+    "mini_imagenet": _Defaults("resnet18", 32.0, 0.5, "imagenet", 84),
+    "cub200": _Defaults("resnet18", 32.0, 0.5, "imagenet", 224),
+    "omniglot": _Defaults("resnet20", 16.0, 0.1, "omniglot", 28),
+    "digits": _Defaults("resnet8", 16.0, 0.1, "omniglot", 8),
 }
 
 
@@ -90,19 +100,19 @@ def run(
         fail(f"--alpha must be in [0, 1], got {alpha}")
     s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
     d = DEFAULTS[dataset.value]
-    backbone = backbone or d["backbone"]
-    temperature = temperature if temperature is not None else d["temperature"]
-    alpha = alpha if alpha is not None else d["alpha"]
+    arch = backbone or d.backbone
+    scale = temperature if temperature is not None else d.temperature
+    shift = alpha if alpha is not None else d.alpha
     protocol = OmniglotProtocol(num_base=num_base, way=way, num_sessions=sessions)
     try:
         data = load_fscil_dataset(dataset.value, s["data_root"], seed=seed, split_dir=split_dir,
                                   val_fraction=val_fraction, omniglot=protocol)
     except (SplitFileError, DataNotFoundError, FileNotFoundError, ValueError) as exc:
         fail(f"--dataset {dataset.value}: {exc}")
-    cfg = BaseTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature,
-                          augment=d["augment"], seed=seed)
-    table = default_methods(temperature, tau, alpha, methods)
-    config = {**s, "dataset": dataset.value, "backbone": backbone, "width": width, "methods": table,
+    cfg = BaseTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=scale, augment=d.augment,
+                          seed=seed)
+    table = default_methods(scale, tau, shift, methods)
+    config = {**s, "dataset": dataset.value, "backbone": arch, "width": width, "methods": table,
               "train": cfg.__dict__, "split_dir": str(split_dir) if split_dir else None,
               "val_fraction": val_fraction, "omniglot": protocol.__dict__ if dataset.value == "omniglot" else None}
     backbone_kwargs = {"width": width} if width is not None else {}
@@ -111,10 +121,10 @@ def run(
         sec.data_source(data.source)
         sec.table("Session plan", data.plan.summary())
         try:
-            net, base = train_base_model(data, data.plan, backbone, cfg, sec.dir / "base", image_size=d["size"],
+            net, base = train_base_model(data, data.plan, arch, cfg, sec.dir / "base", image_size=d.size,
                                          device=s["device"], section=sec, quiet=quiet, backbone_kwargs=backbone_kwargs)
         except TypeError as exc:
-            fail(f"--backbone {backbone}: {exc}")
+            fail(f"--backbone {arch}: {exc}")
         sec.table("Base model", [{k: v for k, v in base.items() if k not in ("history", "config")}],
                   note="checkpoint selected on held-out validation rows of the base classes, never on test data")
         cache = FeatureCache(net, data.train, s["device"])

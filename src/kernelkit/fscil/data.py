@@ -63,15 +63,15 @@ class PathImageSet(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         from PIL import Image
 
-        with Image.open(self.paths[i]) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = self.resize / min(w, h)
-            im = im.resize((max(self.size, round(w * s)), max(self.size, round(h * s))), Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - self.size) // 2, (h - self.size) // 2
-            im = im.crop((left, top, left + self.size, top + self.size))
-            x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+        with Image.open(self.paths[i]) as f:
+            im = f.convert("RGB")
+        w, h = im.size
+        s = self.resize / min(w, h)
+        im = im.resize((max(self.size, round(w * s)), max(self.size, round(h * s))), Image.Resampling.BILINEAR)
+        w, h = im.size
+        left, top = (w - self.size) // 2, (h - self.size) // 2
+        im = im.crop((left, top, left + self.size, top + self.size))
+        x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
         return x.float() / 255.0, int(self.labels[i])
 
     def subset(self, rows: np.ndarray) -> PathImageSet:
@@ -237,7 +237,7 @@ def load_omniglot_fscil(folder: str | Path, protocol: OmniglotProtocol, seed: in
 
 
 def load_digits_fscil(seed: int, num_base: int = 6, way: int = 2, shot: int = 5, num_sessions: int = 3,
-                      image_size: int = 16, test_fraction: float = 0.3) -> FSCILData:
+                      image_size: int = 8, test_fraction: float = 0.3) -> FSCILData:
     """scikit-learn's bundled 8x8 digits as a toy FSCIL (default: 6 base classes + 2 sessions of 2 ways)."""
     from sklearn.datasets import load_digits
 
@@ -266,7 +266,7 @@ def load_digits_fscil(seed: int, num_base: int = 6, way: int = 2, shot: int = 5,
                              new_classes=classes[num_base:], name="digits")
 
     val_rows = np.asarray([r for r in val_rows if train.labels[r] < num_base], dtype=np.int64)
-    source = (f"EMBEDDED FALLBACK (no Omniglot arrays found): scikit-learn digits (8x8, upsampled to "
+    source = (f"EMBEDDED FALLBACK (no Omniglot arrays found): scikit-learn digits (8x8, resized to "
               f"{image_size}x{image_size}) as a toy FSCIL: {num_base} base classes + {num_sessions - 1} sessions of "
               f"{way}-way {shot}-shot")
     return FSCILData(train, test, make_plan(seed), (0.5,), (0.5,), source, val_rows=val_rows, make_plan=make_plan)
@@ -294,6 +294,8 @@ def load_fscil_dataset(name: str, root: str | Path, *, seed: int = 0, split_dir:
         return load_omniglot_fscil(root / "omniglot" / "full_npz", omniglot or OmniglotProtocol(), seed)
     if name == "digits":
         return load_digits_fscil(seed)
+    train: ImageSet | PathImageSet
+    test: ImageSet | PathImageSet
     if name == "cifar100":
         train, test = load_cifar100(root)
         plan = plan_from_index_files(split, train.labels, test.labels, name="cifar100")

@@ -42,6 +42,9 @@ class BaseTrainConfig:
 class CosineClassifierNet(nn.Module):
     """Input normalisation, a feature backbone, and a bias-free cosine head over the base classes."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, temperature: float,
                  mean: Sequence[float], std: Sequence[float], repeat_channels: int = 1) -> None:
         super().__init__()
