@@ -68,6 +68,8 @@ class MobileNetV2Mix(nn.Module):
         self.dropout = nn.Dropout(drop_rate)
         self.classifier: nn.Module = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         init_weights(self)
+        if isinstance(self.classifier, nn.Linear):  # MobileNetV2's classifier init: N(0, 0.01), zero bias
+            nn.init.normal_(self.classifier.weight, 0.0, 0.01)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act1(self.bn1(self.conv_stem(x)))
