@@ -63,7 +63,7 @@ def test_residual_one_hidden_layer():
     x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
 
     def make():
-        return knn.Sequential(knn.Dense(128, bias_std=0.1), knn.Residual(knn.Erf(), knn.Dense(128, bias_std=0.1)),
+        return knn.Sequential(knn.Dense(64, bias_std=0.1), knn.Residual(knn.Erf(), knn.Dense(64, bias_std=0.1)),
                               knn.Dense(16)).double()
 
     mc = monte_carlo(make, x, n_samples=N_SAMPLES)
