@@ -103,3 +103,32 @@ def run_inference(ref: Reference, workdir: Path, model_dir: Path, task: str, rec
     out = workdir / "outputs" / model_dir.name / f"{task}.jsonl"
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
     return rows, seconds
+
+
+def export_for_reference(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) -> Path:
+    """Save ``model``/``tokenizer`` so that transformers 4.x (the reference's) and 5.x both load them.
+
+    transformers 5 writes ``rope_parameters`` and a ``TokenizersBackend`` tokenizer class; 4.x reads
+    ``rope_theta``/``rope_scaling`` and needs a 4.x class name, so both are added/replaced.
+    """
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    params = cfg.get("rope_parameters")
+    if isinstance(params, dict):
+        cfg.setdefault("rope_theta", params.get("rope_theta"))
+        if params.get("rope_type", "default") != "default":
+            cfg.setdefault("rope_scaling", {k: v for k, v in params.items() if k != "rope_theta"})
+    if "dtype" in cfg:
+        cfg.setdefault("torch_dtype", cfg["dtype"])
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    tok_path = folder / "tokenizer_config.json"
+    tok = json.loads(tok_path.read_text())
+    if tok.get("tokenizer_class") == "TokenizersBackend":
+        tok["tokenizer_class"] = "PreTrainedTokenizerFast"
+    for key in ("backend", "is_local", "local_files_only"):
+        tok.pop(key, None)
+    tok_path.write_text(json.dumps(tok, indent=2))
+    return folder
