@@ -133,11 +133,33 @@ class UniRepLKNetBlock(nn.Module):
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deployed:
+            return x + self.drop_path(self._deploy_residual(x))
         y = self.se(self.norm(self.dwconv(x)))
         y = self.pwconv2(self.act(self.pwconv1(y)))
         if self.gamma is not None:
             y = self.gamma.view(1, -1, 1, 1) * y
         return x + self.drop_path(y)
+
+    def _deploy_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The deploy-form residual with the SE and GRN scales folded into the linear layers' weights.
+
+        SE multiplies channels by ``s[b, c]`` right before ``Linear₁`` and GRN by ``(γ·N[b, c] + 1)``
+        right before ``Linear₂``; scaling the (small) weight matrices per sample instead of the (large)
+        activations gives the same values with two fewer passes over the feature map.
+        """
+        y = self.dwconv(x)
+        b, c, h, w = y.shape
+        se = self.se
+        s = torch.sigmoid(se.up(F.relu(se.down(F.adaptive_avg_pool2d(y, 1))))).view(b, 1, c)
+        tokens = y.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels-last input
+        lin1, grn, lin2 = self.pwconv1[1], self.act[1], self.pwconv2[0]
+        t = torch.baddbmm(lin1.bias.view(1, 1, -1), tokens, (lin1.weight * s).transpose(1, 2))  # (B, HW, 4C)
+        t = self.act[0](t)
+        gx = torch.linalg.vector_norm(t, dim=1, keepdim=True)  # (B, 1, 4C): L2 over positions
+        scale = grn.gamma.view(1, 1, -1) * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
+        out = torch.baddbmm(lin2.bias.view(1, 1, -1), t, (lin2.weight.unsqueeze(0) * scale).transpose(1, 2))
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     @property
     def deployed(self) -> bool:
