@@ -10,6 +10,8 @@ from kernelkit.conv import depthwise_conv2d
 from kernelkit.conv._dw_geometry import resolve_geometry
 from kernelkit.conv.depthwise import STRATEGIES, choose_strategy
 
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
+
 FORCED = [s for s in STRATEGIES if s != "auto"]
 
 # (N, C, H, W, kh, kw, stride, padding, dilation)
@@ -124,3 +126,15 @@ def test_auto_strategy_by_shape():
 def test_bad_input_errors(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         depthwise_conv2d(*args, **kwargs)
+
+
+def test_benchmark_smoke():
+    from kernelkit.bench import BenchContext
+    from kernelkit.conv.benchmarks.depthwise import bench_depthwise_conv
+
+    ctx = BenchContext("depthwise_conv", quick=True, min_run_time=0.003, rounds=1)
+    bench_depthwise_conv(ctx)
+    labels = [r.label for r in ctx.results]
+    assert "K=13 forward+backward" in labels and any(lab.startswith("DilatedReparamBlock") for lab in labels)
+    assert all(r.kernelkit_s and r.baseline_s for r in ctx.results)
+    assert {r.extra["strategy"] for r in ctx.results if "strategy" in r.extra} <= set(STRATEGIES)

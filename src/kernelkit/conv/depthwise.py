@@ -9,31 +9,43 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
                     (:mod:`kernelkit.conv._dw_spectral`); cost barely depends on the kernel size or
                     dilation;
 * ``"fft"``         the same algorithm on ``torch.fft.rfft2`` / ``irfft2``;
-* ``"direct_dft"``  ``F.conv2d`` forward (fast in torch for <= 13 taps per axis) with the frequency
-                    domain backward (torch's CPU depthwise backward costs ~10 forwards);
-* ``"subgrid"``     stride-1 dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved
-                    sub-images (:mod:`kernelkit.conv._dw_subgrid`).
+* ``"direct_dft"``  ``F.conv2d`` forward (fast in torch for <= 13 taps per axis); backward: input
+                    gradient as ``F.conv2d`` with the flipped kernel (stride 1; spectral otherwise),
+                    weight gradient in the frequency domain (torch's is the slow part of its backward);
+* ``"subgrid"``     dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
+                    (:mod:`kernelkit.conv._dw_subgrid`; torch autograd; strides subsample). Not picked by
+                    ``auto``: its measurements were as noisy as ``direct_dft``'s and no better.
 
-Why ``auto`` picks what it picks (CPU, 2 cores, fp32, C=384, 32×32, batch 8; ratios torch / strategy,
-measured side by side in one process on a loaded shared machine, so absolute times are inflated):
+Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster), from
+``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 2 threads; medians, both sides timed
+alternately in one process) in two runs on a shared 2-core machine under load average 11-17, so the
+absolute times are inflated and torch's backward in particular swings with the load:
 
-======================  ===========  =========  =========  ==============
-case                    torch fwd    dft fwd    fft fwd    fwd+bwd: dft / direct_dft
-======================  ===========  =========  =========  ==============
-K=7                     1.00         0.45       0.39       6.3× / 8.0×
-K=13                    1.00         0.12       0.11       13× / 15×
-K=17                    1.00         6.3×       5.2×       22× / 10.5×
-K=31                    1.00         12.6×      13.2×      see benchmark
-k=3 r=3 / r=4 / r=5     1.00         0.30-0.51  0.32-0.59  see benchmark
-k=7 r=2                 1.00         0.26       0.29       see benchmark
-======================  ===========  =========  =========  ==============
+=====================  ==================  ==========  =============  ============
+case                   auto (no grad)      forward     fwd+bwd        auto (grad)
+=====================  ==================  ==========  =============  ============
+K=7                    direct              1.04-1.08   1.37-1.39      direct_dft
+K=13                   direct              0.90 [1]    3.82, 3.82     direct_dft
+K=17                   dft                 10.3-15.7   6.9-11.3       dft
+K=31                   dft                 27.7        25.5-32.0      dft
+k=3 r=3 / r=4 / r=5    direct              0.84-1.03   0.52-1.09 [2]  direct_dft
+k=7 r=2                direct              0.97-1.00   2.96-3.21      direct_dft
+=====================  ==================  ==========  =============  ============
 
-torch's forward is fast up to 13 taps per axis (oneDNN) and falls off a cliff from 15; the spectral
-forward costs about 2.4 direct 13×13 forwards whatever the kernel. Hence on CPU: forward ``direct`` for
-<= ``DIRECT_MAX_TAPS`` taps per axis, else ``dft``; when a gradient is needed, ``direct_dft`` for small
-kernels and ``dft`` for large ones. ``dft`` is used while the period is at most ``DFT_MAX_PERIOD``
-(beyond that the O(P) matrices lose to O(log P) FFTs) and ``fft`` above. Tiny problems, 3×3 kernels,
-half precision and CUDA tensors (cuDNN) always go ``direct``. ``benchmarks/depthwise_conv.py`` re-measures.
+[1] the same ``F.conv2d`` call on both sides; the spread is timing noise plus ~25 µs of argument
+checks. [2] a separate interleaved min-of-5 sweep gave 2.0-4.1× for direct_dft (and 1.3-6.0× for
+subgrid) over torch on the same cases; torch's dilated backward time varied 5× between sweeps.
+
+Component timings in the same process: torch's forward is fast up to 13 taps per axis (oneDNN) and
+~20× slower from 15; the ``dft`` forward costs about 2.4 direct 13×13 forwards whatever the kernel
+and dilation; torch's depthwise backward costs 10-200 forwards (weight gradient worst: K=13 6.0 s vs
+a 32 ms forward under load), while the input gradient of a stride-1 conv is one forward with the
+flipped kernel. Hence on CPU: forward ``direct`` for <= ``DIRECT_MAX_TAPS`` taps per axis, else
+``dft``; with gradients, ``direct_dft`` (torch forward, flipped-kernel input gradient, spectral weight
+gradient) for small kernels and ``dft`` for large ones; ``fft`` instead of ``dft`` once the period
+exceeds ``DFT_MAX_PERIOD`` (K=31 on 32-112 px maps: dft 1.1× faster at P=47, fft 2.6-3.9× faster at
+P=95-127, noisy in between). Dense 3×3, tiny inputs, half precision and CUDA (cuDNN; not measured
+here, no GPU) go ``direct``.
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ from kernelkit.conv._dw_spectral import direct_conv, spectral_depthwise
 STRATEGIES = ("auto", "direct", "dft", "fft", "direct_dft", "subgrid")
 
 DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
-DFT_MAX_PERIOD = 96  # dense DFT matrices beyond this length lose to torch.fft
+DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
 SMALL_TAPS = 9  # kh * kw at or below this (3×3): torch forward and backward are both cheap
 TINY_NUMEL = 4096  # below this many input elements the per-call overhead of the spectral path dominates
 
