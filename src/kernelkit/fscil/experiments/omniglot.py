@@ -38,7 +38,7 @@ def _settings(quick: bool, real: bool) -> dict[str, Any]:
         return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 8,
                 "train": BaseTrainConfig(epochs=4 if quick else 20, batch_size=64, lr=0.05, augment="omniglot")}
     if quick:
-        return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 28,
+        return {"backbone": "resnet8", "backbone_kwargs": {"width": 16}, "image_size": 28,
                 "protocol": OmniglotProtocol(num_base=60, way=10, shot=5, num_sessions=6),
                 "train": BaseTrainConfig(epochs=8, batch_size=64, lr=0.05, augment="omniglot")}
     return {"backbone": "resnet8", "backbone_kwargs": {"width": 16}, "image_size": 28,
