@@ -104,3 +104,39 @@ def test_cli_bad_input_exits_with_a_clear_message(tmp_path: Path) -> None:
     assert "cifar-100-python" in proc.stderr
     proc = _cli("--dataset", "digits", "--method", "fancy", "--out", str(tmp_path / "r2"))
     assert proc.returncode == 2 and "unknown" in proc.stderr and "fancy" in proc.stderr
+
+
+def _write_cub(root: Path, split: Path) -> None:
+    """A miniature CUB_200_2011 (3 classes x 7 images, 2x2-pixel JPEGs) with its own split files."""
+    from PIL import Image
+
+    folder = root / "cub200" / "CUB_200_2011"
+    lines, labels, splits, sessions = [], [], [], {1: [], 2: []}
+    k = 0
+    for c, name in enumerate(["001.A", "002.B", "003.C"], start=1):
+        (folder / "images" / name).mkdir(parents=True)
+        for j in range(7):
+            k += 1
+            rel = f"{name}/img_{j}.jpg"
+            Image.new("RGB", (6, 4), color=(40 * c, 10 * j, 0)).save(folder / "images" / rel)
+            lines.append(f"{k} {rel}")
+            labels.append(f"{k} {c}")
+            is_train = j < 6
+            splits.append(f"{k} {int(is_train)}")
+            if is_train and (c < 3 or j < 5):
+                sessions[1 if c < 3 else 2].append(f"CUB_200_2011/images/{rel}")
+    for name, rows in (("images.txt", lines), ("image_class_labels.txt", labels), ("train_test_split.txt", splits)):
+        (folder / name).write_text("\n".join(rows) + "\n")
+    split.mkdir()
+    for t, rows in sessions.items():
+        (split / f"session_{t}.txt").write_text("\n".join(rows) + "\n")
+
+
+def test_cub_layout_loads_and_plans(tmp_path: Path) -> None:
+    _write_cub(tmp_path, tmp_path / "split")
+    data = load_fscil_dataset("cub200", tmp_path, split_dir=tmp_path / "split", val_fraction=0.0)
+    assert [s.classes for s in data.plan.sessions] == [(0, 1), (2,)]
+    assert len(data.plan.sessions[0].train_indices) == 12 and len(data.plan.sessions[1].train_indices) == 5
+    assert len(data.plan.test_indices(0)) == 2 and len(data.plan.test_indices(1)) == 3
+    x, y = data.train[0]
+    assert x.shape == (3, 224, 224) and 0.0 <= float(x.min()) <= float(x.max()) <= 1.0 and y == 0

@@ -13,7 +13,8 @@ from kernelkit.fscil.sessions import FSCILResult
 
 METRIC_NOTE = (f"acc: top-1 on the joint test set of all seen classes; base/new: mean per-class accuracy of base "
                f"classes / of all new classes seen so far; hm: {HM_VARIANT}; new->base: fraction of new-class "
-               f"test samples predicted as a base class.")
+               f"test samples predicted as a base class. Accuracies are per sample (TEEN's code averages per-batch "
+               f"accuracies with batch 100, which differs only when a test set is not a multiple of 100).")
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
