@@ -155,7 +155,7 @@ def long_range(ctx: ExperimentContext) -> None:
     depth, width_large = 2, 24
     width_small = matched_width(3, param_count(LongRangeNet(13, width_large, depth)), depth)
     tasks = [("marker pair (64², ≥ 24 px apart, 12 px margin): is B right of A?", marker_pair_dataset, False,
-              (600, 200, 4) if ctx.quick else (3000, 1000, 8))]
+              (500, 200, 3) if ctx.quick else (3000, 1000, 8))]
     if not ctx.quick:
         tasks.append(("Pathfinder-style: are the markers joined by one curve?",
                       lambda n, seed: pathfinder_dataset(n, PathfinderConfig(64, 2, 48, 0.1, 28.0), seed),
@@ -202,15 +202,15 @@ def real_data(ctx: ExperimentContext) -> None:
     except DataNotFoundError:
         ctx.section.text("Real-data run skipped: CIFAR-10 JPEGs are not in the data root.")
         return
-    n = 1000 if ctx.quick else 10000
+    n = 600 if ctx.quick else 10000
     ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(ctx.seed))[:n])
     ds = ds.with_transform(Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)))
     tr, va = train_val_split(ds, 0.2, ctx.seed)
     ctx.section.data_source(f"Real data: {ds.source}; {len(tr)}/{len(va)} stratified train/val split")
     torch.manual_seed(ctx.seed)
     net = create_model("unireplknet_a", num_classes=10)
-    cfg = TrainConfig(epochs=1 if ctx.quick else 15, max_steps=25 if ctx.quick else None, batch_size=64,
-                      optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_steps=5 if ctx.quick else 100,
+    cfg = TrainConfig(epochs=1 if ctx.quick else 15, max_steps=12 if ctx.quick else None, batch_size=64,
+                      optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_steps=3 if ctx.quick else 100,
                       label_smoothing=0.1, checkpoint_every=0, seed=ctx.seed)
     result = Trainer(net, tr, cfg, ctx.section.dir / "cifar_train", val_set=va, section=ctx.section,
                      quiet=True).fit()
