@@ -18,23 +18,23 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
 
 Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster), from
 ``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 2 threads; medians, both sides timed
-alternately in one process) in two runs on a shared 2-core machine under load average 11-17, so the
+alternately in one process) in three runs on a shared 2-core machine under load average 11-22, so the
 absolute times are inflated and torch's backward in particular swings with the load:
 
-=====================  ==================  ==========  =============  ============
-case                   auto (no grad)      forward     fwd+bwd        auto (grad)
-=====================  ==================  ==========  =============  ============
-K=7                    direct              1.04-1.08   1.37-1.39      direct_dft
-K=13                   direct              0.90 [1]    3.82, 3.82     direct_dft
-K=17                   dft                 10.3-15.7   6.9-11.3       dft
-K=31                   dft                 27.7        25.5-32.0      dft
-k=3 r=3 / r=4 / r=5    direct              0.84-1.03   0.52-1.09 [2]  direct_dft
-k=7 r=2                direct              0.97-1.00   2.96-3.21      direct_dft
-=====================  ==================  ==========  =============  ============
+=====================  ===============  ==========  =============  ============
+case                   auto (no grad)   forward     fwd+bwd        auto (grad)
+=====================  ===============  ==========  =============  ============
+K=7                    direct           0.98-1.08   1.37-1.55      direct_dft
+K=13                   direct           0.90-1.12   3.82-4.14      direct_dft
+K=17                   dft              9.9-15.7    6.9-11.3       dft
+K=31                   dft              26.5-27.8   20.8-32.0      dft
+k=3 r=3 / r=4 / r=5    direct           [1]         0.52-1.09 [2]  direct
+k=7 r=2                direct           [1]         2.96-3.95      direct_dft
+=====================  ===============  ==========  =============  ============
 
-[1] the same ``F.conv2d`` call on both sides; the spread is timing noise plus ~25 µs of argument
-checks. [2] a separate interleaved min-of-5 sweep gave 2.0-4.1× for direct_dft (and 1.3-6.0× for
-subgrid) over torch on the same cases; torch's dilated backward time varied 5× between sweeps.
+[1] the same ``F.conv2d`` call on both sides (0.76-1.12: timing noise plus ~25 µs of argument checks).
+[2] measured for ``direct_dft`` before dilated 3×3 went back to ``direct``; a harness-style sweep of the
+alternatives against ``direct`` gave direct_dft 0.97-1.09× and subgrid 0.46-0.50×, so 3×3 stays torch.
 
 Component timings in the same process: torch's forward is fast up to 13 taps per axis (oneDNN) and
 ~20× slower from 15; the ``dft`` forward costs about 2.4 direct 13×13 forwards whatever the kernel
@@ -59,7 +59,7 @@ STRATEGIES = ("auto", "direct", "dft", "fft", "direct_dft", "subgrid")
 
 DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
 DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
-SMALL_TAPS = 9  # kh * kw at or below this (3×3): torch forward and backward are both cheap
+SMALL_TAPS = 9  # kh * kw at or below this (3×3, dilated or not): no other path measured faster than torch
 TINY_NUMEL = 4096  # below this many input elements the per-call overhead of the spectral path dominates
 
 
@@ -68,7 +68,7 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     kh, kw = geo.h.kernel, geo.w.kernel
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
-    if x.numel() < TINY_NUMEL or (kh * kw <= SMALL_TAPS and not geo.dilated):
+    if x.numel() < TINY_NUMEL or kh * kw <= SMALL_TAPS:
         return "direct"
     spectral = "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
