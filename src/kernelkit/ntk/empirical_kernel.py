@@ -2,7 +2,7 @@
 
 ``Θ(x1, x2) = Σ_params J(x1) J(x2)ᵀ`` for the network at its current parameters. Methods:
 
-* ``"jacobian"``: per-sample Jacobians (``vmap(jacrev)``), contracted in one matrix product.
+* ``"jacobian"``: per-sample Jacobians (``vmap(jacrev)``), contracted with one matrix product per parameter.
   Cost ``N·O·[FP] + N²·O·P`` (traced).
 * ``"ntvp"``: NTK-vector products ``J(x1) [J(x2)ᵀ e]`` via a VJP then a JVP for each basis cotangent ``e``.
   Cost ``N²·O·[FP]``; no Jacobian is stored.
@@ -113,7 +113,7 @@ def _find_structured(net: _Net, x: Tensor) -> None:
 class _Features:
     """Per-sample derivative features of one block: explicit Jacobian + structured factors."""
 
-    jac: Tensor | None  # (N, O, P_explicit)
+    jac: list[Tensor] | None  # per parameter tensor: (N, O, P_i)
     grads: dict[str, Tensor]  # layer -> (N, O, out) cotangents at the layer output
     inputs: dict[str, Tensor]  # layer -> (N, in) layer inputs
 
@@ -123,8 +123,7 @@ def _jacobian_features(net: _Net, x: Tensor) -> _Features:
         return net.apply(p, xi.unsqueeze(0)).squeeze(0)
 
     jac = vmap(jacrev(single), (None, 0))(net.params, x)
-    flat = torch.cat([j.reshape(x.shape[0], net.out_dim, -1) for j in jac.values()], dim=2)
-    return _Features(flat, {}, {})
+    return _Features([j.reshape(x.shape[0], net.out_dim, -1) for j in jac.values()], {}, {})
 
 
 def _structured_features(net: _Net, x: Tensor) -> _Features:
@@ -176,7 +175,7 @@ def _structured_features(net: _Net, x: Tensor) -> _Features:
     n = x.shape[0]
     jac = None
     if g_explicit:
-        jac = torch.cat([g.reshape(n, net.out_dim, -1) for g in g_explicit.values()], dim=2)
+        jac = [g.reshape(n, net.out_dim, -1) for g in g_explicit.values()]
     grads = {k: v.reshape(n, net.out_dim, -1) for k, v in g_eps.items()}
     ins = {k: v.reshape(n, -1) for k, v in inputs.items()}
     return _Features(jac, grads, ins)
@@ -184,13 +183,13 @@ def _structured_features(net: _Net, x: Tensor) -> _Features:
 
 def _contract(net: _Net, a: _Features, b: _Features, trace: str | None) -> Tensor:
     """``Σ J(a) J(b)ᵀ``: traced ``(N1, N2)`` or full ``(N1, N2, O, O)``."""
-    n1 = (a.jac if a.jac is not None else next(iter(a.grads.values()))).shape[0]
-    n2 = (b.jac if b.jac is not None else next(iter(b.grads.values()))).shape[0]
+    n1 = (a.jac[0] if a.jac else next(iter(a.grads.values()))).shape[0]
+    n2 = (b.jac[0] if b.jac else next(iter(b.grads.values()))).shape[0]
     o = net.out_dim
     if trace is None:
         k = torch.zeros(n1, n2, o, o, dtype=net.dtype, device=next(iter(net.params.values())).device)
-        if a.jac is not None and b.jac is not None:
-            k += (a.jac.reshape(n1 * o, -1) @ b.jac.reshape(n2 * o, -1).T).reshape(n1, o, n2, o).permute(0, 2, 1, 3)
+        for ja, jb in zip(a.jac or [], b.jac or [], strict=True):
+            k += (ja.reshape(n1 * o, -1) @ jb.reshape(n2 * o, -1).T).reshape(n1, o, n2, o).permute(0, 2, 1, 3)
         for name, (_m, wn, bn, ws, bs) in net.layers.items():
             gg = torch.einsum("noi,mpi->nmop", a.grads[name], b.grads[name])
             coef = (ws * ws) * (a.inputs[name] @ b.inputs[name].T) if wn else 0.0
@@ -198,8 +197,8 @@ def _contract(net: _Net, a: _Features, b: _Features, trace: str | None) -> Tenso
             k += gg * (coef[:, :, None, None] if isinstance(coef, Tensor) else coef)
         return k
     k = torch.zeros(n1, n2, dtype=net.dtype, device=next(iter(net.params.values())).device)
-    if a.jac is not None and b.jac is not None:
-        k += a.jac.reshape(n1, -1) @ b.jac.reshape(n2, -1).T
+    for ja, jb in zip(a.jac or [], b.jac or [], strict=True):
+        k += ja.reshape(n1, -1) @ jb.reshape(n2, -1).T
     for name, (_m, wn, bn, ws, bs) in net.layers.items():
         ga, gb = a.grads[name], b.grads[name]
         gg = ga.reshape(n1, -1) @ gb.reshape(n2, -1).T  # Σ_o g_no · g_mo
