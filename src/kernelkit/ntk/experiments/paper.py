@@ -225,8 +225,12 @@ def fig3(ctx: ExperimentContext) -> None:
     t = np.array([r[0] for r in next(iter(curves.values()))])
     limit = 0.5 * np.exp(-lam2 * t)
     res_rows = []
+    early = int(np.argmin(np.abs(t - t_max / 4)))
     for (width, trial), c in curves.items():
-        res_rows.append({"width": width, "trial": trial, "|g_t| at t_max": f"{abs(c[-1, 1]):.4f}",
+        res_rows.append({"width": width, "trial": trial,
+                         f"|g_t| at t={t[early]:.0f}": f"{abs(c[early, 1]):.4f}",
+                         f"limit at t={t[early]:.0f}": f"{limit[early]:.4f}",
+                         "|g_t| at t_max": f"{abs(c[-1, 1]):.4f}",
                          "limit 0.5·e^(−λ₂ t)": f"{limit[-1]:.4f}", "max h_t": f"{c[:, 2].max():.4f}"})
     sec.table(f"Convergence along f⁽²⁾ (depth {depth}, lr {lr}, t = lr·steps up to {t_max:.0f})", res_rows,
               note="Limit: |g_t| = 0.5·e^(−λ₂t), h_t = 0. Paper: wider nets stay closer to the straight line "
