@@ -218,7 +218,7 @@ def test_grouped_pointwise_matches_block_reference() -> None:
 def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
     clear_impl_cache()
     m = MixConv2d(16, kernel_sizes=(3, 5, 7, 9))
-    x = torch.randn(2, 16, 8, 8)
+    x = torch.randn(2, 16, 24, 24)  # above TINY_NUMEL: measured
     with torch.no_grad():
         m(x)
     cache = impl_cache()
@@ -230,6 +230,9 @@ def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
     assert len(impl_cache()) == 2
     with use_impl("split"):
         assert m.choose_impl(x) == "split"
+    with torch.no_grad():
+        assert m(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)  # tiny: one padded conv, nothing measured
+    assert len(impl_cache()) == 2
     with pytest.raises(ValueError, match="not available"):
         MixConv2d(8, 8, (1, 1), depthwise=False, impl="padded").choose_impl(torch.randn(1, 8, 2, 2))
 

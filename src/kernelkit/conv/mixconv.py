@@ -158,6 +158,7 @@ def _dispatch_mode_active() -> bool:
         return False
 
 
+SWITCH_MARGIN = 0.95  # another path must beat split-concat by 5% in the measurement to be chosen
 TINY_NUMEL = 8192  # below this many input elements: no timing, one padded conv (per-call overhead dominates)
 
 
@@ -353,7 +354,9 @@ class MixConv2d(nn.Module):
             return fwd_bwd
 
         times = _time_paths({p: make(p) for p in paths})
-        return min(times, key=times.__getitem__)
+        best = min(times, key=times.__getitem__)
+        # keep split-concat unless another path is clearly faster: a noisy near-tie must not make it slower
+        return best if times[best] < SWITCH_MARGIN * times["split"] else "split"
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
