@@ -50,7 +50,7 @@ class AblationConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-QUICK = AblationConfig(image_size=16, train_per_class=100, epochs=2, width=0.25, depth=0.34, batch_size=50)
+QUICK = AblationConfig(image_size=16, train_per_class=100, epochs=3, width=0.25, depth=0.34, batch_size=50)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -289,5 +289,9 @@ def report_ablation(section: Any, cfg: AblationConfig, rows: list[dict[str, Any]
 def mixconv_ablation(ctx: ExperimentContext) -> None:
     cfg = replace(QUICK) if ctx.quick else AblationConfig()
     cfg.seeds = tuple(ctx.seed + s for s in cfg.seeds)
+    if ctx.quick:
+        ctx.section.text("QUICK MODE: 1,000 training images at 16x16 for 3 epochs, a smoke run of the same code path. "
+                         "Accuracies stay near chance, so the trend statement below is NOT evidence either way; run "
+                         "without --quick (or `kernelkit convnet mixconv-ablation`) for the real comparison.")
     rows, source = run_ablation(cfg, ctx.section.dir / "ablation", ctx.data_root, ctx.device, ctx.section)
     report_ablation(ctx.section, cfg, rows, source)
