@@ -105,6 +105,10 @@ def test_auto_strategy_by_shape():
                               (31, False, "dft"), (31, True, "dft")]:
         w = torch.randn(8, 1, k, k, requires_grad=grad)
         assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 1)) == expected, k
+    w = torch.randn(8, 1, 3, 3, requires_grad=True)
+    assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct_dft"
+    with torch.no_grad():
+        assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct"
     big = torch.randn(1, 2, 200, 200)
     w = torch.randn(2, 1, 31, 31)
     assert choose_strategy(big, w, resolve_geometry(big, w, 1, "same", 1)) == "fft"

@@ -14,10 +14,10 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
                     weight gradient in the frequency domain (torch's is the slow part of its backward);
 * ``"subgrid"``     dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
                     (:mod:`kernelkit.conv._dw_subgrid`; torch autograd; strides subsample). Not picked by
-                    ``auto``: its measurements were as noisy as ``direct_dft``'s and no better.
+                    ``auto`` (measured slower than the alternatives).
 
 Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster), from
-``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 2 threads; medians, both sides timed
+``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 1 thread [2]; medians, both sides timed
 alternately in one process) in three runs on a shared 2-core machine under load average 11-22, so the
 absolute times are inflated and torch's backward in particular swings with the load:
 
@@ -28,13 +28,17 @@ K=7                    direct           0.98-1.08   1.37-1.55      direct_dft
 K=13                   direct           0.90-1.12   3.82-4.14      direct_dft
 K=17                   dft              9.9-15.7    6.9-11.3       dft
 K=31                   dft              26.5-27.8   20.8-32.0      dft
-k=3 r=3 / r=4 / r=5    direct           [1]         0.52-1.09 [2]  direct
+k=3 r=3 / r=4 / r=5    direct           [1]         0.52-1.09 [2]  direct_dft
 k=7 r=2                direct           [1]         2.96-3.95      direct_dft
 =====================  ===============  ==========  =============  ============
 
 [1] the same ``F.conv2d`` call on both sides (0.76-1.12: timing noise plus ~25 µs of argument checks).
-[2] measured for ``direct_dft`` before dilated 3×3 went back to ``direct``; a harness-style sweep of the
-alternatives against ``direct`` gave direct_dft 0.97-1.09× and subgrid 0.46-0.50×, so 3×3 stays torch.
+[2] the harness times with one thread (``torch.utils.benchmark.Timer`` default). With the 2 threads
+training uses, torch's depthwise backward degrades badly on a loaded machine while the spectral path
+does not: medians of 5 interleaved rounds at 2 threads gave direct_dft 3.7× (r=3) and 2.3× (r=5) over
+torch, and the whole training-form Dilated Reparam Block (K=13) 3.5-3.9×. So dilated 3×3 with
+gradients uses ``direct_dft`` (about even at 1 thread, well ahead at 2); ``subgrid`` measured
+0.46-0.50× and is never picked.
 
 Component timings in the same process: torch's forward is fast up to 13 taps per axis (oneDNN) and
 ~20× slower from 15; the ``dft`` forward costs about 2.4 direct 13×13 forwards whatever the kernel
@@ -59,7 +63,7 @@ STRATEGIES = ("auto", "direct", "dft", "fft", "direct_dft", "subgrid")
 
 DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
 DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
-SMALL_TAPS = 9  # kh * kw at or below this (3×3, dilated or not): no other path measured faster than torch
+SMALL_TAPS = 9  # kh * kw at or below this (3×3): torch, except dilated with gradients (direct_dft)
 TINY_NUMEL = 4096  # below this many input elements the per-call overhead of the spectral path dominates
 
 
@@ -68,10 +72,10 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     kh, kw = geo.h.kernel, geo.w.kernel
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
-    if x.numel() < TINY_NUMEL or kh * kw <= SMALL_TAPS:
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if x.numel() < TINY_NUMEL or (kh * kw <= SMALL_TAPS and not (geo.dilated and needs_grad)):
         return "direct"
     spectral = "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if max(kh, kw) <= DIRECT_MAX_TAPS:  # torch's forward is fast here; only its backward is slow
         return "direct_dft" if needs_grad and spectral == "dft" else "direct"
     return spectral
