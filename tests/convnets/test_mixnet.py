@@ -141,7 +141,7 @@ def deterministic_fill(model: torch.nn.Module) -> None:
         t.copy_(v.view_as(t))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", ["mixnet_s", "mixnet_xl"])  # M and L share XL's layout (keys/shapes above)
 def test_logits_equal_timm_with_same_weights(name: str) -> None:
     m = create_model(name).double().eval()
     with torch.no_grad(), use_impl("padded"):  # timm runs split-concat; check the fast path against it
@@ -173,13 +173,13 @@ def test_headless_features_only_and_in_chans() -> None:
         assert c(torch.randn(1, 3, 32, 32)).shape == (1, 7)
 
 
-@pytest.mark.parametrize("impl", ["padded", "padded_cl"])
+@pytest.mark.parametrize("impl", ["padded"])  # every path's gradients: tests/convnets/test_mixconv.py
 def test_train_step_gradients_equal_split_concat(impl: str) -> None:
     """Whole-network gradients through a fast path equal those of split-concat (float64: train-mode BN on
     a 2x2 map with batch 2 amplifies float32 rounding)."""
     torch.manual_seed(0)
     m = create_model("mixnet_s", num_classes=3, drop_rate=0.0).double()
-    x, y = torch.randn(2, 3, 48, 48, dtype=torch.float64), torch.tensor([0, 2])
+    x, y = torch.randn(2, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 2])
     grads = {}
     for mode in ("split", impl):
         m.zero_grad()
