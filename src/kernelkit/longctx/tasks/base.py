@@ -166,9 +166,11 @@ def fit_concatenated(ctx: BuildContext, item_length: float, overhead: int,
                 seen = sorted(tried)
                 raise BucketFitError(f"{ctx.task}: no instance within ({prev}, {ctx.bucket}] after "
                                      f"{ctx.max_tries} draws; lengths seen {seen[:3]}...{seen[-3:]}")
-            if tried and len(tried) % 10 == 0:
-                too_long = sum(t > ctx.bucket for t in tried[-10:]) > 5
-                n_items = max(1, n_items - 1) if too_long else n_items + 1
+            if tried and len(tried) % 10 == 0:  # rescale the item count towards the middle of the range
+                recent = sorted(tried[-10:])[5]
+                scaled = round(n_items * (target - overhead) / max(recent - overhead, 1))
+                step = 1 if recent < target else -1
+                n_items = max(1, scaled if scaled != n_items else n_items + step)
     return out
 
 

@@ -12,7 +12,9 @@ from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, fit_nat
 
 
 def _mean_length(texts: list[str], lang: str, k: int = 400) -> float:
-    return statistics.fmean(text_length(t, lang) for t in texts[:k]) if texts else 1.0
+    if not texts:
+        return 1.0
+    return statistics.fmean(text_length(t, lang) for t in texts[:: max(1, len(texts) // k)])
 
 
 def _with_demo(ctx: BuildContext, demo: str, body: str) -> str:
