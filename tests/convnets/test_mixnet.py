@@ -173,13 +173,13 @@ def test_headless_features_only_and_in_chans() -> None:
         assert c(torch.randn(1, 3, 32, 32)).shape == (1, 7)
 
 
-@pytest.mark.parametrize("impl", ["padded"])  # every path's gradients: tests/convnets/test_mixconv.py
-def test_train_step_gradients_equal_split_concat(impl: str) -> None:
-    """Whole-network gradients through a fast path equal those of split-concat (float64: train-mode BN on
-    a 2x2 map with batch 2 amplifies float32 rounding)."""
+@pytest.mark.parametrize("impl", ["padded", "padded_cl"])  # every path in float64: tests/convnets/test_mixconv.py
+def test_network_gradients_equal_split_concat(impl: str) -> None:
+    """Whole-network gradients through a fast path equal those of split-concat (eval-mode BN: batch
+    statistics of a 1x1 map with batch 2 would amplify float32 rounding)."""
     torch.manual_seed(0)
-    m = create_model("mixnet_s", num_classes=3, drop_rate=0.0).double()
-    x, y = torch.randn(2, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 2])
+    m = create_model("mixnet_s", num_classes=3, drop_rate=0.0).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
     grads = {}
     for mode in ("split", impl):
         m.zero_grad()
@@ -187,7 +187,7 @@ def test_train_step_gradients_equal_split_concat(impl: str) -> None:
             torch.nn.functional.cross_entropy(m(x), y).backward()
         grads[mode] = {n: p.grad.clone() for n, p in m.named_parameters()}
     for n, g in grads["split"].items():
-        torch.testing.assert_close(grads[impl][n], g, rtol=1e-7, atol=1e-9, msg=n)
+        torch.testing.assert_close(grads[impl][n], g, rtol=1e-3, atol=1e-5, msg=n)
 
 
 def test_bad_arguments() -> None:
