@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,6 +62,13 @@ def _blocks(n: int, size: int | None) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _auto_block(x: Tensor) -> int:
+    """Block size keeping one block's position-pair tensor near 2¹⁸ entries (cache-sized; much faster on CPU
+    than one huge tensor, and memory stays bounded for any N)."""
+    positions = math.prod(x.shape[2:])
+    return max(1, int(math.sqrt(2**18) / positions))
+
+
 def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | Sequence[str] = GETS,
              batch_size: int | None = None, dtype: torch.dtype = torch.float64) -> Kernels:
     """Infinite-width kernels of ``model`` between ``x1`` and ``x2`` (default ``x2 = x1``).
@@ -70,7 +78,8 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
             activations also works); any other layer raises an error naming it.
         x1, x2: ``(N, features)`` or ``(N, C, H, W)`` inputs.
         get: ``"nngp"``, ``"ntk"`` or both.
-        batch_size: compute ``batch_size × batch_size`` blocks to bound memory (results are identical).
+        batch_size: compute ``batch_size × batch_size`` blocks to bound memory (results are identical); by
+            default blocks hold about 2¹⁸ position pairs (512 samples for fully connected inputs).
         dtype: computation dtype (float64 by default).
 
     Returns:
@@ -85,6 +94,8 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
     x1 = x1.to(dtype)
     x2_ = x1 if x2 is None else x2.to(dtype)
     want_ntk = "ntk" in gets
+    if batch_size is None:
+        batch_size = _auto_block(x1)
     rows, cols = _blocks(x1.shape[0], batch_size), _blocks(x2_.shape[0], batch_size)
     nngp: Tensor | None = None
     ntk: Tensor | None = None
