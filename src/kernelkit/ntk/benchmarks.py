@@ -112,11 +112,12 @@ def _child(cfg: dict[str, Any]) -> dict[str, Any]:
 def bench_analytic(b: BenchContext) -> None:
     nt = "neural-tangents" + ("" if _neural_tangents_available() else " (not importable; not timed)")
     cases = [
-        ("CNTK GAP 8x8, depth 3", {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 64, "batch": None}),
-        ("CNTK GAP 16x16, depth 3, batch 16",
-         {"kind": "cntk", "size": 16, "depth": 3, "n": 8 if b.quick else 32, "batch": 16}),
+        ("CNTK GAP 8x8, depth 3, default blocks",
+         {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 64, "batch": None}),
+        ("CNTK GAP 16x16, depth 3, default blocks",
+         {"kind": "cntk", "size": 16, "depth": 3, "n": 4 if b.quick else 32, "batch": None}),
         ("FC depth 3, batch 1000", {"kind": "fc", "n": 2000 if b.quick else 10000, "batch": 1000}),
-        ("FC depth 3, unbatched", {"kind": "fc", "n": 2000 if b.quick else 4000, "batch": None}),
+        ("FC depth 3, one block", {"kind": "fc", "n": 2000 if b.quick else 4000, "batch": 2000 if b.quick else 4000}),
     ]
     for label, cfg in cases:
         t0 = time.perf_counter()
