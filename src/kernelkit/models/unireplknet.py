@@ -154,11 +154,18 @@ class UniRepLKNetBlock(nn.Module):
         s = torch.sigmoid(se.up(F.relu(se.down(F.adaptive_avg_pool2d(y, 1))))).view(b, 1, c)
         tokens = y.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels-last input
         lin1, grn, lin2 = self.pwconv1[1], self.act[1], self.pwconv2[0]
-        t = torch.baddbmm(lin1.bias.view(1, 1, -1), tokens, (lin1.weight * s).transpose(1, 2))  # (B, HW, 4C)
+        fold = b == 1 or h * w >= c  # scaling the weights is cheaper than scaling the activations
+        if fold:
+            t = torch.baddbmm(lin1.bias.view(1, 1, -1), tokens, (lin1.weight * s).transpose(1, 2))  # (B, HW, 4C)
+        else:
+            t = F.linear(tokens * s, lin1.weight, lin1.bias)
         t = self.act[0](t)
         gx = torch.linalg.vector_norm(t, dim=1, keepdim=True)  # (B, 1, 4C): L2 over positions
         scale = grn.gamma.view(1, 1, -1) * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
-        out = torch.baddbmm(lin2.bias.view(1, 1, -1), t, (lin2.weight.unsqueeze(0) * scale).transpose(1, 2))
+        if fold:
+            out = torch.baddbmm(lin2.bias.view(1, 1, -1), t, (lin2.weight.unsqueeze(0) * scale).transpose(1, 2))
+        else:
+            out = F.linear(t * scale, lin2.weight, lin2.bias)
         return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     @property
