@@ -207,7 +207,9 @@ class InvertedResidual(nn.Module):
 def build_stages(in_ch: int, stages: Sequence[Sequence[BlockSpec]], impl: str = "auto",
                  ) -> tuple[nn.Sequential, list[dict[str, int | str]]]:
     """Instantiate stage tables; returns the stages and per-stage ``feature_info`` (channels, reduction)."""
-    seqs, info, reduction = [], [], 2  # the stem has stride 2
+    seqs: list[nn.Module] = []
+    info: list[dict[str, int | str]] = []
+    reduction = 2  # the stem has stride 2
     for si, stage in enumerate(stages):
         blocks: list[nn.Module] = []
         for spec in stage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -35,7 +36,7 @@ def mobilenetv2_mix_stages(kernel_sizes: Sequence[int], width: float = 1.0, dept
     for i, (t, c, n, s) in enumerate(MOBILENETV2_ROWS):
         stride = 1 if small_input and i == 1 else s
         reps = max(1, math.ceil(n * depth))
-        kind = "ds" if t == 1 else "ir"
+        kind: Literal["ds", "ir"] = "ds" if t == 1 else "ir"
         stages.append((BlockSpec(kind, reps, ks, round_width(c, width), stride, t, act="relu"),))
     return tuple(stages)
 
