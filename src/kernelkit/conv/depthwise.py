@@ -18,25 +18,26 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
 
 Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster), from
 ``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 1 thread [2]; medians, both sides timed
-alternately in one process) in three runs on a shared 2-core machine under load average 11-22, so the
+alternately in one process) in four runs on a shared 2-core machine under load average 11-22, so the
 absolute times are inflated and torch's backward in particular swings with the load:
 
 =====================  ===============  ==========  =============  ============
 case                   auto (no grad)   forward     fwd+bwd        auto (grad)
 =====================  ===============  ==========  =============  ============
-K=7                    direct           0.98-1.08   1.37-1.55      direct_dft
-K=13                   direct           0.90-1.12   3.82-4.14      direct_dft
-K=17                   dft              9.9-15.7    6.9-11.3       dft
+K=7                    direct           [1]         1.21-1.55      direct_dft
+K=13                   direct           [1]         3.08-4.14      direct_dft
+K=17                   dft              8.8-15.7    6.9-11.3       dft
 K=31                   dft              26.5-27.8   20.8-32.0      dft
 k=3 r=3 / r=4 / r=5    direct           [1]         0.52-1.09 [2]  direct_dft
-k=7 r=2                direct           [1]         2.96-3.95      direct_dft
+k=7 r=2                direct           [1]         2.56-3.95      direct_dft
 =====================  ===============  ==========  =============  ============
 
-[1] the same ``F.conv2d`` call on both sides (0.76-1.12: timing noise plus ~25 µs of argument checks).
+[1] the same ``F.conv2d`` call on both sides (0.74-1.12: timing noise plus ~25 µs of argument checks).
 [2] the harness times with one thread (``torch.utils.benchmark.Timer`` default). With the 2 threads
 training uses, torch's depthwise backward degrades badly on a loaded machine while the spectral path
 does not: medians of 5 interleaved rounds at 2 threads gave direct_dft 3.7× (r=3) and 2.3× (r=5) over
-torch, and the whole training-form Dilated Reparam Block (K=13) 3.5-3.9×. So dilated 3×3 with
+torch, and the whole training-form Dilated Reparam Block (K=13) 3.5-3.9× (1.55-2.01× in the 1-thread harness,
+2.08× with its 5×5 branch routed too). So dilated 3×3 with
 gradients uses ``direct_dft`` (about even at 1 thread, well ahead at 2); ``subgrid`` measured
 0.46-0.50× and is never picked.
 
