@@ -46,7 +46,10 @@ class Comparison:
 
 
 def _median_time(fn: Callable[[], Any], min_run_time: float) -> float:
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn})
+    import torch
+
+    # Timer defaults to one thread; time with the threads the user chose (--threads / torch default).
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     m = timer.blocked_autorange(min_run_time=min_run_time)
     return float(m.median)
 
