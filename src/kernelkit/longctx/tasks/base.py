@@ -170,7 +170,8 @@ def fit_concatenated(ctx: BuildContext, item_length: float, overhead: int,
                 recent = sorted(tried[-10:])[5]
                 scaled = round(n_items * (target - overhead) / max(recent - overhead, 1))
                 step = 1 if recent < target else -1
-                n_items = max(1, scaled if scaled != n_items else n_items + step)
+                scaled = scaled if scaled != n_items else n_items + step
+                n_items = max(1, min(scaled, 2 * n_items + 1, ctx.bucket))  # bounded growth
     return out
 
 
