@@ -16,7 +16,7 @@ from kernelkit.experiments import ExperimentContext, register_experiment
 
 METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
 FACTOR = 2.0
-QUICK = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "max_new_tokens": 12}
+QUICK = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 1, "max_new_tokens": 12}
 FULL = {"tasks": ("nq-open", "wikitext-103", "hotpotqa", "c3", "online-shopping", "drcd_semantic-single",
                   "qmsum"), "buckets": (1000, 2000, 4000, 6000, 8000), "n": 5, "max_new_tokens": None}
 
