@@ -78,3 +78,22 @@ def test_device_and_threads_validation():
         resolve_device("toaster")
     with pytest.raises(ValueError, match="threads"):
         set_threads(-1)
+
+
+def test_data_root_precedence_and_source(tmp_path, monkeypatch):
+    from kernelkit.data import root
+
+    monkeypatch.setenv("KERNELKIT_DATA", str(tmp_path / "env"))
+    root.set_data_root(None)
+    assert root.data_root() == tmp_path / "env" and root.data_root_source() == "$KERNELKIT_DATA"
+    assert root.data_root_source(tmp_path) == "the caller"
+    (tmp_path / "cli").mkdir()
+    root.set_data_root(tmp_path / "cli")
+    try:
+        assert root.data_root() == (tmp_path / "cli").resolve() and root.data_root_source() == "--data-dir"
+        with pytest.raises(root.DataNotFoundError, match="mnist/x.gz not found .* chosen by --data-dir.*get it here"):
+            root.require("mnist/x.gz", "get it here")
+    finally:
+        root.set_data_root(None)
+    monkeypatch.delenv("KERNELKIT_DATA")
+    assert root.data_root_source() == "default"

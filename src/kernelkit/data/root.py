@@ -45,7 +45,9 @@ def data_root(path: str | os.PathLike[str] | None = None) -> Path:
 
 def data_root_source(path: str | os.PathLike[str] | None = None) -> str:
     """Which rule chose the data root (for reports)."""
-    if path is not None or _override is not None:
+    if path is not None:
+        return "the caller"
+    if _override is not None:
         return "--data-dir"
     if os.environ.get(ENV_VAR):
         return f"${ENV_VAR}"
