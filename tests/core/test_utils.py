@@ -91,7 +91,7 @@ def test_data_root_precedence_and_source(tmp_path, monkeypatch):
     root.set_data_root(tmp_path / "cli")
     try:
         assert root.data_root() == (tmp_path / "cli").resolve() and root.data_root_source() == "--data-dir"
-        with pytest.raises(root.DataNotFoundError, match="mnist/x.gz not found .* chosen by --data-dir.*get it here"):
+        with pytest.raises(root.DataNotFoundError, match="mnist/x.gz not found .*chosen by --data-dir.*get it here"):
             root.require("mnist/x.gz", "get it here")
     finally:
         root.set_data_root(None)
