@@ -92,20 +92,46 @@ def build_backbone(name: str, in_chans: int, **kwargs: Any) -> tuple[nn.Module, 
     return model, num_features, repeat
 
 
+class AutoAugmentPerImage:
+    """AutoAugment (kornia's published ``cifar10`` / ``imagenet`` policies), one sub-policy drawn per image.
+
+    kornia draws one sub-policy per call; TEEN's ``CIFAR10Policy`` / ``ImageNetPolicy`` draw one per image,
+    so the batch is augmented image by image. Randomness comes from torch's global RNG (checkpointed by the
+    trainer, so a resumed run augments identically).
+    """
+
+    def __init__(self, policy: str) -> None:
+        from kornia.augmentation.auto import AutoAugment
+
+        if policy not in ("cifar10", "imagenet"):
+            raise ValueError(f"unknown AutoAugment policy {policy!r}; expected cifar10 or imagenet")
+        self.policy = policy
+        self.augment = AutoAugment(policy=policy)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        batch = x.unsqueeze(0) if x.dim() == 3 else x
+        if batch.shape[1] != 3:
+            raise ValueError(f"AutoAugment expects RGB images (N, 3, H, W), got shape {tuple(x.shape)}")
+        out = torch.cat([self.augment(img.unsqueeze(0)) for img in batch]).clamp_(0.0, 1.0)
+        return out[0] if x.dim() == 3 else out
+
+
 def base_augmentation(kind: str, image_size: int) -> Callable[[Tensor], Tensor] | None:
     """Per-batch training augmentation on images in [0, 1] (tensor transforms).
 
-    ``cifar``: random crop (pad 4) + horizontal flip + Cutout (1 hole, half the image side); TEEN
-    adds a CIFAR AutoAugment policy, not reproduced here. ``imagenet``: random resized crop + flip.
-    ``omniglot``: random shift (pad 2) only: flipping changes a character. ``none``: no augmentation.
+    ``cifar``: TEEN's CIFAR recipe: random crop (pad 4), horizontal flip, CIFAR10 AutoAugment policy,
+    Cutout (1 hole, half the image side). ``imagenet``: random resized crop, flip, ImageNet AutoAugment
+    policy (TEEN's miniImageNet recipe). ``omniglot``: random shift (pad 2) only: flipping changes a
+    character. ``none``: no augmentation.
     """
     from kernelkit.data.transforms import Compose, Cutout, RandomCrop, RandomHorizontalFlip, RandomResizedCrop
 
     if kind == "cifar":
         pad = max(1, image_size // 8)
-        return Compose([RandomCrop(image_size, padding=pad), RandomHorizontalFlip(), Cutout(image_size // 2)])
+        return Compose([RandomCrop(image_size, padding=pad), RandomHorizontalFlip(), AutoAugmentPerImage("cifar10"),
+                        Cutout(image_size // 2)])
     if kind == "imagenet":
-        return Compose([RandomResizedCrop(image_size), RandomHorizontalFlip()])
+        return Compose([RandomResizedCrop(image_size), RandomHorizontalFlip(), AutoAugmentPerImage("imagenet")])
     if kind == "omniglot":
         return RandomCrop(image_size, padding=max(1, image_size // 14))
     if kind == "none":
