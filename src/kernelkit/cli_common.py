@@ -63,3 +63,15 @@ def announce(run: Any, as_json: bool, quiet: bool) -> None:
         sys.stdout.write(json.dumps(run.results(), indent=2, default=str) + "\n")
     elif not quiet:
         console.print(f"[green]report:[/] {report}")
+
+
+def create_model_or_fail(name: str, **kwargs: Any) -> Any:
+    """``kernelkit.models.create_model`` for commands: an unknown name or bad argument exits 2 naming it."""
+    from kernelkit.models import create_model
+
+    try:
+        return create_model(name, **kwargs)
+    except KeyError as exc:
+        fail(f"--model: {exc.args[0] if exc.args else exc}")
+    except (TypeError, ValueError) as exc:
+        fail(f"--model {name}: {exc}")

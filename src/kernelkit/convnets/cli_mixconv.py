@@ -15,6 +15,7 @@ from kernelkit.cli_common import (
     SeedOpt,
     ThreadsOpt,
     announce,
+    create_model_or_fail,
     fail,
     setup,
     start_run,
@@ -99,16 +100,10 @@ def mixnet_info(
 ) -> None:
     """Parameters, MACs and the block table of a MixNet (or any registered model)."""
     from kernelkit.conv.mixconv import use_impl
-    from kernelkit.models import create_model
     from kernelkit.utils.counting import count_macs, count_params
 
     s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
-    try:
-        net = create_model(model, num_classes=num_classes)
-    except KeyError as exc:
-        fail(f"--model: {exc.args[0] if exc.args else exc}")
-    except (TypeError, ValueError) as exc:
-        fail(f"--model {model}: {exc}")
+    net = create_model_or_fail(model, num_classes=num_classes)
     with use_impl("split"):
         macs = count_macs(net, (1, 3, size, size))
     params = count_params(net)

@@ -15,6 +15,7 @@ from kernelkit.cli_common import (
     SeedOpt,
     ThreadsOpt,
     announce,
+    create_model_or_fail,
     fail,
     setup,
     start_run,
@@ -22,17 +23,6 @@ from kernelkit.cli_common import (
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-
-
-def _build(name: str, **kwargs):
-    from kernelkit.models import create_model
-
-    try:
-        return create_model(name, **kwargs)
-    except KeyError as exc:
-        fail(f"--model: {exc.args[0] if exc.args else exc}")
-    except (TypeError, ValueError) as exc:
-        fail(f"--model {name}: {exc}")
 
 
 def erf(
@@ -66,7 +56,8 @@ def erf(
     variants = {model: {}}
     if compare_kernel:
         variants[f"{model} (large kernels → {compare_kernel})"] = {"large_kernel": compare_kernel}
-    nets = {label: _build(model, deploy=True, **kw).eval().to(s["device"]) for label, kw in variants.items()}
+    nets = {label: create_model_or_fail(model, deploy=True, **kw).eval().to(s["device"])
+            for label, kw in variants.items()}
     config = {**s, "model": model, "images": images, "size": size, "compare_kernel": compare_kernel,
               "weights": "random initialisation (deploy form; no pretrained weights are fetched)"}
     x, source = erf_images(images, size, s["data_root"], seed)
@@ -126,7 +117,7 @@ def train(
                                                                         limit, seed)
     except (FileNotFoundError, ValueError) as exc:
         fail(f"--data {data}: {exc}")
-    net = _build(model, num_classes=classes, in_chans=in_chans, drop_path_rate=drop_path)
+    net = create_model_or_fail(model, num_classes=classes, in_chans=in_chans, drop_path_rate=drop_path)
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, optimizer="adamw", lr=lr,
                       weight_decay=weight_decay, schedule="cosine", warmup_steps=min(50, epochs * 5),
                       label_smoothing=0.1, checkpoint_every=0, seed=seed)
