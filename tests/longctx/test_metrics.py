@@ -88,3 +88,32 @@ def test_reference_keys_and_unknown_task():
     assert len([t for t in m.TASK_METRICS if t not in ("qmsum", "vcsum")]) == 39
     with pytest.raises(KeyError, match="did you mean"):
         m.task_metric("nq_open")
+
+
+def test_metrics_and_task_specs_are_registries():
+    from kernelkit.registry import RegistryError
+
+    assert set(m.METRICS.names()) >= {"acc", "exact_match", "set_f1", "rouge", "bleu"}
+    assert m.METRICS.entry("bleu").meta["corpus"] and not m.METRICS.entry("acc").meta["corpus"]
+    assert m.TASK_METRIC_SPECS.entry("wow").meta == {"metric": "acc", "lang": "en"}
+    assert dict(m.TASK_METRICS)["c3"] == m.task_metric("c3") and "c3" in m.TASK_METRICS
+    with pytest.raises(RegistryError, match="did you mean 'exact_match'"):
+        m.register_task_metric("x-task", "exact-match", "en")
+    with pytest.raises(RegistryError, match="duplicate"):
+        m.register_task_metric("c3", "acc", "zh", ("\n",))
+
+
+def test_user_metric_and_task_by_registration(monkeypatch):
+    # a private registry state, so the user entries do not leak into other tests
+    monkeypatch.setattr(m.METRICS, "_entries", dict(m.METRICS._entries))
+    monkeypatch.setattr(m.TASK_METRIC_SPECS, "_entries", dict(m.TASK_METRIC_SPECS._entries))
+
+    @m.register_metric("first_word")
+    def first_word(text, answers, spec):
+        return float(text.split()[:1] == [answers[0]])
+
+    m.register_task_metric("toy-task", "first_word", "en", end_tokens=(";",))
+    assert m.score("toy-task", "yes it is; no", ["yes"]) == 1.0
+    assert m.score("toy-task", "; yes", ["yes"]) == 0.0  # cut at ";" first
+    assert m.bucket_scores("toy-task", [(1000, "yes", ["yes"]), (1000, "no", ["yes"])]) == {1000: 0.5}
+    assert "toy-task" in m.TASK_METRICS

@@ -14,6 +14,14 @@ applies one metric:
 
 :func:`score` scores one response for a task; :func:`bucket_scores` aggregates a whole task per bucket
 the way the reference does (mean of item scores, or one corpus BLEU per bucket).
+
+Both are registries: :data:`METRICS` maps a metric name to its scorer and :data:`TASK_METRIC_SPECS` maps a
+config to its :class:`TaskMetric` (metric, language, end tokens). A new metric or task is one call::
+
+    @register_metric("token_f1")
+    def token_f1(text, answers, spec): ...
+
+    register_task_metric("my-task", "token_f1", "en", end_tokens=("\\n",))
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from kernelkit.registry import Registry
 
 # ----------------------------------------------------------------------------------------------
 # Simple metrics
@@ -280,7 +291,7 @@ def corpus_bleu(predictions: Sequence[str], references: Sequence[Sequence[str] |
 
 
 # ----------------------------------------------------------------------------------------------
-# Per-task scoring
+# Registries: metrics (name -> scorer) and tasks (config -> how it is scored)
 
 
 @dataclass(frozen=True)
@@ -288,7 +299,7 @@ class TaskMetric:
     """How one M4LE config is scored.
 
     Attributes:
-        metric: ``acc``, ``exact_match``, ``set_f1``, ``rouge`` or ``bleu``.
+        metric: a name in :data:`METRICS` (``acc``, ``exact_match``, ``set_f1``, ``rouge``, ``bleu``, ...).
         lang: ``en`` or ``zh`` (ROUGE segmentation, BLEU tokenizer).
         end_tokens: the response is cut at each of these in turn.
         id_sep / id_stop: for ``set_f1``: the list separator and the stop mark cutting the response.
@@ -306,46 +317,128 @@ class TaskMetric:
     quoted: bool = False
 
 
-_QA_EN = TaskMetric("acc", "en", ("\n", "."))
-_QA_ZH = TaskMetric("acc", "zh", ("\n", "。"))
-_SUM_EN = TaskMetric("rouge", "en", ("\n",))
-_SUM_ZH = TaskMetric("rouge", "zh", ("\n",))
+#: Scorers by name. An item metric is ``fn(text, answers, spec) -> float`` on the already cut response;
+#: one registered with ``corpus=True`` is ``fn(texts, answer_lists, spec) -> float`` over a whole bucket.
+METRICS: Registry[Callable[..., float]] = Registry("m4le metric")
 
-#: Metric of every official config (HF names), as the reference scores it, plus the new tasks.
-TASK_METRICS: dict[str, TaskMetric] = {
-    # explicit single
-    "mnds-news_explicit-single": TaskMetric("exact_match", "en"),
-    "thucnews_explicit-single": TaskMetric("exact_match", "zh"),
-    "newsqa": _QA_EN, "c3": _QA_ZH,
-    "wow": TaskMetric("acc", "en", (",", "\n")),
-    "drcd_explicit-single": TaskMetric("acc", "en", ("，", "\n")),
-    "cnnnews": _SUM_EN, "cepsum": _SUM_ZH, "lcsts": _SUM_ZH, "ncls": _SUM_ZH,
-    # explicit multiple
-    "mnds-news_explicit-multiple": TaskMetric("set_f1", "en", id_sep=",", id_stop="."),
-    "thucnews_explicit-multiple": TaskMetric("set_f1", "zh", id_sep="，", id_stop="。"),
-    "marc": TaskMetric("set_f1", "en", id_sep=",", id_stop=".", gold_stop="."),
-    "online-shopping": TaskMetric("set_f1", "zh", id_sep="，", id_stop="。"),
-    # semantic single
-    "wikitext-103": TaskMetric("exact_match", "en", (".",)),
-    "wiki2019zh": TaskMetric("exact_match", "zh", ("。",)),
-    "duorc": _QA_EN, "nq-open": _QA_EN, "dureader": _QA_ZH, "drcd_semantic-single": _QA_ZH,
-    "wikihow": _SUM_EN,
-    "news2016": TaskMetric("rouge", "zh", ("\n",), quoted=True),
-    "tedtalks-en2zh": TaskMetric("bleu", "zh"), "tedtalks-zh2en": TaskMetric("bleu", "en"),
-    # semantic multiple
-    "mnds-news_semantic-multiple": TaskMetric("exact_match", "en", (".",), gold_stop="."),
-    "thucnews_semantic-multiple": TaskMetric("exact_match", "zh", ("。",), gold_stop="。"),
-    "hotpotqa": _QA_EN,
-    # global
-    "bigpatent_global_cls": TaskMetric("acc", "en", (":",)),
-    "triviaqa": _QA_EN,
-    "arxiv": _SUM_EN, "pubmed": _SUM_EN, "bigpatent_global_sum": _SUM_EN, "booksum": _SUM_EN,
-    "cnewsum": TaskMetric("rouge", "zh", ("\n", "新闻")), "clts+": TaskMetric("rouge", "zh", ("\n", "新闻")),
-    "open-subtitles-en2zh": TaskMetric("bleu", "zh"), "open-subtitles-zh2en": TaskMetric("bleu", "en"),
-    "news-commentary-en2zh": TaskMetric("bleu", "zh"), "news-commentary-zh2en": TaskMetric("bleu", "en"),
-    # new M4LE-style tasks (global summarization of meetings)
-    "qmsum": _SUM_EN, "vcsum": _SUM_ZH,
-}
+#: How each config is scored (HF names of the official configs plus the new tasks).
+TASK_METRIC_SPECS: Registry[TaskMetric] = Registry("m4le task metric")
+
+
+def register_metric(name: str, *, corpus: bool = False) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator registering a scorer under ``name`` (``corpus=True``: scored once per bucket)."""
+    return METRICS.register(name, corpus=corpus)
+
+
+def register_task_metric(task: str, metric: str, lang: str, end_tokens: Sequence[str] = (),
+                         **options: Any) -> TaskMetric:
+    """Register how config ``task`` is scored: its metric, language and end-token cut (see :class:`TaskMetric`).
+
+    The metric must already be registered (unknown names raise with close matches).
+    """
+    METRICS.entry(metric)
+    if lang not in ("en", "zh"):
+        raise ValueError(f"task {task!r}: unknown language {lang!r}; expected 'en' or 'zh'")
+    spec = TaskMetric(metric, lang, tuple(end_tokens), **options)
+    TASK_METRIC_SPECS.register(task, metric=metric, lang=lang)(spec)
+    return spec
+
+
+@register_metric("acc")
+def _acc_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+    return acc(text, answers)
+
+
+@register_metric("exact_match")
+def _exact_match_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+    gold = [a.split(spec.gold_stop)[0] for a in answers] if spec.gold_stop else list(answers)
+    return exact_match(text, gold)
+
+
+@register_metric("set_f1")
+def _set_f1_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+    if not answers:
+        raise ValueError("set_f1 needs a gold answer")
+    return set_f1(split_ids(text, spec.id_sep, spec.id_stop), split_ids(answers[0], spec.id_sep, spec.gold_stop))
+
+
+@register_metric("rouge")
+def _rouge_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+    return rouge_l_recall(text, answers, spec.lang)
+
+
+@register_metric("bleu", corpus=True)
+def _bleu_metric(texts: Sequence[str], answer_lists: Sequence[Sequence[str]], spec: TaskMetric) -> float:
+    return corpus_bleu(list(texts), [list(a) for a in answer_lists], spec.lang)
+
+
+_QA_EN = ("acc", "en", ("\n", "."))
+_QA_ZH = ("acc", "zh", ("\n", "。"))
+_SUM_EN = ("rouge", "en", ("\n",))
+_SUM_ZH = ("rouge", "zh", ("\n",))
+
+# explicit single
+register_task_metric("mnds-news_explicit-single", "exact_match", "en")
+register_task_metric("thucnews_explicit-single", "exact_match", "zh")
+register_task_metric("newsqa", *_QA_EN)
+register_task_metric("c3", *_QA_ZH)
+register_task_metric("wow", "acc", "en", (",", "\n"))
+register_task_metric("drcd_explicit-single", "acc", "en", ("，", "\n"))
+register_task_metric("cnnnews", *_SUM_EN)
+for _task in ("cepsum", "lcsts", "ncls"):
+    register_task_metric(_task, *_SUM_ZH)
+# explicit multiple
+register_task_metric("mnds-news_explicit-multiple", "set_f1", "en", id_sep=",", id_stop=".")
+register_task_metric("thucnews_explicit-multiple", "set_f1", "zh", id_sep="，", id_stop="。")
+register_task_metric("marc", "set_f1", "en", id_sep=",", id_stop=".", gold_stop=".")
+register_task_metric("online-shopping", "set_f1", "zh", id_sep="，", id_stop="。")
+# semantic single
+register_task_metric("wikitext-103", "exact_match", "en", (".",))
+register_task_metric("wiki2019zh", "exact_match", "zh", ("。",))
+for _task in ("duorc", "nq-open"):
+    register_task_metric(_task, *_QA_EN)
+for _task in ("dureader", "drcd_semantic-single"):
+    register_task_metric(_task, *_QA_ZH)
+register_task_metric("wikihow", *_SUM_EN)
+register_task_metric("news2016", "rouge", "zh", ("\n",), quoted=True)
+register_task_metric("tedtalks-en2zh", "bleu", "zh")
+register_task_metric("tedtalks-zh2en", "bleu", "en")
+# semantic multiple
+register_task_metric("mnds-news_semantic-multiple", "exact_match", "en", (".",), gold_stop=".")
+register_task_metric("thucnews_semantic-multiple", "exact_match", "zh", ("。",), gold_stop="。")
+register_task_metric("hotpotqa", *_QA_EN)
+# global
+register_task_metric("bigpatent_global_cls", "acc", "en", (":",))
+register_task_metric("triviaqa", *_QA_EN)
+for _task in ("arxiv", "pubmed", "bigpatent_global_sum", "booksum"):
+    register_task_metric(_task, *_SUM_EN)
+for _task in ("cnewsum", "clts+"):
+    register_task_metric(_task, "rouge", "zh", ("\n", "新闻"))
+for _corpus in ("open-subtitles", "news-commentary"):
+    register_task_metric(f"{_corpus}-en2zh", "bleu", "zh")
+    register_task_metric(f"{_corpus}-zh2en", "bleu", "en")
+# new M4LE-style tasks (global summarization of meetings)
+register_task_metric("qmsum", *_SUM_EN)
+register_task_metric("vcsum", *_SUM_ZH)
+
+
+class _SpecView(Mapping[str, TaskMetric]):
+    """Read-only ``{config: TaskMetric}`` view of :data:`TASK_METRIC_SPECS` (always current)."""
+
+    def __getitem__(self, task: str) -> TaskMetric:
+        if task not in TASK_METRIC_SPECS:
+            raise KeyError(task)
+        return TASK_METRIC_SPECS.get(task)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TASK_METRIC_SPECS.names())
+
+    def __len__(self) -> int:
+        return len(TASK_METRIC_SPECS)
+
+
+#: Metric of every registered config, as a mapping (a view of :data:`TASK_METRIC_SPECS`).
+TASK_METRICS: Mapping[str, TaskMetric] = _SpecView()
 
 #: The reference's keys for the eight configs whose HF names it does not use (it skips those files).
 REFERENCE_KEYS: dict[str, str] = {
@@ -361,16 +454,13 @@ REFERENCE_KEYS: dict[str, str] = {
 _ALIASES = {v: k for k, v in REFERENCE_KEYS.items()}
 
 
-def task_metric(task: str) -> TaskMetric:
-    """The metric spec of an M4LE config (HF name or the reference's key); unknown names raise."""
-    name = _ALIASES.get(task, task)
-    if name not in TASK_METRICS:
-        import difflib
+# ----------------------------------------------------------------------------------------------
+# Per-task scoring
 
-        close = difflib.get_close_matches(name, list(TASK_METRICS), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"no metric known for task {task!r}{hint}")
-    return TASK_METRICS[name]
+
+def task_metric(task: str) -> TaskMetric:
+    """The metric spec of an M4LE config (HF name or the reference's key); unknown names raise with close matches."""
+    return TASK_METRIC_SPECS.get(_ALIASES.get(task, task))
 
 
 def prepare(task: str, prediction: str) -> str:
@@ -382,41 +472,33 @@ def prepare(task: str, prediction: str) -> str:
 
 
 def score(task: str, prediction: str, answers: Sequence[str]) -> float:
-    """Score one response of ``task`` (BLEU tasks: the corpus BLEU of this single pair)."""
+    """Score one response of ``task`` (corpus metrics such as BLEU: the corpus score of this single pair)."""
     spec = task_metric(task)
+    entry = METRICS.entry(spec.metric)
     text = prepare(task, prediction)
-    if spec.metric == "acc":
-        return acc(text, answers)
-    if spec.metric == "exact_match":
-        gold = [a.split(spec.gold_stop)[0] for a in answers] if spec.gold_stop else list(answers)
-        return exact_match(text, gold)
-    if spec.metric == "set_f1":
-        if not answers:
-            raise ValueError(f"{task}: set_f1 needs a gold answer")
-        predicted = split_ids(text, spec.id_sep, spec.id_stop)
-        gold = split_ids(answers[0], spec.id_sep, spec.gold_stop)
-        return set_f1(predicted, gold)
-    if spec.metric == "rouge":
-        return rouge_l_recall(text, answers, spec.lang)
-    if spec.metric == "bleu":
-        return corpus_bleu([text], [list(answers)], spec.lang)
-    raise ValueError(f"unknown metric {spec.metric!r}")
+    if entry.meta.get("corpus"):
+        return entry.obj([text], [list(answers)], spec)
+    try:
+        return entry.obj(text, answers, spec)
+    except ValueError as exc:
+        raise ValueError(f"{task}: {exc}") from None
 
 
 def bucket_scores(task: str, items: Iterable[tuple[int, str, Sequence[str]]]) -> dict[int, float]:
     """Aggregate ``(length_bucket, prediction, answers)`` items per bucket as the reference does.
 
-    Mean item score per bucket; BLEU tasks get one corpus BLEU per bucket.
+    Mean item score per bucket; corpus metrics (BLEU) get one corpus score per bucket.
     """
     spec = task_metric(task)
+    entry = METRICS.entry(spec.metric)
     grouped: dict[int, list[tuple[str, Sequence[str]]]] = {}
     for bucket, pred, answers in items:
         grouped.setdefault(int(bucket), []).append((pred, answers))
     out: dict[int, float] = {}
     for bucket in sorted(grouped):
         pairs = grouped[bucket]
-        if spec.metric == "bleu":
-            out[bucket] = corpus_bleu([prepare(task, p) for p, _ in pairs], [list(a) for _, a in pairs], spec.lang)
+        if entry.meta.get("corpus"):
+            out[bucket] = entry.obj([prepare(task, p) for p, _ in pairs], [list(a) for _, a in pairs], spec)
         else:
             out[bucket] = sum(score(task, p, a) for p, a in pairs) / len(pairs)
     return out
