@@ -10,6 +10,7 @@ kernels degrade past 7-9?
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -33,9 +34,9 @@ class AblationConfig:
 
     dataset: str = "cifar10_jpg"  # cifar10_jpg | mnist | digits (embedded fallback)
     image_size: int = 32
-    train_per_class: int | None = 300  # None: the whole train part (8,000 CIFAR images)
+    train_per_class: int | None = None  # None: the whole train part (8,000 CIFAR images, 2,000 val)
     val_fraction: float = 0.2
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     optimizer: str = "adamw"  # SGD at lr 0.05-0.1 diverged on these small, short runs; AdamW is stable
     lr: float = 3e-3
@@ -47,6 +48,10 @@ class AblationConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     kernel_sets: tuple[tuple[int, ...], ...] = KERNEL_SETS
     data_seed: int = 0
+    # speed only (the math is exact on every path): channels-last activations with the split-concat MixConv
+    # path trained 1.6-2.8x faster per step than NCHW at 32x32, batch 64, 1 thread (dw9x9 0.41 s vs 1.17 s)
+    channels_last: bool = True
+    impl: str = "split"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,6 +133,21 @@ def flip_shift(x: Tensor, y: Tensor, pad: int = 2) -> tuple[Tensor, Tensor]:
     return xp[:, :, dy:dy + h, dx:dx + w], y
 
 
+def channels_last(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    return x.contiguous(memory_format=torch.channels_last), y
+
+
+def compose(*fns: Any) -> Any:
+    """One batch transform applying ``fns`` in order (``None`` entries skipped)."""
+    fns = tuple(f for f in fns if f is not None)
+
+    def transform(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        for f in fns:
+            x, y = f(x, y)
+        return x, y
+    return transform
+
+
 # ---- the ablation -------------------------------------------------------------------------------
 
 
@@ -135,39 +155,73 @@ def kernel_name(ks: Sequence[int]) -> str:
     return f"dw{ks[0]}x{ks[0]}" if len(ks) == 1 else "mix" + "".join(map(str, ks))
 
 
+def run_key(cfg: AblationConfig, ks: Sequence[int], seed: int) -> dict[str, Any]:
+    """What makes one finished run reusable: the whole config except the lists of jobs, plus the job."""
+    key = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "kernel_sets", "extra")}
+    key.update(kernel_set=list(ks), seed=seed)
+    return json.loads(json.dumps(key))  # tuples → lists, as read back from JSON
+
+
+def ablation_jobs(cfg: AblationConfig) -> list[tuple[tuple[int, ...], int]]:
+    """Seed-major order: every kernel set once per seed, so a cut-short run still covers every set."""
+    return [(tuple(ks), s) for s in cfg.seeds for ks in cfg.kernel_sets]
+
+
 def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, device: torch.device,
                  section: Any = None, quiet: bool = True) -> tuple[list[dict[str, Any]], str]:
-    """Train every kernel set with every seed; returns per-run rows and the data-source description."""
+    """Train every kernel set with every seed; returns per-run rows and the data-source description.
+
+    Resumable: each finished run leaves ``<out_dir>/<kernels>-seed<s>/row.json`` (with its config) and is
+    not trained again when the same ``out_dir`` is reused with the same config; an unfinished run
+    resumes from its last epoch checkpoint (the trainer's own resume).
+    """
     from kernelkit.conv.mixconv import use_impl
     from kernelkit.models import create_model
     from kernelkit.train import TrainConfig, Trainer
     from kernelkit.utils.counting import count_macs, count_params
+    from kernelkit.utils.io import write_json
 
     train, val, source, chans = load_ablation_data(cfg, data_root)
     augment = flip_shift if cfg.dataset == "cifar10_jpg" and "FALLBACK" not in source else None
+    transform = compose(augment, channels_last if cfg.channels_last else None)
     rows = []
-    jobs = [(ks, s) for ks in cfg.kernel_sets for s in cfg.seeds]
+    jobs = ablation_jobs(cfg)
     it = section.progress(jobs, "kernel-mix ablation", total=len(jobs)) if section is not None else jobs
     for ks, seed in it:
+        run_dir = out_dir / f"{kernel_name(ks)}-seed{seed}"
+        key = run_key(cfg, ks, seed)
+        done = run_dir / "row.json"
+        if done.exists():
+            saved = json.loads(done.read_text())
+            if saved.get("config") == key:
+                rows.append(saved["row"])
+                if section is not None:
+                    section.log(step=len(rows), reused=True, **{k: v for k, v in saved["row"].items()
+                                                                if k != "kernel_set"})
+                continue
         torch.manual_seed(seed)
         model = create_model("mobilenetv2_mix", kernel_sizes=ks, num_classes=10, in_chans=chans, width=cfg.width,
                              depth=cfg.depth, small_input=cfg.small_input)
         with use_impl("split"):  # nominal arithmetic (the padded fast paths also multiply the zero taps)
             macs = count_macs(model, (1, chans, cfg.image_size, cfg.image_size))
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
                          weight_decay=cfg.weight_decay, schedule="cosine",
                          warmup_steps=max(1, len(train) // cfg.batch_size // 2), label_smoothing=cfg.label_smoothing,
                          checkpoint_every=0, drop_last=True, seed=seed)
         t0 = time.time()
-        trainer = Trainer(model, train, tc, out_dir / f"{kernel_name(ks)}-seed{seed}", val_set=val,
-                          batch_transform=augment, device=device, quiet=quiet)
-        result = trainer.fit()
-        seconds = time.time() - t0
-        ev = trainer.evaluate(val)
+        with use_impl(cfg.impl):
+            trainer = Trainer(model, train, tc, run_dir, val_set=val, batch_transform=transform, device=device,
+                              quiet=quiet)
+            result = trainer.fit()
+            seconds = time.time() - t0
+            ev = trainer.evaluate(val)
         row = {"kernels": kernel_name(ks), "kernel_set": list(ks), "seed": seed, "params": count_params(model),
                "macs": int(macs), "val_acc": float(ev["acc"]), "val_loss": float(ev["loss"]),
                "best_val_acc": max(float(h.get("val_acc", 0.0)) for h in result.history),
                "train_acc": float(result.history[-1].get("train_acc", float("nan"))), "train_seconds": seconds}
+        write_json(done, {"config": key, "row": row})
         rows.append(row)
         if section is not None:
             section.log(step=len(rows), **{k: v for k, v in row.items() if k != "kernel_set"})
