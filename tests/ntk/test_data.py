@@ -60,3 +60,31 @@ def test_train_mse_follows_kernel_flow_for_a_wide_net():
     out = train_mse(net, x, y, lr=1.0, steps=20)[:, 0]
     pred = gradient_descent_mse(k, y)(20.0, f0).train
     assert float((out - pred).abs().max()) < 0.05 * float((f0 - y).abs().max())
+
+
+def test_train_mse_rank_update_equals_autograd_sgd():
+    """The in-place rank-N update for fully connected nets takes exactly torch.optim.SGD's steps."""
+    import copy
+
+    from torch import nn
+
+    torch.manual_seed(1)
+    x = torch.randn(7, 3, dtype=torch.float64)
+    nets = [fc_network(24, 3, 0.3, out=2).double(), fc_network(16, 2, 0.5, parametrization="standard").double(),
+            nn.Sequential(nn.Linear(3, 12), nn.Tanh(), nn.Linear(12, 2)).double()]
+    for net in nets:
+        net(x)
+        y = torch.randn(7, net(x).shape[1], dtype=torch.float64)
+        net[0].bias.requires_grad_(False)  # a frozen parameter stays put
+        fast, ref = copy.deepcopy(net), copy.deepcopy(net)
+        out = train_mse(fast, x, y, lr=0.3, steps=15)
+        opt = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.3)
+        for _ in range(15):
+            opt.zero_grad()
+            (((ref(x) - y) ** 2).sum() / (2 * y.numel())).backward()
+            opt.step()
+        torch.testing.assert_close(out, ref(x).detach(), rtol=1e-10, atol=1e-12)
+        for p, q in zip(fast.parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+        assert [p.requires_grad for p in fast.parameters()] == [p.requires_grad for p in net.parameters()]
+        torch.testing.assert_close(fast[0].bias, net[0].bias)
