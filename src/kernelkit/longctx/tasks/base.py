@@ -147,7 +147,8 @@ def fit_concatenated(ctx: BuildContext, item_length: float, overhead: int,
     from kernelkit.longctx.length import previous_bucket
 
     prev = previous_bucket(ctx.bucket, ctx.buckets)
-    target = (prev + ctx.bucket) / 2
+    # aim at the middle of the lengths the rule accepts
+    target = prev + (ctx.bucket - prev) * (0.75 if rule == "upper_half" else 0.5)
     n_items = max(1, round((target - overhead) / max(item_length, 1.0)))
     out: list[Record] = []
     for k in range(ctx.n):
@@ -175,8 +176,10 @@ def fit_concatenated(ctx: BuildContext, item_length: float, overhead: int,
     return out
 
 
-def fit_natural(ctx: BuildContext, candidates: Sequence[Callable[[], Record]]) -> list[Record]:
-    """Instances of naturally long documents that fall in ``ctx.bucket`` (first bucket with total < bucket).
+def fit_natural(ctx: BuildContext, candidates: Sequence[Callable[[], Record]],
+                rule: BucketRule = "first_below") -> list[Record]:
+    """Instances of naturally long documents that fall in ``ctx.bucket`` under ``rule`` (by default the
+    first bucket with total < bucket).
 
     ``candidates`` are zero-argument record makers (the record's bucket field is set by this function);
     up to ``ctx.n`` are sampled from those that fit. Raises :class:`BucketFitError` when none fits.
@@ -184,7 +187,7 @@ def fit_natural(ctx: BuildContext, candidates: Sequence[Callable[[], Record]]) -
     fitting = []
     for make in candidates:
         rec = make()
-        if fits_bucket(rec.total_length, ctx.bucket, ctx.buckets, "first_below"):
+        if fits_bucket(rec.total_length, ctx.bucket, ctx.buckets, rule):
             rec.length_bucket = ctx.bucket
             fitting.append(rec)
     if not fitting:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
-from kernelkit.longctx.length import text_length
 from kernelkit.longctx.records import Record
 from kernelkit.longctx.tasks import sources as src
 from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, fit_natural, hex_id, make_record, register_task
-
-
-def _mean_length(texts: list[str], lang: str, k: int = 400) -> float:
-    if not texts:
-        return 1.0
-    return statistics.fmean(text_length(t, lang) for t in texts[:: max(1, len(texts) // k)])
+from kernelkit.longctx.tasks.patterns import Prompt, continuation, mean_length
 
 
 def _with_demo(ctx: BuildContext, demo: str, body: str) -> str:
@@ -44,7 +37,7 @@ def build_c3(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         return make_record(ctx, C3_INSTRUCTION, _with_demo(ctx, C3_DEMO, body), [answer], gold_index=gold,
                            n_items=len(docs))
 
-    return fit_concatenated(ctx, _mean_length([d.text for d in items], "zh") + 8, 150, make)
+    return fit_concatenated(ctx, mean_length([d.text for d in items], "zh") + 8, 150, make)
 
 
 DRCD_RET_INSTRUCTION = "以下是若干主题及其维基百科文章的开头。请根据指定的主题编号，写出该主题的名称。"
@@ -99,7 +92,7 @@ def build_online_shopping(reviews: list[src.Review], ctx: BuildContext) -> list[
         return make_record(ctx, SHOP_INSTRUCTION, _with_demo(ctx, SHOP_DEMO, body), ["，".join(positive) + "。"],
                            n_items=n_items, n_positive=len(positive))
 
-    return fit_concatenated(ctx, _mean_length([r.text for r in reviews], "zh") + 10, 100, make)
+    return fit_concatenated(ctx, mean_length([r.text for r in reviews], "zh") + 10, 100, make)
 
 
 # ---------------------------------------------------------------------------------------------- semantic single
@@ -129,7 +122,7 @@ def build_nq_open(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         body += f"\n\nQuestion: {target.question}\nAnswer:"
         return make_record(ctx, NQ_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
-    return fit_concatenated(ctx, _mean_length([d.text for d in items], "en") + 5, 70, make)
+    return fit_concatenated(ctx, mean_length([d.text for d in items], "en") + 5, 70, make)
 
 
 DRCD_QA_INSTRUCTION = "请仅根据提供的文章回答问题（部分文章可能与问题无关）。"
@@ -151,7 +144,7 @@ def build_drcd_qa(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         body += f"\n\n问题: {target.question}\n答案:"
         return make_record(ctx, DRCD_QA_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
-    return fit_concatenated(ctx, _mean_length([d.text for d in items], "zh") + 15, 80, make)
+    return fit_concatenated(ctx, mean_length([d.text for d in items], "zh") + 15, 80, make)
 
 
 WIKI_INSTRUCTION = ("You are given a query paragraph and several candidate paragraphs. Exactly one candidate "
@@ -162,29 +155,11 @@ WIKI_DEMO = ("Query Paragraph: The bridge opened in 1932 after six years of cons
              "Answer: 9F0B27.")
 
 
-@register_task("wikitext-103", ability="semantic_single", task_type="NLI+RET", lang="en", source="WikiText-2 test",
-               official=True, load=src.read_wikitext_topics, data_files=("wikitext-2/test.txt",),
-               note="WikiText-2 test as in the reference code, but the tokenized v1 text (raw not in the data root)")
-def build_wikitext(topics: dict[str, list[str]], ctx: BuildContext) -> list[Record]:
-    titles = sorted(topics)
-
-    def make(n_items: int, gold: int, k: int) -> Record:
-        query_topic = ctx.rng.choice(titles)
-        others = [t for t in titles if t != query_topic]
-        distractor_topics = [ctx.rng.choice(others) for _ in range(n_items - 1)]
-        paras = topics[query_topic]
-        i = ctx.rng.randrange(len(paras) - 1)
-        taken: set[str] = set()
-        answer = hex_id(ctx.rng, taken)
-        candidates = [f"Candidate Paragraph {hex_id(ctx.rng, taken)}: {ctx.rng.choice(topics[t])}"
-                      for t in distractor_topics]
-        candidates.insert(gold, f"Candidate Paragraph {answer}: {paras[i + 1]}")
-        body = "\n".join([f"Query Paragraph: {paras[i]}", *candidates, "Answer:"])
-        return make_record(ctx, WIKI_INSTRUCTION, _with_demo(ctx, WIKI_DEMO, body), [answer], gold_index=gold,
-                           n_items=len(candidates))
-
-    sample = [p for t in titles[:100] for p in topics[t][:2]]
-    return fit_concatenated(ctx, _mean_length(sample, "en") + 3, 90, make)
+register_task("wikitext-103", ability="semantic_single", task_type="NLI+RET", lang="en", source="WikiText-2 test",
+              official=True, load=src.read_wikitext_topics, data_files=("wikitext-2/test.txt",),
+              note="WikiText-2 test as in the reference code, but the tokenized v1 text (raw not in the data root)")(
+    continuation(Prompt(WIKI_INSTRUCTION, "Candidate Paragraph {label}: {text}", "Answer:", demo=WIKI_DEMO,
+                        header="Query Paragraph: {question}")))
 
 
 # ---------------------------------------------------------------------------------------------- semantic multiple

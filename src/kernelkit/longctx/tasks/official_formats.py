@@ -12,71 +12,52 @@ They read the sources in their published formats (place the files under the data
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernelkit.data.root import DataNotFoundError
 from kernelkit.longctx.records import Record
-from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, fit_natural, hex_id, make_record, register_task
-
-
-@dataclass
-class Document:
-    text: str
-    summary: str
-
-
-def _jsonl(path: Path, how: str) -> list[dict]:
-    if not path.exists():
-        raise DataNotFoundError(f"{path} not found ({how})")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON line ({exc.msg})") from None
-    return rows
-
+from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, hex_id, make_record, register_task
+from kernelkit.longctx.tasks.formats import read_jsonl
+from kernelkit.longctx.tasks.patterns import Item, Prompt, natural
 
 _SENT_TAGS = re.compile(r"</?S>")
 
 
-def read_cohan(root: Path, name: str) -> list[Document]:
+def read_cohan(root: Path, name: str) -> list[Item]:
     """arXiv or PubMed test documents with their abstracts (sentence tags removed)."""
-    rows = _jsonl(root / name / "test.txt", f"{name} from armancohan/long-summarization")
-    return [Document(" ".join(r["article_text"]), " ".join(_SENT_TAGS.sub("", s).strip() for s in r["abstract_text"]))
+    rows = read_jsonl(root / name / "test.txt", f"{name} from armancohan/long-summarization")
+    return [Item(" ".join(r["article_text"]), [" ".join(_SENT_TAGS.sub("", s).strip() for s in r["abstract_text"])])
             for r in rows if r.get("article_text") and r.get("abstract_text")]
 
 
-def _summarization(name: str, lang: str, instruction: str, doc_label: str, cue: str):
-    def build(docs: list[Document], ctx: BuildContext) -> list[Record]:
-        def maker(d: Document):
-            return lambda: make_record(ctx, instruction, f"{doc_label}\n{d.text}\n\n{cue}", [d.summary])
-        return fit_natural(ctx, [maker(d) for d in docs])
+def _cohan_loader(name: str):
+    def load(root: Path) -> list[Item]:
+        return read_cohan(root, name)
 
-    build.__name__ = f"build_{name.replace('-', '_')}"
-    return build
+    return load
 
 
 for _name in ("arxiv", "pubmed"):
     register_task(_name, ability="global", task_type="SUM", lang="en", source=f"{_name} test (Cohan et al.)",
-                  official=True, rule="first_below", load=lambda root, n=_name: read_cohan(root, n),
-                  data_files=(f"{_name}/test.txt",))(
-        _summarization(_name, "en", "Summarize the paper below in one paragraph.", "Paper:", "Summary:"))
+                  official=True, rule="first_below", load=_cohan_loader(_name), data_files=(f"{_name}/test.txt",))(
+        natural(Prompt("Summarize the paper below in one paragraph.", "Paper:\n{text}\n", "Summary:")))
 
 
-def read_cnewsum(root: Path) -> list[Document]:
-    rows = _jsonl(root / "cnewsum" / "test.simple.label.jsonl", "CNewSum v2")
-    return [Document("".join(r["article"]), r["summary"]) for r in rows if r.get("article")]
+def _unspaced(value: str | list[str]) -> str:
+    """The text of a space-tokenized string or list of sentences, whitespace removed."""
+    return "".join("".join(part.split()) for part in ([value] if isinstance(value, str) else value))
+
+
+def read_cnewsum(root: Path) -> list[Item]:
+    """CNewSum v2 test articles (sentences, space-tokenized) with their summaries, whitespace removed."""
+    rows = read_jsonl(root / "cnewsum" / "test.simple.label.jsonl", "CNewSum v2")
+    return [Item(_unspaced(r["article"]), [_unspaced(r["summary"])]) for r in rows if r.get("article")]
 
 
 register_task("cnewsum", ability="global", task_type="SUM", lang="zh", source="CNewSum v2 test", official=True,
               rule="first_below", load=read_cnewsum, data_files=("cnewsum/test.simple.label.jsonl",))(
-    _summarization("cnewsum", "zh", "请用一段话总结下面的新闻。", "新闻：", "总结："))
+    natural(Prompt("请用一段话总结下面的新闻。", "新闻：\n{text}\n", "总结：")))
 
 
 @dataclass
@@ -90,7 +71,7 @@ def read_marc(root: Path) -> list[StarReview]:
     """English and Chinese test reviews with 1 or 5 stars."""
     out = []
     for lang in ("en", "zh"):
-        for r in _jsonl(root / "marc" / f"dataset_{lang}_test.json", "Multilingual Amazon Reviews Corpus"):
+        for r in read_jsonl(root / "marc" / f"dataset_{lang}_test.json", "Multilingual Amazon Reviews Corpus"):
             if int(r["stars"]) in (1, 5):
                 out.append(StarReview(r["review_id"], int(r["stars"]), f"{r['review_title']}. {r['review_body']}"))
     return out
