@@ -11,7 +11,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernelkit.conv import MixConv2d, split_channels
-from kernelkit.conv.mixconv import clear_impl_cache, impl_cache, use_impl
+from kernelkit.conv import mixconv as mixconv_module
+from kernelkit.conv.mixconv import (
+    CACHE_DIR_ENV,
+    CHOICE_ENV,
+    cache_path,
+    clear_impl_cache,
+    heuristic_impl,
+    impl_cache,
+    pick_from_measurement,
+    use_impl,
+)
+
+
+@pytest.fixture(autouse=True)
+def _private_choice_cache(tmp_path, monkeypatch):
+    """Every test gets its own on-disk path cache and a clean in-process table."""
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(CHOICE_ENV, raising=False)
+    clear_impl_cache()
+    yield
+    clear_impl_cache()
+
 
 # ---- split_channels ----------------------------------------------------------------------------
 
@@ -216,7 +237,6 @@ def test_grouped_pointwise_matches_block_reference() -> None:
 
 
 def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
-    clear_impl_cache()
     m = MixConv2d(16, kernel_sizes=(3, 5, 7, 9))
     x = torch.randn(2, 16, 24, 24)  # above TINY_NUMEL: measured
     with torch.no_grad():
@@ -228,6 +248,9 @@ def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
     assert len(impl_cache()) == 1  # no re-measurement for the same shape
     m(x.requires_grad_())  # training: measured separately (forward + backward)
     assert len(impl_cache()) == 2
+    keys = sorted(impl_cache())
+    assert keys[0].endswith("|grad") and keys[1].endswith("|nograd")
+    assert f"threads{torch.get_num_threads()}" in keys[0] and f"torch{torch.__version__}" in keys[0]
     with use_impl("split"):
         assert m.choose_impl(x) == "split"
     with torch.no_grad():
@@ -235,6 +258,141 @@ def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
     assert len(impl_cache()) == 2
     with pytest.raises(ValueError, match="not available"):
         MixConv2d(8, 8, (1, 1), depthwise=False, impl="padded").choose_impl(torch.randn(1, 8, 2, 2))
+
+
+def _no_timing(*args, **kwargs):
+    raise AssertionError("a path was timed although the choice should come from a cache or the heuristic")
+
+
+def test_choices_persist_on_disk_for_the_next_process(monkeypatch) -> None:
+    m = MixConv2d(16, kernel_sizes=(3, 5, 7))
+    x = torch.randn(2, 16, 24, 24)
+    with torch.no_grad():
+        first = m.choose_impl(x)
+    path = cache_path()
+    assert path is not None and path.exists()
+    entries = json_entries(path)
+    assert len(entries) == 1
+    (entry,) = entries.values()
+    assert entry["impl"] == first and set(entry["ms"]) <= set(m.available_impls()) and "split" in entry["ms"]
+    clear_impl_cache()  # a new process: empty in-memory table, same file
+    monkeypatch.setattr(mixconv_module, "_time_paths", _no_timing)
+    fresh = MixConv2d(16, kernel_sizes=(3, 5, 7))
+    with torch.no_grad():
+        assert fresh.choose_impl(x) == first
+    with torch.no_grad(), pytest.raises(AssertionError, match="was timed"):
+        fresh.choose_impl(torch.randn(3, 16, 24, 24))  # a new shape is measured
+
+
+def json_entries(path) -> dict:
+    import json
+
+    data = json.loads(path.read_text())
+    assert data["version"] == mixconv_module.CACHE_VERSION
+    return data["entries"]
+
+
+def test_unreadable_cache_is_replaced_with_a_warning(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "bad"))
+    clear_impl_cache()
+    path = cache_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_text("{ not json")
+    mixconv_module._WARNED.discard("read")
+    with pytest.warns(RuntimeWarning, match="unreadable"), torch.no_grad():
+        MixConv2d(16, kernel_sizes=(3, 5)).choose_impl(torch.randn(2, 16, 24, 24))
+    assert len(json_entries(path)) == 1
+
+
+def test_cache_can_be_switched_off(monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, "off")
+    clear_impl_cache()
+    assert cache_path() is None
+    with torch.no_grad():
+        MixConv2d(16, kernel_sizes=(3, 5)).choose_impl(torch.randn(2, 16, 24, 24))
+    assert len(impl_cache()) == 1
+
+
+def test_heuristic_mode_times_nothing_and_is_deterministic(monkeypatch) -> None:
+    monkeypatch.setattr(mixconv_module, "_time_paths", _no_timing)
+    monkeypatch.setenv(CHOICE_ENV, "heuristic")
+    m = MixConv2d(32, kernel_sizes=(3, 5, 7, 9))
+    x = torch.randn(4, 32, 28, 28)
+    with torch.no_grad():
+        assert m.choose_impl(x) == "padded"
+    assert m.choose_impl(x.requires_grad_()) == "split_cl"
+    assert m.choose_impl(x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()) == "split"
+    assert MixConv2d(32, kernel_sizes=(5,)).choose_impl(x) == "split"
+    assert MixConv2d(32, 16, (1, 1), depthwise=False).choose_impl(x) == "split"
+    assert impl_cache() == {}
+    monkeypatch.delenv(CHOICE_ENV)
+    with torch.no_grad():  # the argument form, without the environment variable
+        assert MixConv2d(32, kernel_sizes=(3, 5), impl="heuristic").choose_impl(x.detach()) == "padded"
+        with use_impl("heuristic"):
+            assert m.choose_impl(x.detach()) == "padded"
+    big = torch.empty(64, 64, 56, 56)  # > 8M elements: torch's NCHW padded kernel lost here
+    assert heuristic_impl(m.available_impls(), big, False, m.kernel_sizes) == "split"
+    monkeypatch.setenv(CHOICE_ENV, "fastest")
+    with pytest.raises(ValueError, match="KERNELKIT_MIXCONV_AUTO"):
+        m.choose_impl(x)
+
+
+def test_switch_guard_keeps_split_unless_clearly_faster() -> None:
+    assert pick_from_measurement({"split": 1.0, "padded": 0.5}, {"split": 1.0, "padded": 2.0}) == "padded"
+    # a near tie (4% faster) stays with split-concat
+    assert pick_from_measurement({"split": 1.0, "padded": 0.96}, {"split": 1.0, "padded": 1.04}) == "split"
+    # faster in the medians but not in the paired per-round ratios (load drifted): split-concat
+    assert pick_from_measurement({"split": 1.0, "padded": 0.8}, {"split": 1.0, "padded": 1.01}) == "split"
+    assert pick_from_measurement({"split": 1.0, "padded": 1.5}, {"split": 1.0, "padded": 0.6}) == "split"
+
+
+class _FakeClock:
+    """A clock that advances only when a fake path runs: deterministic timings for the measurement logic."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: dict[str, int] = {}
+
+    def __call__(self) -> float:
+        return self.now
+
+    def path(self, name: str, cost: float, first_cost: float | None = None):
+        def run() -> None:
+            n = self.calls.get(name, 0)
+            self.calls[name] = n + 1
+            self.now += first_cost if (n == 0 and first_cost is not None) else cost
+        return run
+
+
+def test_measurement_interleaves_and_drops_hopeless_paths() -> None:
+    clock = _FakeClock()
+    fns = {"split": clock.path("split", 1e-3, first_cost=5e-3), "padded": clock.path("padded", 0.5e-3),
+           "slow": clock.path("slow", 5e-3), "awful": clock.path("awful", 1.0)}
+    times, ratios = mixconv_module._time_paths(fns, clock=clock)
+    assert times["split"] == pytest.approx(1e-3) and times["padded"] == pytest.approx(0.5e-3)
+    assert ratios["padded"] == pytest.approx(2.0)
+    assert clock.calls["awful"] == 1  # its warm-up alone was hopeless
+    assert clock.calls["slow"] == 2  # warm-up + one timed call, then dropped
+    assert "slow" not in ratios and "awful" not in ratios and times["slow"] == pytest.approx(5e-3)
+    assert clock.calls["padded"] > 5 and clock.calls["split"] > 5
+    assert pick_from_measurement(times, ratios) == "padded"
+
+
+def test_cached_inference_weight_follows_weight_updates() -> None:
+    m = MixConv2d(12, kernel_sizes=(3, 5, 7)).double().eval()
+    x = torch.randn(2, 12, 9, 9, dtype=torch.float64)
+    with torch.no_grad():
+        before = m.run(x, "padded")
+        assert m.padded_weight() is m.padded_weight()  # built once while nothing changes
+        m.convs()[1].weight.mul_(-2.0)  # in place, as an optimizer step does
+        torch.testing.assert_close(m.run(x, "padded"), m.run(x, "split"), rtol=0, atol=1e-12)
+        assert not torch.allclose(m.run(x, "padded"), before)
+    m.load_state_dict({k: torch.zeros_like(v) for k, v in m.state_dict().items()})  # replaced storage
+    with torch.no_grad():
+        assert float(m.run(x, "padded").abs().max()) == 0.0
+    w = m.padded_weight()
+    assert w.requires_grad  # autograd needs it: built differentiably, not cached
 
 
 @pytest.mark.skipif(importlib.util.find_spec("kernelkit.conv.depthwise") is None,

@@ -6,15 +6,22 @@ zero-padded and centred to the largest kernel, which is what the fast paths expl
 
 * ``"split"`` — split → one conv per group → concat (the reference formulation, timm/TF layout);
 * ``"padded"`` — one ``F.conv2d`` with the zero-padded kernel, built differentiably from the
-  per-group weights on every call (so gradients land on the per-group parameters);
-* ``"padded_cl"`` — the same conv on a channels-last input (oneDNN's fast depthwise path on CPU);
+  per-group weights on every call when autograd needs it (so gradients land on the per-group
+  parameters), otherwise built once and reused until a weight changes;
+* ``"split_cl"`` / ``"padded_cl"`` — the same on a channels-last copy of the input (oneDNN's fast
+  depthwise kernels on CPU; torch's NCHW depthwise *backward* is 2-4x slower than its channels-last
+  one); the output is then channels-last too;
 * ``"depthwise"`` — ``kernelkit.conv.depthwise_conv2d`` on the padded kernel, when that module exists;
 * ``"grouped"`` — for the grouped pointwise form (``depthwise=False``) with equal splits and one
   kernel size: a single conv with ``groups=g``.
 
-``impl="auto"`` (the default) times the available paths once per (layer configuration, input shape,
-dtype, device, grad mode) on first use and caches the fastest; the split path is always a candidate,
-so the choice is never slower than split-concat as measured. Parameters are stored exactly as timm's
+``impl="auto"`` (the default) picks a path per (layer configuration, input shape, dtype, device, memory
+format, grad mode, threads, torch version): from a short interleaved measurement on first use, kept in
+memory and in a small JSON file under the user cache dir (``~/.cache/kernelkit/mixconv_paths.json``;
+``KERNELKIT_CACHE_DIR`` moves it, ``=off`` disables it), so later processes measure nothing. The split
+path is always a candidate and another path is taken only when it beats split-concat clearly in the
+measurement. ``KERNELKIT_MIXCONV_AUTO=heuristic`` (or ``impl="heuristic"``, ``use_impl("heuristic")``)
+decides by a fixed rule with no timing, for reproducible CI runs. Parameters are stored exactly as timm's
 ``MixedConv2d`` stores them (child modules ``"0"``, ``"1"``, ... each with a ``weight``), so timm
 ``mixnet_*`` state dicts load without renaming.
 """
@@ -23,21 +30,29 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import os
+import statistics
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kernelkit.utils.io import write_json
+
 SplitMode = Literal["equal", "exponential"]
-Impl = Literal["auto", "split", "padded", "padded_cl", "depthwise", "grouped"]
-IMPLS: tuple[str, ...] = ("auto", "split", "padded", "padded_cl", "depthwise", "grouped")
+Impl = Literal["auto", "heuristic", "split", "split_cl", "padded", "padded_cl", "depthwise", "grouped"]
+IMPLS: tuple[str, ...] = ("auto", "heuristic", "split", "split_cl", "padded", "padded_cl", "depthwise", "grouped")
+PATHS: tuple[str, ...] = IMPLS[2:]
 
 __all__ = ["MixConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "clear_impl_cache",
-           "impl_cache"]
+           "impl_cache", "choice_mode", "cache_path", "heuristic_impl"]
 
 
 def split_channels(total: int, groups: int, mode: SplitMode = "equal") -> list[int]:
@@ -107,11 +122,32 @@ def _parse_kernel_sizes(kernel_sizes: int | Sequence[int]) -> tuple[int, ...]:
     return ks
 
 
-# ---- path choice --------------------------------------------------------------------------------
+# ---- path choice ----------------------------------------------------------------------------------
+#
+# ``impl="auto"`` resolves a path per *choice key*: the layer configuration, the input shape, dtype,
+# device and memory format, grad mode, the torch thread count, the torch version and the CPU's
+# vector capability. Resolution order: a forced path (``use_impl`` / ``impl=...``) → the in-process
+# table → the on-disk JSON cache → a short measurement (or, in ``heuristic`` mode, a fixed rule with no
+# timing). The measurement interleaves the paths round by round, takes medians, drops a path whose
+# first call is already far slower than split-concat, and switches away from split-concat only when
+# the candidate wins by ``1 / SWITCH_MARGIN`` in the median of the per-round ratios (a paired
+# comparison, robust to load that drifts during the measurement). So the chosen path is never slower
+# than split-concat *in the measurement*.
 
-_CACHE: dict[tuple, str] = {}
-_LOCK = threading.Lock()
+CHOICE_ENV = "KERNELKIT_MIXCONV_AUTO"  # "measure" (default) or "heuristic" (deterministic, no timing)
+CACHE_DIR_ENV = "KERNELKIT_CACHE_DIR"  # folder of the on-disk cache; "off" disables the file
+CACHE_FILE = "mixconv_paths.json"
+CACHE_VERSION = 1
+SWITCH_MARGIN = 0.95  # another path must beat split-concat by >= 5% (median of per-round ratios)
+DROP_FACTOR = 3.0  # a path whose first timed call is this much slower than split-concat is not timed further
+TINY_NUMEL = 8192  # below this many input elements: no timing, one padded conv (per-call overhead dominates)
+
+_CACHE: dict[str, str] = {}
+_DISK: dict[str, dict[str, Any]] | None = None  # loaded lazily, once per process
+_LOCK = threading.RLock()
 _FORCED = threading.local()
+_WARNED: set[str] = set()
+_GENERATION = [0]  # bumped by clear_impl_cache: invalidates the per-layer memos
 
 
 @contextlib.contextmanager
@@ -119,7 +155,8 @@ def use_impl(impl: str) -> Iterator[None]:
     """Force every ``MixConv2d`` whose ``impl`` is ``"auto"`` to use ``impl`` inside the block.
 
     E.g. ``with use_impl("split"): count_macs(model, ...)`` counts the nominal arithmetic (the padded
-    paths multiply the zero taps too). Paths a layer does not have fall back to ``"split"``.
+    paths multiply the zero taps too). ``use_impl("heuristic")`` picks by the fixed rule without timing.
+    Paths a layer does not have fall back to ``"split"``.
     """
     if impl not in IMPLS:
         raise ValueError(f"unknown MixConv impl {impl!r}; expected one of {IMPLS}")
@@ -131,14 +168,86 @@ def use_impl(impl: str) -> Iterator[None]:
         _FORCED.impl = old
 
 
-def clear_impl_cache() -> None:
-    """Forget the measured path choices (they are re-measured on next use)."""
+def choice_mode() -> str:
+    """``"measure"`` or ``"heuristic"``, from the ``KERNELKIT_MIXCONV_AUTO`` environment variable."""
+    mode = os.environ.get(CHOICE_ENV, "measure").strip().lower() or "measure"
+    if mode not in ("measure", "heuristic"):
+        raise ValueError(f"{CHOICE_ENV}={mode!r}: expected 'measure' or 'heuristic'")
+    return mode
+
+
+def cache_path() -> Path | None:
+    """The on-disk choice cache: ``$KERNELKIT_CACHE_DIR`` (``"off"``: none), else the user cache dir."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env is not None and env.strip().lower() in ("off", "none", "0", ""):
+        return None
+    if env:
+        base = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "kernelkit"
+    return base / CACHE_FILE
+
+
+def _warn_once(tag: str, message: str) -> None:
+    if tag not in _WARNED:
+        _WARNED.add(tag)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _disk_entries() -> dict[str, dict[str, Any]]:
+    global _DISK
+    if _DISK is None:
+        _DISK = {}
+        path = cache_path()
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
+                    _DISK = {k: v for k, v in data.get("entries", {}).items()
+                             if isinstance(v, dict) and isinstance(v.get("impl"), str)}
+            except (OSError, ValueError) as exc:
+                _warn_once("read", f"MixConv path cache {path} is unreadable ({exc}); it will be rewritten")
+    return _DISK
+
+
+def _store(key: str, impl: str, times: dict[str, float]) -> None:
+    """Remember a measured choice in memory and (merged with what other processes wrote) on disk."""
+    _CACHE[key] = impl
+    entries = _disk_entries()
+    entries[key] = {"impl": impl, "ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
+    path = cache_path()
+    if path is None:
+        return
+    try:
+        merged: dict[str, Any] = {}
+        if path.exists():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(old, dict) and old.get("version") == CACHE_VERSION:
+                    merged.update(old.get("entries", {}))
+            except ValueError:
+                pass
+        merged.update(entries)
+        write_json(path, {"version": CACHE_VERSION, "entries": merged})
+    except OSError as exc:
+        _warn_once("write", f"MixConv path cache {path} is not writable ({exc}); choices stay in memory")
+
+
+def clear_impl_cache(disk: bool = False) -> None:
+    """Forget the path choices of this process (``disk=True``: delete the on-disk cache file too)."""
+    global _DISK
     with _LOCK:
         _CACHE.clear()
+        _DISK = None
+        _GENERATION[0] += 1
+        path = cache_path()
+        if disk and path is not None:
+            path.unlink(missing_ok=True)
 
 
-def impl_cache() -> dict[tuple, str]:
-    """A copy of the measured choices: key (layer config, shape, dtype, device, grad) → path."""
+def impl_cache() -> dict[str, str]:
+    """A copy of this process's choices: choice key → path."""
     with _LOCK:
         return dict(_CACHE)
 
@@ -158,28 +267,90 @@ def _dispatch_mode_active() -> bool:
         return False
 
 
-SWITCH_MARGIN = 0.95  # another path must beat split-concat by 5% in the measurement to be chosen
-TINY_NUMEL = 8192  # below this many input elements: no timing, one padded conv (per-call overhead dominates)
+def _memory_format(x: Tensor) -> str:
+    if x.is_contiguous():
+        return "nchw"
+    return "nhwc" if x.is_contiguous(memory_format=torch.channels_last) else "strided"
 
 
-def _time_paths(fns: dict[str, Callable[[], object]], budget_s: float = 0.12) -> dict[str, float]:
-    """Best-of-rounds seconds per call for each path, rounds interleaved so load noise hits all alike."""
-    for fn in fns.values():  # warm-up: allocations, oneDNN primitive creation
+def _platform_tag(x: Tensor) -> str:
+    if x.device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(x.device)}"
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # pragma: no cover - older torch
+        cap = "cpu"
+    return f"{x.device.type}:{cap}"
+
+
+def heuristic_impl(paths: Sequence[str], x: Tensor, grad: bool, kernel_sizes: Sequence[int]) -> str:
+    """The fixed no-timing rule (CPU measurements of ``benchmarks/mixconv.py`` and MixNet-S layers, 1-2 threads).
+
+    * pointwise groups and single kernels: split-concat (the conv itself);
+    * no grad: one zero-padded depthwise conv, except on big NCHW activations (> 8M elements, where
+      torch's large-kernel NCHW kernel measured 0.3x split-concat);
+    * grad on an NCHW CPU input: split-concat on a channels-last copy (torch's NCHW depthwise backward
+      is the slow part: 2-4x);
+    * otherwise split-concat.
+    """
+    if not any(p in paths for p in ("padded", "split_cl")) or len(kernel_sizes) == 1:
+        return "split"
+    nchw_cpu = _memory_format(x) == "nchw" and x.device.type == "cpu"
+    if not grad:
+        return "padded" if "padded" in paths and (not nchw_cpu or x.numel() <= 8 * 2 ** 20) else "split"
+    return "split_cl" if nchw_cpu and "split_cl" in paths else "split"
+
+
+def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] = lambda: None,
+                round_s: float = 0.004, clock: Callable[[], float] = time.perf_counter,
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Interleaved medians of seconds per call, and the median per-round ratio ``split / path``.
+
+    One warm-up call per path (allocations, oneDNN primitives), one timed call; a path whose timed
+    call exceeds ``DROP_FACTOR`` x split-concat's (or whose warm-up alone exceeds twice that) is not
+    timed further (reported with that single time). Then 3-5 rounds, each running every remaining
+    path ``reps`` times in a rotating order. ``clock``: wall time, or process CPU time when torch runs
+    one thread (then time slices lost to other processes on a loaded machine do not count).
+    """
+    first: dict[str, float] = {}
+    for name, fn in fns.items():  # "split" comes first
+        t0 = clock()
+        fn()  # warm-up
+        sync()
+        warm = clock() - t0
+        if name != "split" and warm > 2 * DROP_FACTOR * first["split"]:
+            first[name] = warm  # hopeless even allowing for first-call overhead: no second call
+            continue
+        t0 = clock()
         fn()
-    start = time.perf_counter()
-    for fn in fns.values():
-        fn()
-    once = max(time.perf_counter() - start, 1e-6)
-    rounds = 5
-    reps = max(1, min(20, int(budget_s / rounds / once)))
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
+        sync()
+        first[name] = max(clock() - t0, 1e-7)
+    live = [n for n in fns if n == "split" or first[n] <= DROP_FACTOR * first["split"]]
+    rounds = 5 if first["split"] < 0.01 else 3
+    per_round: dict[str, list[float]] = {n: [] for n in live}
+    for r in range(rounds):
+        order = live[r % len(live):] + live[:r % len(live)]
+        for name in order:
+            reps = max(1, min(10, int(round_s / first[name])))
+            t0 = clock()
             for _ in range(reps):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / reps)
-    return best
+                fns[name]()
+            sync()
+            per_round[name].append(max(clock() - t0, 1e-9) / reps)
+    med = {n: statistics.median(v) for n, v in per_round.items()}
+    med.update({n: first[n] for n in fns if n not in med})
+    ratio = {n: statistics.median(s / t for s, t in zip(per_round["split"], v, strict=True))
+             for n, v in per_round.items()}
+    return med, ratio
+
+
+def pick_from_measurement(times: dict[str, float], ratios: dict[str, float]) -> str:
+    """The fastest path, unless it does not beat split-concat clearly in both the medians and the ratios."""
+    best = min(ratios, key=lambda n: (times[n], n))
+    if best == "split":
+        return "split"
+    clearly = times[best] < SWITCH_MARGIN * times["split"] and ratios[best] > 1 / SWITCH_MARGIN
+    return best if clearly else "split"
 
 
 # ---- the module ---------------------------------------------------------------------------------
@@ -238,11 +409,32 @@ class MixConv2d(nn.Module):
         return [self._modules[str(i)] for i in range(len(self.kernel_sizes))]  # type: ignore[misc]
 
     def padded_weight(self) -> Tensor:
-        """The single ``(C, 1, K, K)`` depthwise kernel equal to this MixConv (differentiable)."""
+        """The single ``(C, 1, K, K)`` depthwise kernel equal to this MixConv.
+
+        Differentiable when autograd needs it; otherwise (no grad, inference) built once and reused
+        until a weight changes (in place: its version counter; replaced/moved: its storage).
+        """
         if not self.depthwise:
             raise ValueError("padded_weight: only a depthwise MixConv is one depthwise conv")
-        return torch.cat([embed_kernel(c.weight, d, self.max_kernel)
-                          for c, d in zip(self.convs(), self.dilations, strict=True)], 0)
+        return self._weight_for_call("padded", lambda: torch.cat(
+            [embed_kernel(c.weight, d, self.max_kernel) for c, d in zip(self.convs(), self.dilations, strict=True)]))
+
+    def _weight_for_call(self, name: str, build: Callable[[], Tensor]) -> Tensor:
+        """``build()`` when autograd needs it; else a copy kept until a weight changes (version or storage)."""
+        convs = self.convs()
+        if torch.is_grad_enabled() and any(c.weight.requires_grad for c in convs):
+            return build()
+        key = (torch.is_inference_mode_enabled(), *((-1 if c.weight.is_inference() else c.weight._version,
+                                                     c.weight.data_ptr(), c.weight.dtype, c.weight.device)
+                                                    for c in convs))
+        cache: dict[str, tuple[tuple, Tensor]] = self.__dict__.setdefault("_weight_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        with torch.no_grad():
+            weight = build()
+        cache[name] = (key, weight)
+        return weight
 
     def padded_bias(self) -> Tensor | None:
         return torch.cat([c.bias for c in self.convs()]) if self._has_bias else None  # type: ignore[misc]
@@ -254,13 +446,15 @@ class MixConv2d(nn.Module):
             return ["split", "grouped"] if uniform and len(self.kernel_sizes) > 1 else ["split"]
         if len(self.kernel_sizes) == 1 and not self.dilated:
             return ["split", "padded_cl"]
-        paths = ["split", "padded", "padded_cl"]
+        paths = ["split", "split_cl", "padded", "padded_cl"]
         if _depthwise_fn() is not None:
             paths.append("depthwise")
         return paths
 
     # -- the paths --
-    def forward_split(self, x: Tensor) -> Tensor:
+    def forward_split(self, x: Tensor, channels_last: bool = False) -> Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if len(self.kernel_sizes) == 1:
             return self.convs()[0](x)
         xs = torch.split(x, self.in_splits, dim=1)
@@ -280,7 +474,7 @@ class MixConv2d(nn.Module):
 
     def forward_grouped(self, x: Tensor) -> Tensor:
         convs = self.convs()
-        weight = torch.cat([c.weight for c in convs], 0)
+        weight = self._weight_for_call("grouped", lambda: torch.cat([c.weight for c in convs], 0))
         bias = self.padded_bias()
         k = self.kernel_sizes[0]
         return F.conv2d(x, weight, bias, self.stride, (k - 1) // 2, 1, len(convs))
@@ -289,6 +483,8 @@ class MixConv2d(nn.Module):
         """Run one named path (for tests and benchmarks)."""
         if impl == "split":
             return self.forward_split(x)
+        if impl == "split_cl":
+            return self.forward_split(x, channels_last=True)
         if impl == "padded":
             return self.forward_padded(x)
         if impl == "padded_cl":
@@ -302,19 +498,25 @@ class MixConv2d(nn.Module):
         raise ValueError(f"unknown MixConv impl {impl!r}; expected one of {IMPLS[1:]}")
 
     # -- choice --
-    def _config_key(self) -> tuple:
-        return (tuple(self.in_splits), tuple(self.out_splits), self.kernel_sizes, self.dilations, self.stride,
-                self.depthwise, self._has_bias)
+    def _config_key(self) -> str:
+        return (f"in{self.in_splits}out{self.out_splits}k{list(self.kernel_sizes)}d{list(self.dilations)}"
+                f"s{self.stride}{'dw' if self.depthwise else 'pw'}{'b' if self._has_bias else ''}").replace(" ", "")
 
     def _needs_grad(self, x: Tensor) -> bool:
         return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
+    def choice_key(self, x: Tensor, grad: bool) -> str:
+        """The key a path choice is cached under (in memory and on disk)."""
+        return "|".join((f"torch{torch.__version__}", _platform_tag(x), f"threads{torch.get_num_threads()}",
+                         self._config_key(), "x".join(map(str, x.shape)), str(x.dtype).removeprefix("torch."),
+                         _memory_format(x), "grad" if grad else "nograd"))
+
     def choose_impl(self, x: Tensor) -> str:
-        """The path for this input: forced, cached, or measured now (then cached)."""
+        """The path for this input: forced, cached (memory, then disk), or decided now (then cached)."""
         forced = getattr(_FORCED, "impl", None)
         paths = self.available_impls()
         wanted = self.impl if self.impl != "auto" else forced
-        if wanted not in (None, "auto"):
+        if wanted not in (None, "auto", "heuristic"):
             if wanted not in paths:
                 if self.impl != "auto":
                     raise ValueError(f"MixConv2d impl {wanted!r} is not available for this layer; available: {paths}")
@@ -322,21 +524,37 @@ class MixConv2d(nn.Module):
             return wanted
         if len(paths) == 1 or _dispatch_mode_active() or torch.jit.is_scripting():
             return "split"
-        if torch.compiler.is_compiling():
-            return paths[1]
+        grad = self._needs_grad(x)
+        if torch.compiler.is_compiling() or wanted == "heuristic" or choice_mode() == "heuristic":
+            return heuristic_impl(paths, x, grad, self.kernel_sizes)
         if x.numel() < TINY_NUMEL and "padded" in paths:
             return "padded"
-        grad = self._needs_grad(x)
-        key = (self._config_key(), tuple(x.shape), x.dtype, x.device.type, x.is_contiguous(), grad)
+        fmt = _memory_format(x)
+        memo_key = (_GENERATION[0], tuple(x.shape), x.dtype, x.device, fmt, grad, torch.get_num_threads())
+        memo: dict[tuple, str] = self.__dict__.setdefault("_choice_memo", {})
+        hit = memo.get(memo_key)
+        if hit is not None:
+            return hit
+        if fmt == "nhwc":  # the *_cl paths would only repeat their plain twins
+            paths = [p for p in paths if not p.endswith("_cl")]
+            if len(paths) == 1:
+                return paths[0]
+        key = self.choice_key(x, grad)
         with _LOCK:
             hit = _CACHE.get(key)
+            if hit is None:
+                entry = _disk_entries().get(key)
+                if entry is not None and entry["impl"] in paths:
+                    hit = _CACHE[key] = entry["impl"]
         if hit is None:
-            hit = self._measure(x, paths, grad)
+            times, ratios = self._measure(x, paths, grad)
+            hit = pick_from_measurement(times, ratios)
             with _LOCK:
-                _CACHE[key] = hit
+                _store(key, hit, times)
+        memo[memo_key] = hit
         return hit
 
-    def _measure(self, x: Tensor, paths: list[str], grad: bool) -> str:
+    def _measure(self, x: Tensor, paths: list[str], grad: bool) -> tuple[dict[str, float], dict[str, float]]:
         probe = x.detach().clone().requires_grad_(grad and x.requires_grad)
         params = [p for p in self.parameters() if p.requires_grad]
 
@@ -353,10 +571,10 @@ class MixConv2d(nn.Module):
                 return torch.autograd.grad(out, inputs, torch.ones_like(out))
             return fwd_bwd
 
-        times = _time_paths({p: make(p) for p in paths})
-        best = min(times, key=times.__getitem__)
-        # keep split-concat unless another path is clearly faster: a noisy near-tie must not make it slower
-        return best if times[best] < SWITCH_MARGIN * times["split"] else "split"
+        cuda = x.device.type == "cuda"
+        sync = (lambda: torch.cuda.synchronize(x.device)) if cuda else (lambda: None)
+        clock = time.process_time if not cuda and torch.get_num_threads() == 1 else time.perf_counter
+        return _time_paths({p: make(p) for p in paths}, sync, clock=clock)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

@@ -206,8 +206,9 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
                              depth=cfg.depth, small_input=cfg.small_input)
         with use_impl("split"):  # nominal arithmetic (the padded fast paths also multiply the zero taps)
             macs = count_macs(model, (1, chans, cfg.image_size, cfg.image_size))
+        assert isinstance(macs, int)
         if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
                          weight_decay=cfg.weight_decay, schedule="cosine",
                          warmup_steps=max(1, len(train) // cfg.batch_size // 2), label_smoothing=cfg.label_smoothing,
