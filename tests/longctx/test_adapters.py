@@ -234,8 +234,9 @@ def test_newsqa_duorc_wow(qa_root):
         assert labelled(rec, r"Plot (\d+): (plot\d+)")[str(rec.extras["gold_index"] + 1)] == f"plot{i}"
     for rec in build("wow", qa_root):
         label = re.findall(r"What is phrase ([0-9A-F]{6})\?", rec.input)[-1]
-        text = labelled(rec, r"Phrase ([0-9A-F]{6}): the article is as follows:\n(passage\d+)")[label]
-        assert rec.answers == ["Topic " + text.removeprefix("passage")]
+        shown = labelled(rec, r"Phrase ([0-9A-F]{6}) is (Topic \d+), the article is as follows:\n")[label]
+        text = labelled(rec, r"Phrase ([0-9A-F]{6}) is Topic \d+, the article is as follows:\n(passage\d+)")[label]
+        assert rec.answers == [shown] == ["Topic " + text.removeprefix("passage")]
         assert all(len(p.split()) <= 110 for p in re.findall(r"follows:\n(.*)", rec.input.split("\n\n", 1)[1]))
 
 

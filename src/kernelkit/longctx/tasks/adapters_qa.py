@@ -144,13 +144,14 @@ register_task("triviaqa", ability="global", task_type="QA", lang="en", source="T
 
 
 def read_wow(root: Path, words: int = 110) -> list[Item]:
-    """One item per distinct chosen topic: the first ``words`` words of its passage, answer = the topic."""
+    """One item per distinct chosen topic: the first ``words`` words of its passage; the topic phrase is
+    shown with its ID (``key``) and is the answer when that ID is asked for."""
     dialogues = read_json(need(root / "wow" / "data.json", "Wizard of Wikipedia (parl.ai wizard_of_wikipedia.tgz)"),
                           "Wizard of Wikipedia")
     topics: dict[str, str] = {}
     for d in dialogues:
         topics.setdefault(d["chosen_topic"], " ".join(" ".join(d["chosen_topic_passage"]).split()[:words]))
-    return [Item(text, [topic]) for topic, text in topics.items() if text]
+    return [Item(text, [topic], key=topic) for topic, text in topics.items() if text]
 
 
 register_task("wow", ability="explicit_single", task_type="RET", lang="en", source="Wizard of Wikipedia topics",
@@ -158,6 +159,7 @@ register_task("wow", ability="explicit_single", task_type="RET", lang="en", sour
     explicit_single(Prompt(
         "Below are pairs of a topic phrase and its article, each with an ID. Remember the phrases: at the end you "
         "are asked for the phrase of one ID.",
-        "Phrase {label}: the article is as follows:\n{text}", "Question: What is phrase {label}?\nAnswer:",
-        demo="Phrase 1A2B3C: the article is as follows:\nJazz is a music genre that began in New Orleans .\n"
+        "Phrase {label} is {key}, the article is as follows:\n{text}", "Question: What is phrase {label}?\nAnswer:",
+        demo="Phrase 1A2B3C is Jazz, the article is as follows:\nJazz is a music genre that began in New Orleans .\n"
+             "Phrase 4D5E6F is Tea, the article is as follows:\nTea is a drink made from leaves .\n"
              "Question: What is phrase 1A2B3C?\nAnswer: Jazz")))

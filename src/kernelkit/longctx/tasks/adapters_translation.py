@@ -182,7 +182,9 @@ def translate_stretch(direction: str, skip: int = 20) -> Callable[[list[AlignedD
     links with an empty side are left out), grown until the instance reaches the upper half of the bucket's
     range; the answer is the stretch's translation."""
     src_name, tgt_name = ("English", "Chinese") if direction == "en2zh" else ("Chinese", "English")
-    instruction = f"Translate the movie subtitles from {src_name} to {tgt_name}."
+    instruction = f"Translate the movie subtitles from {src_name} to {tgt_name}. The first one is an example."
+    example = {"English": "Where are you going ? I will be back soon .", "Chinese": "你要去哪里？我很快就回来。"}
+    demo = f"{src_name}: {example[src_name]}\n{tgt_name}: {example[tgt_name]}"
 
     def build(docs: list[AlignedDocument], ctx: BuildContext) -> list[Record]:
         prev = previous_bucket(ctx.bucket, ctx.buckets)
@@ -192,12 +194,14 @@ def translate_stretch(direction: str, skip: int = 20) -> Callable[[list[AlignedD
             src = [p[0] if direction == "en2zh" else p[1] for p in pairs]
             tgt = [p[1] if direction == "en2zh" else p[0] for p in pairs]
             body = f"{src_name}: " + " ".join(src) + f"\n{tgt_name}:"
+            if ctx.one_shot:
+                body = demo + "\n\n" + body
             return lambda: make_record(ctx, instruction, body, [("" if direction == "en2zh" else " ").join(tgt)])
 
         candidates = []
         for doc in docs:
             taken: list[tuple[str, str]] = []
-            size = text_length(instruction, "mixed") + 4
+            size = text_length(instruction + " " + demo, "mixed") + 4
             for pair in (p for p in doc.pairs[skip:] if all(p)):
                 taken.append(pair)
                 size += text_length(pair[0], "mixed") + text_length(pair[1], "mixed")

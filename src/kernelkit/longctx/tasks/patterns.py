@@ -54,7 +54,7 @@ class Item:
 class Prompt:
     """How one task writes its instances (``str.format`` templates).
 
-    ``item`` gets ``label`` and ``text``; ``question`` (and ``header``, written before the items) gets
+    ``item`` gets ``label``, ``text`` and ``key``; ``question`` (and ``header``, written before the items) gets
     ``label`` (the target's label), ``key``, ``question``, ``n`` (item count) and ``cls`` (target class);
     ``answer`` gets ``answer`` and ``label``.
     """
@@ -88,7 +88,8 @@ def _overhead(prompt: Prompt, lang: str) -> int:
 
 
 def _item_length(items: Sequence[Item], prompt: Prompt, lang: str) -> float:
-    return mean_length([i.text for i in items], lang) + text_length(prompt.item.format(label="X", text=""), lang)
+    return mean_length([i.text + " " + i.key for i in items], lang) + text_length(
+        prompt.item.format(label="X", text="", key=""), lang)
 
 
 def explicit_single(prompt: Prompt, labels: str = "hex", distinct: bool = True) -> Builder:
@@ -108,7 +109,8 @@ def explicit_single(prompt: Prompt, labels: str = "hex", distinct: bool = True) 
             docs.insert(gold, target)
             taken: set[str] = set()
             names = [hex_id(ctx.rng, taken) if labels == "hex" else str(i) for i, _ in enumerate(docs, 1)]
-            context = "\n".join(prompt.item.format(label=n, text=d.text) for n, d in zip(names, docs, strict=True))
+            context = "\n".join(prompt.item.format(label=n, text=d.text, key=d.key)
+                                 for n, d in zip(names, docs, strict=True))
             body = _body(ctx, prompt, context, label=names[gold], key=target.key, question=target.question,
                          n=len(docs), cls="")
             answers = [prompt.answer.format(answer=a, label=names[gold]) for a in target.answers]
@@ -132,7 +134,8 @@ def explicit_multiple(prompt: Prompt, sep: str, stop: str) -> Builder:
             ids = [hex_id(ctx.rng, taken) for _ in rows]
             cls = rows[gold].label
             members = [i for i, r in zip(ids, rows, strict=True) if r.label == cls]
-            context = "\n".join(prompt.item.format(label=i, text=r.text) for i, r in zip(ids, rows, strict=True))
+            context = "\n".join(prompt.item.format(label=i, text=r.text, key=r.key)
+                                 for i, r in zip(ids, rows, strict=True))
             body = _body(ctx, prompt, context, label="", key="", question="", n=n_items, cls=cls)
             return make_record(ctx, prompt.instruction, body, [sep.join(members) + stop], n_items=n_items,
                                n_gold=len(members), target_class=cls)
@@ -164,7 +167,7 @@ def semantic_count(prompt: Prompt, stop: str) -> Builder:
                 return None
             rows = ctx.rng.sample(by_class[cls], count) + ctx.rng.sample(others, n_items - count)
             ctx.rng.shuffle(rows)
-            context = "\n".join(prompt.item.format(label=i, text=r.text) for i, r in enumerate(rows, 1))
+            context = "\n".join(prompt.item.format(label=i, text=r.text, key=r.key) for i, r in enumerate(rows, 1))
             body = _body(ctx, prompt, context, label="", key="", question="", n=n_items, cls=cls)
             return make_record(ctx, prompt.instruction, body, [f"{count}{stop}"], n_items=n_items, target_class=cls)
 
@@ -187,7 +190,7 @@ def semantic_single(prompt: Prompt, rule: Any = "range") -> Builder:
             if len(docs) < n_items - 1:
                 return None
             docs.insert(gold, target)
-            context = "\n".join(prompt.item.format(label=i, text=d.text) for i, d in enumerate(docs, 1))
+            context = "\n".join(prompt.item.format(label=i, text=d.text, key=d.key) for i, d in enumerate(docs, 1))
             body = _body(ctx, prompt, context, label=gold + 1, key=target.key, question=target.question,
                          n=len(docs), cls="")
             answers = [prompt.answer.format(answer=a, label=gold + 1) for a in target.answers]
@@ -216,14 +219,15 @@ def continuation(prompt: Prompt) -> Builder:
             i = ctx.rng.randrange(len(paras) - 1)
             taken: set[str] = set()
             answer = hex_id(ctx.rng, taken)
-            candidates = [prompt.item.format(label=hex_id(ctx.rng, taken), text=ctx.rng.choice(topics[t]))
+            candidates = [prompt.item.format(label=hex_id(ctx.rng, taken), text=ctx.rng.choice(topics[t]), key=t)
                           for t in (ctx.rng.choice(others) for _ in range(n_items - 1))]
-            candidates.insert(gold, prompt.item.format(label=answer, text=paras[i + 1]))
+            candidates.insert(gold, prompt.item.format(label=answer, text=paras[i + 1], key=query_topic))
             body = _body(ctx, prompt, "\n".join(candidates), label="", key="", question=paras[i], n=n_items, cls="")
             return make_record(ctx, prompt.instruction, body, [answer], gold_index=gold, n_items=len(candidates))
 
         sample = [p for t in titles[:100] for p in topics[t][:2]]
-        item_length = mean_length(sample, ctx.lang) + text_length(prompt.item.format(label="X", text=""), ctx.lang)
+        item_length = mean_length(sample, ctx.lang) + text_length(
+            prompt.item.format(label="X", text="", key=""), ctx.lang)
         return fit_concatenated(ctx, item_length, _overhead(prompt, ctx.lang), make)
 
     return build
@@ -236,7 +240,7 @@ def natural(prompt: Prompt) -> Builder:
     def build(items: list[Item], ctx: BuildContext) -> list[Record]:
         def maker(it: Item) -> Callable[[], Record]:
             def make() -> Record:
-                context = prompt.item.format(label="", text=it.text)
+                context = prompt.item.format(label="", text=it.text, key=it.key)
                 body = _body(ctx, prompt, context, label="", key=it.key, question=it.question, n=1, cls="")
                 answers = [prompt.answer.format(answer=a, label="") for a in it.answers]
                 return make_record(ctx, prompt.instruction, body, answers)
