@@ -191,7 +191,8 @@ def qa_root(tmp_path_factory) -> Path:
         stories.append({"storyId": f"./cnn/stories/{i:x}.story", "text": text, "type": "train",
                         "questions": [{"q": "unanswerable?", "consensus": {"noAnswer": True}},
                                       {"q": f"what about story{i}?", "consensus": {"s": s, "e": s + len(f"answer{i}")},
-                                       "answers": [], "isAnswerAbsent": 0}]})
+                                       "answers": [{"sourcerAnswers": [{"s": s, "e": s + 7}]}], "isAnswerAbsent": 0,
+                                       "isQuestionBad": 0, "validatedAnswers": [{"s": s, "e": s + 7, "count": 2}]}]})
     write_json(root / "newsqa" / "combined-newsqa-data-v1.json", {"version": "1", "data": stories})
     write_json(root / "duorc" / "ParaphraseRC_test.json",
                 [{"id": f"m{i}", "title": f"Movie {i}", "plot": f"plot{i} {en_words(rng, 90)}",
@@ -262,7 +263,7 @@ def long_root(tmp_path_factory) -> Path:
         folder.mkdir(parents=True)
         rows = [{"publication_number": f"US{s}{i}", "abstract": f"abstract sec{letter} {en_words(rng, 30)}",
                  "description": f"sec{letter} {en_words(rng, 250 * (i + 1))}"} for i in range(5)]
-        with gzip.open(folder / "part0.gz", "wt", encoding="utf-8") as f:
+        with gzip.open(folder / ("part0.gz" if letter != "g" else "0"), "wt", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
     rows = []
     for b in range(2):

@@ -5,7 +5,7 @@ Files go under the data root as named below, in the format the source publishes:
 =====================  ===========================================  ==============================================
 config(s)              file(s) under the data root                  format
 =====================  ===========================================  ==============================================
-bigpatent_global_cls,  ``bigpatent/test/<a..h,y>/*.gz``             BigPatent: one folder per CPC section, gzipped
+bigpatent_global_cls,  ``bigpatent/test/<a..h,y>/*``                BigPatent: one folder per CPC section, gzipped
 bigpatent_global_sum                                                JSON lines ``{publication_number, abstract,
                                                                     description}``
 booksum                ``booksum/chapter_summary_aligned_``         BookSum paragraph-level alignments (output of
@@ -47,8 +47,9 @@ def read_bigpatent(root: Path, answer: str = "abstract") -> list[Item]:
     folder = need(root / "bigpatent" / "test", "BigPatent (evasharma.github.io/bigpatent)")
     out = []
     for index, (letter, _name) in enumerate(CPC_SECTIONS, 1):
-        for path in sorted((folder / letter).glob("*.gz")) if (folder / letter).is_dir() else []:
-            for r in iter_jsonl(path, "BigPatent"):
+        files = sorted(p for p in (folder / letter).glob("*") if p.is_file()) if (folder / letter).is_dir() else []
+        for path in files:  # every file of a section folder is gzipped JSON lines, whatever its name
+            for r in iter_jsonl(path, "BigPatent", gzipped=True):
                 gold = r["abstract"] if answer == "abstract" else str(index)
                 out.append(Item(r["description"], [gold], label=str(index)))
     return out

@@ -25,9 +25,9 @@ def need(path: Path, how: str) -> Path:
     return path
 
 
-def open_text(path: Path) -> IO[str]:
-    """A text handle on ``path``, transparently gunzipped when it ends in ``.gz``."""
-    if path.suffix == ".gz":
+def open_text(path: Path, gzipped: bool | None = None) -> IO[str]:
+    """A text handle on ``path``, gunzipped when ``gzipped`` (default: when the name ends in ``.gz``)."""
+    if path.suffix == ".gz" if gzipped is None else gzipped:
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding="utf-8")
 
@@ -40,9 +40,9 @@ def read_json(path: Path, how: str) -> Any:
             raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
 
 
-def iter_jsonl(path: Path, how: str) -> Iterator[dict[str, Any]]:
+def iter_jsonl(path: Path, how: str, gzipped: bool | None = None) -> Iterator[dict[str, Any]]:
     """Objects of a JSON-lines file (blank lines skipped; a malformed line names file and line)."""
-    with open_text(need(path, how)) as f:
+    with open_text(need(path, how), gzipped) as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
                 try:
