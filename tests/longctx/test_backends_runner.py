@@ -10,10 +10,13 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kernelkit.longctx.backends.base import Request, truncate_ids
+from kernelkit.longctx.backends.base import Request, cut_is_final, truncate_ids
+from kernelkit.longctx.metrics import cut_at
 from kernelkit.longctx.records import Record, write_records
-from kernelkit.longctx.runner import GenParams, load_results, run_records
+from kernelkit.longctx.runner import GenParams, load_results, run_records, stop_marks
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,6 +29,57 @@ def test_smollm2_answers_offline(smollm2):
     out = backend.generate([Request("q", "What is the capital of France? Answer in one word.", 6)])[0]
     assert out.ok and "paris" in out.text.lower()
     assert 5 < out.prompt_tokens < 80
+
+
+def test_smollm2_default_sends_the_reference_prompt_raw(smollm2):
+    from kernelkit.longctx.backends import BACKENDS
+
+    _, tok = smollm2
+    backend = BACKENDS.get("smollm2")()
+    prompt = "Answer the question.\nQuestion: what is two plus two?\nAnswer:"
+    # inference.py tokenizes instruction + "\n" + input as it is, with no chat template
+    assert backend.chat_template is False and backend.encode(prompt) == tok(prompt)["input_ids"]
+
+
+_TEXT = st.text(alphabet="ab .,\n\t。新闻", max_size=12)
+_MARKS = st.lists(st.sampled_from(["\n", ".", ",", "。", "新闻"]), min_size=1, max_size=3, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT, suffix=_TEXT, marks=_MARKS)
+def test_a_final_cut_is_never_changed_by_a_continuation(text, suffix, marks):
+    # the metric's own cut is the independent reference (it equals evaluation.py on the hand-made cases)
+    if cut_is_final(text, marks):
+        assert cut_at(text + suffix, marks) == cut_at(text, marks)
+    elif not any(m in text for m in marks):  # no mark yet: the answer still grows with the text
+        assert cut_at(text + "x", marks) != cut_at(text, marks)
+    assert cut_is_final(text + marks[0] + suffix, marks)  # the first mark ends the answer wherever it occurs
+
+
+def test_stop_marks_follow_each_tasks_metric():
+    assert stop_marks("nq-open") == ("\n", ".")
+    assert stop_marks("wow") == (",", "\n")
+    assert stop_marks("online-shopping") == ("。",)  # set-F1: the list ends at the first stop mark
+    assert stop_marks("news2016") == ()  # a later quote still changes the scored span
+    assert stop_marks("tedtalks-en2zh") == ()  # BLEU scores the whole response
+    assert stop_marks("no-such-task") == ()
+
+
+def test_generation_stops_once_the_cut_is_final_without_changing_it(tiny_lm):
+    from kernelkit.longctx.backends.hf import HFBackend
+
+    model, tok, _ = tiny_lm
+    prompts = ["one two three four five six", "hello there"]
+    full = HFBackend(model, tok).generate([Request(f"k{i}", p, 24) for i, p in enumerate(prompts)])
+    assert all(r.info["stop"] in ("length", "eos") for r in full)
+    # a mark the full answers contain after a few characters
+    marks = [(r.text[len(r.text) // 2],) for r in full]
+    reqs = [Request(f"k{i}", p, 24, m) for i, (p, m) in enumerate(zip(prompts, marks, strict=True))]
+    for batch_size in (1, 2):
+        stopped = HFBackend(model, tok, batch_size=batch_size).generate(reqs)
+        for short, long, m in zip(stopped, full, marks, strict=True):
+            assert short.info["stop"] == "cut" and short.info["new_tokens"] <= long.info["new_tokens"]
+            assert long.text.startswith(short.text) and cut_at(short.text, m) == cut_at(long.text, m)
 
 
 def test_truncation_policies():

