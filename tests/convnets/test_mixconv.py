@@ -369,7 +369,7 @@ def test_measurement_interleaves_and_drops_hopeless_paths() -> None:
     clock = _FakeClock()
     fns = {"split": clock.path("split", 1e-3, first_cost=5e-3), "padded": clock.path("padded", 0.5e-3),
            "slow": clock.path("slow", 5e-3), "awful": clock.path("awful", 1.0)}
-    times, ratios = mixconv_module._time_paths(fns, clock=clock)
+    times, ratios = mixconv_module._time_paths(fns, clocks=(clock,))
     assert times["split"] == pytest.approx(1e-3) and times["padded"] == pytest.approx(0.5e-3)
     assert ratios["padded"] == pytest.approx(2.0)
     assert clock.calls["awful"] == 1  # its warm-up alone was hopeless
@@ -377,6 +377,23 @@ def test_measurement_interleaves_and_drops_hopeless_paths() -> None:
     assert "slow" not in ratios and "awful" not in ratios and times["slow"] == pytest.approx(5e-3)
     assert clock.calls["padded"] > 5 and clock.calls["split"] > 5
     assert pick_from_measurement(times, ratios) == "padded"
+
+
+def test_a_path_must_win_on_every_clock() -> None:
+    wall, cpu = _FakeClock(), _FakeClock()
+
+    def both(name: str, wall_cost: float, cpu_cost: float):
+        w, c = wall.path(name, wall_cost), cpu.path(name, cpu_cost)
+
+        def run() -> None:
+            w()
+            c()
+        return run
+    # faster on the wall clock only (e.g. the split rounds were preempted), not in CPU time
+    fns = {"split": both("split", 2e-3, 1e-3), "padded": both("padded", 1e-3, 1e-3)}
+    times, ratios = mixconv_module._time_paths(fns, clocks=(wall, cpu))
+    assert times["padded"] == pytest.approx(1e-3) and ratios["padded"] == pytest.approx(1.0)
+    assert pick_from_measurement(times, ratios) == "split"
 
 
 def test_cached_inference_weight_follows_weight_updates() -> None:

@@ -52,7 +52,7 @@ IMPLS: tuple[str, ...] = ("auto", "heuristic", "split", "split_cl", "padded", "p
 PATHS: tuple[str, ...] = IMPLS[2:]
 
 __all__ = ["MixConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "clear_impl_cache",
-           "impl_cache", "choice_mode", "cache_path", "heuristic_impl"]
+           "impl_cache", "choice_mode", "cache_path", "heuristic_impl", "fresh_choices", "measured_choice"]
 
 
 def split_channels(total: int, groups: int, mode: SplitMode = "equal") -> list[int]:
@@ -246,6 +246,38 @@ def clear_impl_cache(disk: bool = False) -> None:
             path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def fresh_choices(mode: str = "measure") -> Iterator[Path]:
+    """Inside the block, path choices start empty and go to a temporary cache file (benchmarks, tests).
+
+    ``mode``: ``"measure"`` or ``"heuristic"``. The previous environment and choices are restored after.
+    """
+    import tempfile
+
+    if mode not in ("measure", "heuristic"):
+        raise ValueError(f"fresh_choices: mode must be 'measure' or 'heuristic', got {mode!r}")
+    saved = {k: os.environ.get(k) for k in (CACHE_DIR_ENV, CHOICE_ENV)}
+    with tempfile.TemporaryDirectory(prefix="kernelkit-mixconv-") as tmp:
+        os.environ[CACHE_DIR_ENV] = tmp
+        os.environ[CHOICE_ENV] = mode
+        clear_impl_cache()
+        try:
+            yield Path(tmp) / CACHE_FILE
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            clear_impl_cache()
+
+
+def measured_choice(key: str) -> dict[str, Any] | None:
+    """The cached record of one choice key (``{"impl": ..., "ms": {path: ms}}``) or ``None``."""
+    with _LOCK:
+        return _disk_entries().get(key)
+
+
 def impl_cache() -> dict[str, str]:
     """A copy of this process's choices: choice key → path."""
     with _LOCK:
@@ -302,17 +334,21 @@ def heuristic_impl(paths: Sequence[str], x: Tensor, grad: bool, kernel_sizes: Se
 
 
 def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] = lambda: None,
-                round_s: float = 0.004, clock: Callable[[], float] = time.perf_counter,
+                round_s: float = 0.004, clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
                 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Interleaved medians of seconds per call, and the median per-round ratio ``split / path``.
+    """Interleaved medians of seconds per call, and the per-round ratio ``split / path``.
 
     One warm-up call per path (allocations, oneDNN primitives), one timed call; a path whose timed
     call exceeds ``DROP_FACTOR`` x split-concat's (or whose warm-up alone exceeds twice that) is not
-    timed further (reported with that single time). Then 3-5 rounds, each running every remaining
-    path ``reps`` times in a rotating order. ``clock``: wall time, or process CPU time when torch runs
-    one thread (then time slices lost to other processes on a loaded machine do not count).
+    timed further (reported with that single time). Then 3-7 rounds, each running every remaining
+    path ``reps`` times in a rotating order. Every round is read on each of ``clocks`` (the first gives
+    the medians); the returned ratio of a path is the *smallest* over the clocks of the median per-round
+    ratio, so a path counts as faster only if every clock says so. With wall time and process CPU time,
+    time slices lost to other processes on a loaded machine inflate only the wall clock, and a
+    disagreement keeps split-concat.
     """
     first: dict[str, float] = {}
+    clock = clocks[0]
     for name, fn in fns.items():  # "split" comes first
         t0 = clock()
         fn()  # warm-up
@@ -326,21 +362,39 @@ def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] =
         sync()
         first[name] = max(clock() - t0, 1e-7)
     live = [n for n in fns if n == "split" or first[n] <= DROP_FACTOR * first["split"]]
-    rounds = 5 if first["split"] < 0.01 else 3
-    per_round: dict[str, list[float]] = {n: [] for n in live}
-    for r in range(rounds):
-        order = live[r % len(live):] + live[:r % len(live)]
-        for name in order:
-            reps = max(1, min(10, int(round_s / first[name])))
-            t0 = clock()
-            for _ in range(reps):
-                fns[name]()
-            sync()
-            per_round[name].append(max(clock() - t0, 1e-9) / reps)
-    med = {n: statistics.median(v) for n, v in per_round.items()}
+    rounds = 7 if first["split"] < 0.002 else 5 if first["split"] < 0.01 else 3
+    per_round: dict[str, list[list[float]]] = {n: [[] for _ in clocks] for n in live}
+
+    def play(names: list[str], n_rounds: int) -> None:
+        for r in range(n_rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                reps = max(1, min(10, int(round_s / first[name])))
+                starts = [c() for c in clocks]
+                for _ in range(reps):
+                    fns[name]()
+                sync()
+                for series, c, t0 in zip(per_round[name], clocks, starts, strict=True):
+                    series.append(max(c() - t0, 1e-9) / reps)
+
+    def summary() -> tuple[dict[str, float], dict[str, float]]:
+        med = {n: statistics.median(v[0]) for n, v in per_round.items()}
+        ratio = {n: min(statistics.median(s / t for s, t in zip(per_round["split"][i], v[i], strict=True))
+                        for i in range(len(clocks)))
+                 for n, v in per_round.items()}
+        return med, ratio
+
+    play(live, rounds)
+    med, ratio = summary()
+    best = min(med, key=lambda n: (med[n], n))
+    if best != "split" and ratio[best] <= 1 / SWITCH_MARGIN < med["split"] / med[best]:
+        # faster in the medians, not clearly in the paired ratios: a longer duel of the two decides
+        others = {n: per_round.pop(n) for n in list(per_round) if n not in ("split", best)}
+        play(["split", best], 2 * rounds)
+        med, ratio = summary()
+        per_round.update(others)
+        med.update({n: statistics.median(v[0]) for n, v in others.items()})
+        ratio.update({n: 0.0 for n in others})  # not in the duel: not eligible
     med.update({n: first[n] for n in fns if n not in med})
-    ratio = {n: statistics.median(s / t for s, t in zip(per_round["split"], v, strict=True))
-             for n, v in per_round.items()}
     return med, ratio
 
 
@@ -573,8 +627,11 @@ class MixConv2d(nn.Module):
 
         cuda = x.device.type == "cuda"
         sync = (lambda: torch.cuda.synchronize(x.device)) if cuda else (lambda: None)
-        clock = time.process_time if not cuda and torch.get_num_threads() == 1 else time.perf_counter
-        return _time_paths({p: make(p) for p in paths}, sync, clock=clock)
+        # one CPU thread: its CPU time is the work; more threads: wall time, confirmed by process CPU time
+        clocks: tuple[Callable[[], float], ...] = (
+            (time.perf_counter,) if cuda else (time.process_time,) if torch.get_num_threads() == 1
+            else (time.perf_counter, time.process_time))
+        return _time_paths({p: make(p) for p in paths}, sync, clocks=clocks)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
