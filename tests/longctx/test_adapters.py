@@ -412,3 +412,15 @@ def test_every_official_config_has_a_builder():
     official = {n for n in TASKS.names() if TASKS.get(n).official}
     assert official == {t for t in TASK_METRICS if t not in ("qmsum", "vcsum")}
     assert len(official) == 39
+
+
+def test_cli_lists_the_adapters_configs(tmp_path):
+    from typer.testing import CliRunner
+
+    from kernelkit.longctx.cli import app
+
+    result = CliRunner().invoke(app, ["tasks", "--json", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = {r["task"]: r for r in json.loads(result.output)}
+    assert {"tedtalks-zh2en", "thucnews_semantic-multiple", "booksum", "clts+", "wow"} <= set(rows)
+    assert rows["booksum"]["ability"] == "global" and rows["booksum"]["data"] == "missing"
