@@ -147,3 +147,40 @@ def test_errors():
         empirical(model, torch.tensor([[0.0, float("nan"), 1.0]]))
     with pytest.raises(ValueError, match="mismatched"):
         empirical(model, torch.randn(2, 3), torch.randn(2, 4))
+
+
+def test_layerwise_chain_convolutions_and_pooling():
+    """The layer-wise structured route on kernelkit convolutions (all paddings, stride), torch convolutions
+    (padding, dilation, stride) and global average pooling, with frozen parameters."""
+    from kernelkit.ntk import layerwise
+
+    torch.manual_seed(6)
+    knet = knn.Sequential(knn.Conv2d(3, 3, padding="circular", bias_std=0.2), knn.ReLU(),
+                          knn.Conv2d(4, 2, stride=2, padding="same", weight_std=1.3), knn.Erf(),
+                          knn.Conv2d(2, 2, padding="valid", bias_std=0.1, parametrization="standard"), knn.Abs(),
+                          knn.GlobalAvgPool(), knn.Dense(2, bias_std=0.3)).double()
+    x1, x2 = _data(3, 2, 7, 7), _data(2, 2, 7, 7, seed=1)
+    knet(x1)
+    tnet = nn.Sequential(nn.Conv2d(2, 3, 3, padding=2, dilation=2), nn.Tanh(), nn.Conv2d(3, 2, 2, stride=2),
+                         nn.Sequential(nn.SiLU(), nn.Flatten()), nn.Linear(2 * 3 * 3, 3)).double()
+    tnet[0].bias.requires_grad_(False)
+    for model in (knet, tnet):
+        assert layerwise.chain_layers(model) is not None
+        _check(model, x1, x2, methods=["structured", "auto"])
+
+
+def test_layerwise_float32_and_fallback():
+    from kernelkit.ntk import layerwise
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 4))
+    x1, x2 = torch.randn(5, 6), torch.randn(4, 6)
+    ref = brute_force_ntk(model.double(), x1.double(), x2.double())
+    model.float()
+    full = empirical(model, x1, x2, method="structured", trace=None)
+    assert full.dtype == torch.float32
+    assert float((full.double() - ref).abs().max() / ref.abs().max()) < 1e-5
+    # a Linear on a 3-D input is not a per-sample outer product: the chain route must step aside
+    seq = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Flatten(), nn.Linear(10, 2)).double()
+    assert layerwise.chain_layers(seq) is not None
+    _check(seq, _data(3, 2, 3), _data(2, 2, 3, seed=1), methods=["structured", "auto"])

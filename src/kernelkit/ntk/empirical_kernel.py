@@ -9,8 +9,12 @@
 * ``"structured"``: for fully connected layers (``nn.Linear``, :class:`kernelkit.ntk.nn.Dense`) the
   per-sample weight gradient is the outer product ``g ⊗ x`` of the output cotangent and the layer
   input, so their contribution is ``(G1·G2ᵀ) ⊙ (X1·X2ᵀ)`` and costs ``N²·O·(in + out)`` instead of
-  ``N²·O·in·out``; every other parameter is handled as in ``"jacobian"``. One batched backward pass.
-* ``"auto"``: ``"structured"`` when the model has fully connected layers, else ``"jacobian"``.
+  ``N²·O·in·out``. Sequential chains of fully connected, convolutional, elementwise and reshaping layers
+  are backpropagated layer by layer on the whole batch (:mod:`kernelkit.ntk.layerwise`); in any other
+  model the fully connected layers are found with hooks and every other parameter is handled as in
+  ``"jacobian"``.
+* ``"auto"``: ``"structured"`` for such chains and for models with fully connected layers, else
+  ``"jacobian"``.
 
 ``trace="mean"`` (default) averages over output logits like neural-tangents, ``"sum"`` sums like the
 torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.
@@ -27,6 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.parameter import UninitializedParameter
 
+from kernelkit.ntk import layerwise
 from kernelkit.ntk.analytic_kernel import _blocks, check_inputs
 
 __all__ = ["METHODS", "empirical"]
@@ -56,11 +61,15 @@ class _Net:
         return out.reshape(x.shape[0], -1)
 
 
-def _prepare(model: nn.Module, x: Tensor) -> _Net:
+def _check_eval(model: nn.Module) -> None:
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
             raise ValueError(f"module {name or type(m).__name__} ({type(m).__name__}) is in training mode, where "
                              "samples interact through batch statistics; call model.eval() first")
+
+
+def _prepare(model: nn.Module, x: Tensor) -> _Net:
+    _check_eval(model)
     if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
         with torch.no_grad():
             model(x[:1])
@@ -248,17 +257,23 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
     if trace not in TRACES:
         raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
     x1, x2 = check_inputs(x1, x2)
+    chain = layerwise.chain_layers(model) if method in ("auto", "structured") else None
+    if chain is not None:
+        try:
+            return _chain_kernel(model, chain, x1, x2, trace, batch_size)
+        except layerwise.NotAChainError:
+            pass
     net = _prepare(model, x1)
     x1 = x1.to(net.dtype)
     x2 = None if x2 is None else x2.to(net.dtype)
-    if method in ("auto", "structured"):
-        _find_structured(net, x1)
-        if method == "auto":
-            method = "structured" if net.layers else "jacobian"
     rows = _blocks(x1.shape[0], batch_size)
     xb = x1 if x2 is None else x2
     cols = _blocks(xb.shape[0], batch_size)
     blocks: dict[tuple[int, int], Tensor] = {}
+    if method in ("auto", "structured"):
+        _find_structured(net, x1)
+        if method == "auto":
+            method = "structured" if net.layers else "jacobian"
     if method == "ntvp":
         p = sum(v.numel() for v in net.params.values())
         chunk = max(1, int(2e7 // max(p, 1)))
@@ -276,4 +291,30 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
         except _NotStructured:
             net.layers.clear()
             return empirical(model, x1, x2, "jacobian", trace, batch_size)
-    return torch.cat([torch.cat([blocks[i, j] for j in range(len(cols))], dim=1) for i in range(len(rows))], dim=0)
+    return _assemble(blocks, len(rows), len(cols))
+
+
+def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
+                  batch_size: int | None) -> Tensor:
+    """The layer-wise structured method (:mod:`kernelkit.ntk.layerwise`), block by block."""
+    _check_eval(model)
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        with torch.no_grad():
+            model(x1[:1])
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("model has no trainable parameters (requires_grad=True); its NTK is zero")
+    dtype = next(iter(model.parameters())).dtype
+    x1 = x1.to(dtype)
+    xb = x1 if x2 is None else x2.to(dtype)
+    rows, cols = _blocks(x1.shape[0], batch_size), _blocks(xb.shape[0], batch_size)
+    blocks: dict[tuple[int, int], Tensor] = {}
+    for i, r in enumerate(rows):
+        la = layerwise.features(chain, x1[r])
+        for j, c in enumerate(cols):
+            lb = la if (x2 is None and i == j) else layerwise.features(chain, xb[c])
+            blocks[i, j] = layerwise.contract(la, lb, trace)
+    return _assemble(blocks, len(rows), len(cols))
+
+
+def _assemble(blocks: dict[tuple[int, int], Tensor], n_rows: int, n_cols: int) -> Tensor:
+    return torch.cat([torch.cat([blocks[i, j] for j in range(n_cols)], dim=1) for i in range(n_rows)], dim=0)

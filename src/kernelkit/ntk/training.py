@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import UninitializedParameter
 
+from kernelkit.ntk import layerwise
 from kernelkit.ntk import nn as knn
 
 __all__ = ["fc_network", "train_mse"]
@@ -100,6 +102,15 @@ def train_mse(model: torch.nn.Module, x: Tensor, y: Tensor, lr: float, steps: in
     Returns the final training outputs.
     """
     y = y.reshape(x.shape[0], -1).to(x.dtype)
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        with torch.no_grad():
+            model(x[:1])
+    chain = layerwise.chain_layers(model)
+    if chain is not None and not any(isinstance(m, (nn.Conv2d, knn.Conv2d)) for m in chain):
+        try:
+            return _train_chain(chain, x, y, lr, steps, callback, every)
+        except layerwise.NotAChainError:
+            pass
     layers = _rank_update_layers(model, x)
     if layers is None:
         return _train_autograd(model, x, y, lr, steps, callback, every)
@@ -120,6 +131,38 @@ def train_mse(model: torch.nn.Module, x: Tensor, y: Tensor, lr: float, steps: in
         for p in frozen:
             p.requires_grad_(True)
     return out.detach()
+
+
+def _train_chain(layers: list[nn.Module], x: Tensor, y: Tensor, lr: float, steps: int,
+                 callback: Callable[[int, Tensor], None] | None, every: int) -> Tensor:
+    """GD on a chain of fully connected and elementwise layers with explicit backpropagation (the layer-wise
+    forward/backward of :mod:`kernelkit.ntk.layerwise`) and in-place rank-N weight updates."""
+    trained = {id(p) for m in layers for p in m.parameters(recurse=False) if p.requires_grad}
+    for step in range(steps + 1):
+        with torch.no_grad():
+            saved, out = layerwise.forward_saving(layers, x)
+        out = out.reshape(y.shape)
+        if callback is not None and (step % every == 0 or step == steps):
+            callback(step, out)
+        if step == steps:
+            break
+        with torch.no_grad():
+            g = ((out - y) / y.numel()).unsqueeze(1)  # (N, 1, O): gradient of the loss at the output
+            for i in range(len(layers) - 1, -1, -1):
+                m, s = layers[i], saved[i]
+                assert s is not None
+                if not isinstance(m, (nn.Linear, knn.Dense)):
+                    g = g * s.unsqueeze(1)  # elementwise derivative
+                    continue
+                g_in = layerwise.input_grad(m, g, s) if i > 0 else None  # before the weights change
+                ws, bs = _layer_scales(m)
+                if id(m.weight) in trained:
+                    m.weight.addmm_(g[:, 0].T, s, alpha=-lr * ws)
+                if m.bias is not None and id(m.bias) in trained:
+                    m.bias.add_(g[:, 0].sum(0), alpha=-lr * bs)
+                if g_in is not None:
+                    g = g_in
+    return out
 
 
 def _train_autograd(model: nn.Module, x: Tensor, y: Tensor, lr: float, steps: int,

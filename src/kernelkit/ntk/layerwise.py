@@ -1,0 +1,262 @@
+"""Structured empirical NTK of sequential networks by explicit layer-wise backpropagation on the whole batch.
+
+For a chain of fully connected, convolutional, elementwise and reshaping layers, the cotangents ``G`` of
+every output logit at each layer's output are propagated backwards for the whole batch at once
+(one ``(N·O, out) × (out, in)`` product per fully connected layer), and each weight layer adds
+
+* fully connected: ``Σ_o (G_o G'_oᵀ) ⊙ (s_w² A A'ᵀ + s_b²)`` with ``A`` the layer inputs; the ``out × in``
+  per-sample gradients are never formed;
+* convolution: the per-sample weight gradients ``G (C_out, P) · U (P, C_in·k²)`` from unfolded input
+  patches ``U``, contracted with one matrix product (cheaper than the ``P²`` position-pair form).
+
+Cost for an MLP: ``N·O·Σ in·out`` for the cotangents plus ``N²·O·Σ (in + out)`` for the contractions,
+instead of ``N²·O·Σ in·out`` for contracting explicit Jacobians. Matrix products of float32 CPU tensors
+go through oneDNN when it is available (it uses AVX-512 where the default BLAS may not).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernelkit.ntk import nn as knn
+
+__all__ = ["LayerwiseFeatures", "NotAChainError", "chain_layers", "contract", "features", "forward_saving",
+           "input_grad", "matmul_nt"]
+
+
+class NotAChainError(RuntimeError):
+    """The model's layers do not act as a simple chain on these inputs (e.g. a Linear on a 3-D input)."""
+
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Softplus, nn.Mish,
+                nn.Hardtanh, nn.Identity, knn.ABReLU, knn.Erf, knn.Elementwise, knn.Identity)
+_WEIGHT = (nn.Linear, knn.Dense, nn.Conv2d, knn.Conv2d)
+
+
+# ------------------------------------------------------------------------------------------- GEMM
+@functools.cache
+def _onednn_ok() -> bool:
+    """oneDNN's float32 matmul is usable and agrees with ``torch.mm`` (checked once)."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(37, 29, generator=g), torch.randn(23, 29, generator=g)
+        got = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+        return bool(torch.allclose(got, a @ b.T, rtol=1e-5, atol=1e-5))
+    except Exception:  # op missing in this torch build, or unsupported CPU
+        return False
+
+
+def matmul_nt(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b.T`` for 2-D tensors (oneDNN for contiguous float32 on CPU when available)."""
+    if a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok() and not a.requires_grad:
+        if not (b.is_contiguous() or b.T.is_contiguous()):  # oneDNN takes either layout without a copy
+            b = b.contiguous()
+        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b, None, "none", [], "")
+    return a @ b.T
+
+
+# --------------------------------------------------------------------------------------- detection
+def _leaves(model: nn.Module) -> list[nn.Module]:
+    if isinstance(model, nn.Sequential):
+        return [leaf for child in model for leaf in _leaves(child)]
+    return [model]
+
+
+def _supported(m: nn.Module) -> bool:
+    if isinstance(m, nn.Conv2d):
+        return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    if isinstance(m, nn.Flatten):
+        return m.start_dim == 1 and m.end_dim == -1
+    return isinstance(m, (*_WEIGHT, *_ELEMENTWISE, knn.Flatten, knn.GlobalAvgPool))
+
+
+def chain_layers(model: nn.Module) -> list[nn.Module] | None:
+    """The model as a list of supported layers applied in order, or ``None`` when it is not such a chain.
+
+    Each layer must appear once and own its parameters (no tying); every trainable parameter must belong to a
+    weight layer; buffers (e.g. batch-norm statistics) are not allowed.
+    """
+    layers = _leaves(model)
+    if not all(_supported(m) for m in layers) or len({id(m) for m in layers}) != len(layers):
+        return None
+    if any(True for _ in model.buffers()):
+        return None
+    owned = [p for m in layers for p in m.parameters()]
+    if len({id(p) for p in owned}) != len(owned) or {id(p) for p in model.parameters()} != {id(p) for p in owned}:
+        return None
+    return layers
+
+
+# --------------------------------------------------------------------------------------- features
+@dataclass
+class _Dense:
+    grads: Tensor  # (N, O, out): cotangents at the layer output
+    inputs: Tensor  # (N, in)
+    weight_scale2: float  # s_w² (0 when the weight is frozen)
+    bias_scale2: float  # s_b² (0 without a trainable bias)
+
+
+@dataclass
+class LayerwiseFeatures:
+    """Per-sample derivative factors of one input block."""
+
+    n: int
+    out_dim: int
+    dense: list[_Dense]
+    explicit: list[Tensor]  # (N, O, F): explicit per-sample gradients (convolutions)
+
+
+def _scales(m: nn.Module) -> tuple[float, float]:
+    return m.scales() if isinstance(m, (knn.Dense, knn.Conv2d)) else (1.0, 1.0)
+
+
+def _trainable(p: Tensor | None) -> bool:
+    return p is not None and p.requires_grad
+
+
+def _conv_geometry(m: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """kernel size, stride, padding, dilation (knn.Conv2d pads explicitly before a VALID convolution)."""
+    if isinstance(m, knn.Conv2d):
+        return m.kernel_size, (m.stride, m.stride), (0, 0), (1, 1)
+    assert isinstance(m, nn.Conv2d)
+    return (m.kernel_size, m.stride, m.padding, m.dilation)  # type: ignore[return-value]
+
+
+def forward_saving(layers: list[nn.Module], x: Tensor) -> tuple[list[Tensor | None], Tensor]:
+    """Run the chain; keep each weight layer's (padded) input and each elementwise layer's derivative."""
+    saved: list[Tensor | None] = []
+    for m in layers:
+        if isinstance(m, _ELEMENTWISE):
+            with torch.enable_grad():
+                h = x.detach().requires_grad_(True)
+                y = m(h)
+                (d,) = torch.autograd.grad(y.sum(), h)
+            saved.append(d)
+            x = y.detach()
+        elif isinstance(m, knn.Conv2d):
+            saved.append(m._pad(x))
+            x = m(x)
+        elif isinstance(m, (nn.Linear, knn.Dense)):
+            if x.dim() != 2:
+                raise NotAChainError(f"{type(m).__name__} applied to a {x.dim()}-D input")
+            saved.append(x)
+            ws, bs = _scales(m)
+            y = matmul_nt(x, m.weight)
+            y = y * ws if ws != 1.0 else y
+            x = y if m.bias is None else y + (m.bias * bs if bs != 1.0 else m.bias)
+        elif isinstance(m, _WEIGHT):
+            saved.append(x)
+            x = m(x)
+        else:  # Flatten / GlobalAvgPool: keep the input shape
+            saved.append(x.new_zeros(()).expand(x.shape))
+            x = m(x)
+    return saved, x
+
+
+def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
+    """Cotangent at the layer input from ``g`` of shape ``(N, O, *out)``; ``inp`` is the saved input."""
+    n, o = g.shape[:2]
+    if isinstance(m, (nn.Linear, knn.Dense)):
+        ws = _scales(m)[0]
+        gf = g.reshape(n * o, -1)
+        return matmul_nt(gf if ws == 1.0 else gf * ws, m.weight.T).reshape(n, o, -1)
+    if isinstance(m, (nn.Conv2d, knn.Conv2d)):
+        ks, stride, padding, dilation = _conv_geometry(m)
+        shape = (n * o, *inp.shape[1:])
+        gi = torch.nn.grad.conv2d_input(shape, m.weight * _scales(m)[0], g.reshape(n * o, *g.shape[2:]),
+                                        stride=stride, padding=padding, dilation=dilation)
+        if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
+            with torch.enable_grad():
+                z = gi.new_zeros((n * o, inp.shape[1], inp.shape[2] - ks[0] + 1, inp.shape[3] - ks[1] + 1),
+                                 requires_grad=True)
+                (gi,) = torch.autograd.grad(m._pad(z), z, gi)
+        return gi.reshape(n, o, *gi.shape[1:])
+    if isinstance(m, knn.GlobalAvgPool):
+        spatial = inp.shape[2:]
+        p = 1
+        for s in spatial:
+            p *= s
+        return (g / p).reshape(n, o, -1, *([1] * len(spatial))).expand(n, o, *inp.shape[1:])
+    return g.reshape(n, o, *inp.shape[1:])  # Flatten
+
+
+def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
+    """Per-sample, per-logit weight (and bias) gradients of a convolution, ``(N, O, F)``."""
+    n, o, cout = g.shape[:3]
+    ks, stride, padding, dilation = _conv_geometry(m)
+    ws, bs = _scales(m)
+    parts = []
+    gf = g.reshape(n, o * cout, -1)  # (N, O·C_out, P)
+    if _trainable(m.weight):
+        u = F.unfold(inp, ks, dilation=dilation, padding=padding, stride=stride)  # (N, C_in·k², P)
+        parts.append(torch.bmm(gf, u.transpose(1, 2)).reshape(n, o, -1) * ws)
+    if _trainable(m.bias):
+        parts.append(gf.sum(-1).reshape(n, o, cout) * bs)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+
+def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
+    """Cotangents and inputs of every weight layer for the inputs ``x`` (one batched backward pass)."""
+    with torch.no_grad():
+        saved, out = forward_saving(layers, x)
+        n = x.shape[0]
+        out_dim = out[0].numel()
+        eye = torch.eye(out_dim, dtype=out.dtype, device=out.device)
+        g = eye.reshape(1, out_dim, *out.shape[1:]).expand(n, out_dim, *out.shape[1:])
+        dense: list[_Dense] = []
+        explicit: list[Tensor] = []
+        for i in range(len(layers) - 1, -1, -1):
+            m, s = layers[i], saved[i]
+            assert s is not None
+            if isinstance(m, _ELEMENTWISE):
+                g = g * s.unsqueeze(1)
+                continue
+            if isinstance(m, (nn.Linear, knn.Dense)):
+                ws, bs = _scales(m)
+                if _trainable(m.weight) or _trainable(m.bias):
+                        dense.append(_Dense(g, s, ws * ws if _trainable(m.weight) else 0.0,
+                                        bs * bs if _trainable(m.bias) else 0.0))
+            elif isinstance(m, (nn.Conv2d, knn.Conv2d)) and (_trainable(m.weight) or _trainable(m.bias)):
+                explicit.append(_conv_weight_grads(m, g, s))
+            if i > 0 and any(_trainable(p) for layer in layers[:i] for p in layer.parameters()):
+                g = input_grad(m, g, s)
+            elif i > 0:
+                break  # nothing trainable below this layer
+    return LayerwiseFeatures(n, out_dim, dense, explicit)
+
+
+# --------------------------------------------------------------------------------------- contraction
+def _pairs(a: Tensor, b: Tensor, n1: int, n2: int, o: int, trace: bool) -> Tensor:
+    """``Σ_f a[n, o, f] b[m, o', f]``: ``(N1, N2)`` summed over ``o = o'`` or ``(N1, N2, O, O)``."""
+    if trace:
+        return matmul_nt(a.reshape(n1, -1), b.reshape(n2, -1))
+    return matmul_nt(a.reshape(n1 * o, -1), b.reshape(n2 * o, -1)).reshape(n1, o, n2, o).permute(0, 2, 1, 3)
+
+
+def contract(a: LayerwiseFeatures, b: LayerwiseFeatures, trace: str | None) -> Tensor:
+    """``Σ_params J(a) J(b)ᵀ``: ``(N1, N2)`` (``trace`` ``"mean"``/``"sum"``) or ``(N1, N2, O, O)``."""
+    n1, n2, o = a.n, b.n, a.out_dim
+    traced = trace is not None
+    with torch.no_grad():
+        k: Tensor | None = None
+        for da, db in zip(a.dense, b.dense, strict=True):
+            gg = _pairs(da.grads, db.grads, n1, n2, o, traced)
+            coef = matmul_nt(da.inputs.reshape(n1, -1), db.inputs.reshape(n2, -1)) * da.weight_scale2 \
+                if da.weight_scale2 else None
+            if coef is None:
+                term = gg * da.bias_scale2
+            else:
+                coef = coef + da.bias_scale2 if da.bias_scale2 else coef
+                term = gg * (coef if traced else coef[:, :, None, None])
+            k = term if k is None else k + term
+        for fa, fb in zip(a.explicit, b.explicit, strict=True):
+            term = _pairs(fa, fb, n1, n2, o, traced)
+            k = term if k is None else k + term
+    assert k is not None
+    return k / o if trace == "mean" else k
