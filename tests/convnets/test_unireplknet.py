@@ -15,6 +15,7 @@ at b5677d8) in a throwaway environment with tiny stand-ins for its timm imports 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -196,3 +197,28 @@ def test_bad_inputs_raise_clear_errors() -> None:
         create_model("unireplknet_aa")
     with pytest.raises(ValueError, match="kernel sizes"):
         UniRepLKNet(depths=(1, 1, 1, 1), dims=(8, 8, 8, 8), kernel_sizes=((3,), (13,), (13, 13), (13,)))
+
+
+def test_fused_deploy_inference_equals_plain_ops_and_training_form() -> None:
+    from kernelkit.models.unireplknet import _onednn_linear_available, use_fused_inference
+
+    if not _onednn_linear_available():
+        pytest.skip("oneDNN linear primitives unavailable: deploy blocks run in plain torch ops")
+    torch.manual_seed(0)
+    # batch 1 scales weights per sample (large maps); batch 5 groups samples per chunk and scales activations
+    train = randomize_for_reparam_check(UniRepLKNet(num_classes=10, depths=(1, 1, 2, 1), dims=(8, 16, 32, 64)),
+                                        seed=2).eval()
+    deploy = reparameterize(copy.deepcopy(train))
+    for batch, res in ((1, 160), (5, 96)):
+        x = torch.randn(batch, 3, res, res)
+        with torch.no_grad():
+            want = train(x)
+            fused = deploy(x)
+            with use_fused_inference(False):
+                plain = deploy(x)
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+        assert ((fused - want).abs().max() / want.abs().max()).item() < 1e-5
+    # with gradients the plain (differentiable) path runs
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    deploy(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

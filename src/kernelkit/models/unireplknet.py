@@ -13,7 +13,8 @@ folded into the second linear layer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,63 @@ from kernelkit.models._registry import register_model
 
 LARGE, SMALL = 13, 3
 TOTAL_STRIDE = 32
+
+
+# Rows (positions) per chunk of the fused deploy FFN: whole samples are grouped until about this many
+# rows, so that a chunk's 4C-wide hidden activations (1024 × 4C floats) stay in cache.
+FUSED_CHUNK_ROWS = 1024
+_fused = {"enabled": True, "available": None}
+
+
+def set_fused_inference(enabled: bool) -> None:
+    """Turn the fused CPU inference path of deploy-form blocks on or off (it is on by default)."""
+    _fused["enabled"] = bool(enabled)
+
+
+@contextlib.contextmanager
+def use_fused_inference(enabled: bool = True) -> Iterator[None]:
+    """``with use_fused_inference(False): model(x)`` runs deploy blocks in plain torch ops."""
+    old = _fused["enabled"]
+    _fused["enabled"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _fused["enabled"] = old
+
+
+def _onednn_linear_available() -> bool:
+    if _fused["available"] is None:
+        ok = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        if ok:  # check once that the primitive runs and computes F.linear (+ GELU, + add)
+            try:
+                g = torch.Generator().manual_seed(0)
+                a, wt, bias, other = (torch.randn(s, generator=g) for s in ((5, 8), (6, 8), (6,), (5, 6)))
+                ok = bool(torch.allclose(_linear(a, wt, bias, "gelu"), F.gelu(F.linear(a, wt, bias)), atol=1e-5)
+                          and torch.allclose(_linear(a, wt, bias, "add", other), F.linear(a, wt, bias) + other,
+                                             atol=1e-5))
+            except (RuntimeError, NotImplementedError, AttributeError):
+                ok = False
+        _fused["available"] = ok
+    return bool(_fused["available"])
+
+
+def _fused_inference_ok(x: torch.Tensor, block: nn.Module) -> bool:
+    """Whether a deploy block may take the fused path: fp32 CPU, no autograd, no active drop path."""
+    if not _fused["enabled"] or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters())):
+        return False
+    if block.training and isinstance(block.drop_path, DropPath):
+        return False
+    return _onednn_linear_available()
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, post: str,
+            other: torch.Tensor | None = None) -> torch.Tensor:
+    """oneDNN ``x @ weight.T + bias`` followed by ``post``: ``"gelu"`` (exact erf GELU) or ``"add"`` of ``other``."""
+    if post == "gelu":
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "add")
 
 
 class LayerNorm2d(nn.Module):
@@ -134,6 +192,8 @@ class UniRepLKNetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deployed:
+            if _fused_inference_ok(x, self):
+                return self._deploy_fused(x)
             return x + self.drop_path(self._deploy_residual(x))
         y = self.se(self.norm(self.dwconv(x)))
         y = self.pwconv2(self.act(self.pwconv1(y)))
@@ -142,7 +202,7 @@ class UniRepLKNetBlock(nn.Module):
         return x + self.drop_path(y)
 
     def _deploy_residual(self, x: torch.Tensor) -> torch.Tensor:
-        """The deploy-form residual with the SE and GRN scales folded into the linear layers' weights.
+        """The deploy-form residual branch in plain torch ops (differentiable; any device and dtype).
 
         SE multiplies channels by ``s[b, c]`` right before ``Linear₁`` and GRN by ``(γ·N[b, c] + 1)``
         right before ``Linear₂``; scaling the (small) weight matrices per sample instead of the (large)
@@ -167,6 +227,44 @@ class UniRepLKNetBlock(nn.Module):
         else:
             out = F.linear(t * scale, lin2.weight, lin2.bias)
         return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+
+    def _deploy_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole deploy block (residual included) for fp32 CPU inference, a few samples at a time.
+
+        The FFN runs on position-major tokens (free views of channels-last maps) through oneDNN linear
+        primitives with GELU and the residual add fused in, one chunk of about :data:`FUSED_CHUNK_ROWS`
+        positions at a time so that the 4C-wide hidden activations stay in cache between ``Linear₁``,
+        the GRN statistics and ``Linear₂``. GRN needs the whole map of a sample, so chunks hold whole
+        samples. SE and GRN scales go into the weights or the activations, whichever is smaller.
+        """
+        y = self.dwconv(x)
+        b, c, h, w = y.shape
+        hw = h * w
+        tokens = y.permute(0, 2, 3, 1).reshape(b, hw, c)  # views for channels-last maps
+        residual = x.permute(0, 2, 3, 1).reshape(b * hw, c).contiguous()
+        se, lin1, lin2 = self.se, self.pwconv1[1], self.pwconv2[0]
+        pooled = tokens.mean(1)  # (B, C)
+        s = torch.sigmoid(F.linear(F.relu(F.linear(pooled, se.down.weight.flatten(1), se.down.bias)),
+                                   se.up.weight.flatten(1), se.up.bias))  # (B, C)
+        gamma = self.act[1].gamma.view(1, -1)
+        per_chunk = max(1, FUSED_CHUNK_ROWS // hw)
+        outs = []
+        for i in range(0, b, per_chunk):
+            j = min(b, i + per_chunk)
+            if j - i == 1 and 4 * c < hw:  # the weight is smaller than the tokens: scale it instead
+                hid = _linear(tokens[i].contiguous(), lin1.weight * s[i], lin1.bias, "gelu")
+            else:
+                hid = _linear((tokens[i:j] * s[i:j, None]).reshape(-1, c).contiguous(), lin1.weight, lin1.bias, "gelu")
+            hid3 = hid.view(j - i, hw, -1)
+            gx = hid3.square().sum(1).sqrt()  # (n, 4C): L2 over positions
+            scale = gamma * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
+            if j - i == 1 and c < hw:
+                outs.append(_linear(hid, lin2.weight * scale, lin2.bias, "add", residual[i * hw:j * hw]))
+            else:
+                hid3.mul_(scale[:, None])
+                outs.append(_linear(hid, lin2.weight, lin2.bias, "add", residual[i * hw:j * hw]))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
     @property
     def deployed(self) -> bool:
