@@ -24,6 +24,23 @@ def test_build_records_falls_back_to_embedded_corpus(tmp_path):
     assert len(records) == 8 and all("EMBEDDED" in u for u in used) and len(used) == 2  # c3 has no fallback
 
 
+def test_sanity_instances_hold_one_passage_with_and_without_the_demonstration(tmp_path):
+    import torch
+
+    from kernelkit.longctx.experiments.m4le import generations_table, sanity_records
+
+    ctx = ExperimentContext(section=None, quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+    with_demo, no_demo, where = sanity_records(ctx, 3)
+    assert "EMBEDDED" in where and len(with_demo) == len(no_demo) == 3
+    assert all(r.extras["n_items"] == 1 and "Answer: 1889." in r.input for r in with_demo)
+    assert all("1889" not in r.input for r in no_demo)
+    assert len({r.sample_id for r in with_demo + no_demo}) == 6  # distinct result keys
+    rows = [{"task": "nq-open", "bucket": 300, "sample_id": f"s{i}", "prediction": f" {a}.\nQuestion: x",
+             "answers": [a], "stop": "cut"} for i, a in enumerate(["Rome", "Paris", "Oslo"])]
+    table = generations_table(rows, per_group=2)
+    assert [t["after the cut"] for t in table] == ["Rome", "Paris"] and all(t["score"] == 1.0 for t in table)
+
+
 def test_rope_rows_match_closed_forms(tiny_lm):
     from kernelkit.longctx.experiments.m4le import rope_rows
 

