@@ -291,6 +291,14 @@ def _depthwise_fn() -> Callable[..., Tensor] | None:
         return None
 
 
+def _depthwise_direct_max() -> int:
+    """Kernel sizes up to which ``depthwise_conv2d``'s no-grad forward is plain ``F.conv2d``."""
+    try:
+        return int(importlib.import_module("kernelkit.conv.depthwise").DIRECT_MAX_TAPS)
+    except (ImportError, AttributeError):
+        return 0
+
+
 def _dispatch_mode_active() -> bool:
     """True under a ``TorchDispatchMode`` (e.g. ``FlopCounterMode``), where timing means nothing."""
     try:
@@ -475,12 +483,13 @@ class MixConv2d(nn.Module):
 
     def _weight_for_call(self, name: str, build: Callable[[], Tensor]) -> Tensor:
         """``build()`` when autograd needs it; else a copy kept until a weight changes (version or storage)."""
-        convs = self.convs()
-        if torch.is_grad_enabled() and any(c.weight.requires_grad for c in convs):
+        weights = [c.weight for c in self.convs()]
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
             return build()
-        key = (torch.is_inference_mode_enabled(), *((-1 if c.weight.is_inference() else c.weight._version,
-                                                     c.weight.data_ptr(), c.weight.dtype, c.weight.device)
-                                                    for c in convs))
+        try:  # dtype/device moves change the storage, in-place updates bump the version counter
+            key = (torch.is_inference_mode_enabled(), *[(w._version, w.data_ptr()) for w in weights])
+        except RuntimeError:  # weights created in inference mode have no version counter: no reuse
+            return build()
         cache: dict[str, tuple[tuple, Tensor]] = self.__dict__.setdefault("_weight_cache", {})
         hit = cache.get(name)
         if hit is not None and hit[0] == key:
@@ -591,8 +600,10 @@ class MixConv2d(nn.Module):
             return hit
         if fmt == "nhwc":  # the *_cl paths would only repeat their plain twins
             paths = [p for p in paths if not p.endswith("_cl")]
-            if len(paths) == 1:
-                return paths[0]
+        if not grad and "depthwise" in paths and self.max_kernel <= _depthwise_direct_max():
+            paths.remove("depthwise")  # it runs the very same F.conv2d as "padded" here, plus argument checks
+        if len(paths) == 1:
+            return paths[0]
         key = self.choice_key(x, grad)
         with _LOCK:
             hit = _CACHE.get(key)
