@@ -52,6 +52,8 @@ def mixconv_ablation(
     width: Annotated[float | None, typer.Option("--width", min=0.05, help="Override the width multiplier.")] = None,
     train_per_class: Annotated[int | None, typer.Option("--train-per-class", min=1,
                                                         help="Limit train images per class.")] = None,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Train nothing: report the runs already "
+                                              "finished in --out (same settings).")] = False,
     out: OutOpt = None,
     device: DeviceOpt = "cpu",
     seed: SeedOpt = 0,
@@ -75,13 +77,17 @@ def mixconv_ablation(
                         ("train_per_class", train_per_class)):
         if value is not None:
             cfg = replace(cfg, **{name: value})
+    if report_only and out is None:
+        fail("--report-only needs --out: the run directory whose finished runs are reported")
     s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
     import torch
 
     with start_run("mixconv-ablation", {**s, **asdict(cfg)}, out, quiet) as run:
         sec = run.section("mixconv_ablation", "Kernel-mix ablation")
         rows, source = run_ablation(cfg, sec.dir / "ablation", Path(s["data_root"]), torch.device(s["device"]),
-                                    sec, quiet=True)
+                                    sec, quiet=True, train_missing=not report_only)
+        if not rows:
+            fail(f"--report-only: no finished runs with these settings under {sec.dir / 'ablation'}")
         report_ablation(sec, cfg, rows, source)
     announce(run, as_json, quiet)
 

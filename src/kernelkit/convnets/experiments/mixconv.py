@@ -170,12 +170,14 @@ def ablation_jobs(cfg: AblationConfig) -> list[tuple[tuple[int, ...], int]]:
 
 
 def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, device: torch.device,
-                 section: Any = None, quiet: bool = True) -> tuple[list[dict[str, Any]], str]:
+                 section: Any = None, quiet: bool = True, train_missing: bool = True,
+                 ) -> tuple[list[dict[str, Any]], str]:
     """Train every kernel set with every seed; returns per-run rows and the data-source description.
 
     Resumable: each finished run leaves ``<out_dir>/<kernels>-seed<s>/row.json`` (with its config) and is
     not trained again when the same ``out_dir`` is reused with the same config; an unfinished run
-    resumes from its last epoch checkpoint (the trainer's own resume).
+    resumes from its last epoch checkpoint (the trainer's own resume). ``train_missing=False`` only
+    collects the finished runs (a report of a cut-short ablation).
     """
     from kernelkit.conv.mixconv import use_impl
     from kernelkit.models import create_model
@@ -201,6 +203,8 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
                     section.log(step=len(rows), reused=True, **{k: v for k, v in saved["row"].items()
                                                                 if k != "kernel_set"})
                 continue
+        if not train_missing:
+            continue
         torch.manual_seed(seed)
         model = create_model("mobilenetv2_mix", kernel_sizes=ks, num_classes=10, in_chans=chans, width=cfg.width,
                              depth=cfg.depth, small_input=cfg.small_input)
@@ -319,6 +323,10 @@ def report_ablation(section: Any, cfg: AblationConfig, rows: list[dict[str, Any]
     """Fill a run section: data source, config, tables, plot, trend statement, recorded results."""
     summary = summarize(rows)
     statement = trend_statement(summary)
+    planned = len(ablation_jobs(cfg))
+    if len(rows) < planned:
+        statement = (f"INCOMPLETE: {len(rows)} of {planned} planned runs finished; seeds per kernel set: "
+                     + ", ".join(f"{s['kernels']} {s['seeds']}" for s in summary) + ". " + statement)
     section.data_source(source)
     section.text(f"MobileNetV2-style network (width {cfg.width}, depth {cfg.depth}, "
                  f"{'stride-1 stem' if cfg.small_input else 'stride-2 stem'}), only the depthwise kernel set varies; "
