@@ -350,8 +350,9 @@ def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] =
     call exceeds ``DROP_FACTOR`` x split-concat's (or whose warm-up alone exceeds twice that) is not
     timed further (reported with that single time). Then 3-7 rounds, each running every remaining
     path ``reps`` times in a rotating order. Every round is read on each of ``clocks`` (the first gives
-    the medians); the returned ratio of a path is the *smallest* over the clocks of the median per-round
-    ratio, so a path counts as faster only if every clock says so. With wall time and process CPU time,
+    the medians); the returned ratio of a path is the *smallest*, over the clocks, of the median
+    per-round ratio and the ratio of the best rounds (the least disturbed ones), so a path counts as
+    faster only if every clock and both statistics say so. With wall time and process CPU time,
     time slices lost to other processes on a loaded machine inflate only the wall clock, and a
     disagreement keeps split-concat.
     """
@@ -386,7 +387,9 @@ def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] =
 
     def summary() -> tuple[dict[str, float], dict[str, float]]:
         med = {n: statistics.median(v[0]) for n, v in per_round.items()}
-        ratio = {n: min(statistics.median(s / t for s, t in zip(per_round["split"][i], v[i], strict=True))
+        split = per_round["split"]
+        ratio = {n: min(min(statistics.median(s / t for s, t in zip(split[i], v[i], strict=True)),
+                            min(split[i]) / min(v[i]))  # medians of paired rounds AND best rounds
                         for i in range(len(clocks)))
                  for n, v in per_round.items()}
         return med, ratio
