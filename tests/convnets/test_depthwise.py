@@ -101,12 +101,12 @@ def test_no_bias_and_inputs_without_grad(strategy):
 
 def test_auto_strategy_by_shape():
     x = torch.randn(2, 8, 32, 32)
-    for k, grad, expected in [(3, True, "direct"), (13, False, "direct"), (13, True, "direct_dft"),
-                              (31, False, "dft"), (31, True, "dft")]:
+    for k, grad, expected in [(3, True, "direct"), (5, True, "direct_grouped"), (13, False, "direct"),
+                              (13, True, "direct_grouped"), (31, False, "dft"), (31, True, "dft")]:
         w = torch.randn(8, 1, k, k, requires_grad=grad)
         assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 1)) == expected, k
     w = torch.randn(8, 1, 3, 3, requires_grad=True)
-    assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct_dft"
+    assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct_grouped"
     with torch.no_grad():
         assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct"
     big = torch.randn(1, 2, 200, 200)

@@ -60,6 +60,66 @@ def direct_input_grad(grad_y: torch.Tensor, weight: torch.Tensor, geo: Geometry)
     return F.conv2d(F.pad(grad_y, pads), weight.flip(-1, -2), None, 1, 0, (h.dilation, w.dilation), grad_y.shape[1])
 
 
+def grouped_weight_grad(x: torch.Tensor, grad_y: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Weight gradient ``(C, 1, kh, kw)`` as one grouped ``F.conv2d`` with ``grad_y`` as the kernel.
+
+    ``grad_w[c, k] = Σ_n Σ_m grad_y[n, c, m] · x_pad[n, c, m·s + k·d]``: a cross-correlation of each
+    padded input plane with its output-gradient plane, read at the tap positions — a convolution with
+    ``N·C`` groups, ``grad_y`` as the (large) kernel dilated by the stride ``s``, and stride ``d``, whose
+    tiny ``kh × kw`` output oneDNN computes far faster than torch's depthwise weight-gradient kernel.
+    """
+    h, w = geo.h, geo.w
+    n, c = x.shape[:2]
+    xp = F.pad(x, (w.pad_before, w.pad_after, h.pad_before, h.pad_after)).reshape(1, n * c, *_padded(geo))
+    ker = grad_y.reshape(n * c, 1, h.out, w.out)
+    out = F.conv2d(xp, ker, None, (h.dilation, w.dilation), 0, (h.stride, w.stride), n * c)
+    return out[..., :h.kernel, :w.kernel].reshape(n, c, h.kernel, w.kernel).sum(0).unsqueeze(1)
+
+
+def _padded(geo: Geometry) -> tuple[int, int]:
+    return (geo.h.size + geo.h.pad_before + geo.h.pad_after, geo.w.size + geo.w.pad_before + geo.w.pad_after)
+
+
+def strided_input_grad(grad_y: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Input gradient of a strided conv: spread ``grad_y`` onto the stride-1 output grid, then
+    :func:`direct_input_grad` (the flipped-kernel ``F.conv2d``)."""
+    h, w = geo.h, geo.w
+    dense = grad_y.new_zeros(*grad_y.shape[:2], h.out_dense, w.out_dense)
+    dense[..., ::h.stride, ::w.stride] = grad_y
+    return direct_input_grad(dense, weight, geo)
+
+
+class DirectDepthwise(torch.autograd.Function):
+    """Depthwise conv: ``F.conv2d`` forward, input gradient as ``F.conv2d`` with the flipped kernel,
+    weight gradient as one grouped ``F.conv2d`` (:func:`grouped_weight_grad`)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                geo: Geometry) -> torch.Tensor:
+        ctx.geo, ctx.has_bias = geo, bias is not None
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
+        return direct_conv(x, weight, bias, geo)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_y = grad_y.contiguous()
+        grad_x = None
+        if need_x:
+            input_grad = strided_input_grad if ctx.geo.strided else direct_input_grad
+            grad_x = input_grad(grad_y, weight, ctx.geo)
+        grad_w = grouped_weight_grad(x, grad_y, ctx.geo) if need_w else None
+        grad_b = grad_y.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
+        return grad_x, grad_w, grad_b, None
+
+
+def direct_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry) -> torch.Tensor:
+    """Depthwise conv through :class:`DirectDepthwise`."""
+    return DirectDepthwise.apply(x, weight, bias, geo)
+
+
 def smooth_size(n: int) -> int:
     """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast FFT lengths)."""
     while True:

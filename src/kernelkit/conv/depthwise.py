@@ -60,7 +60,7 @@ import torch
 from kernelkit.conv._dw_geometry import Geometry, IntPair, Padding, resolve_geometry, validate_inputs
 from kernelkit.conv._dw_spectral import direct_conv, spectral_depthwise
 
-STRATEGIES = ("auto", "direct", "dft", "fft", "direct_dft", "subgrid")
+STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid")
 
 DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
 DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
@@ -74,12 +74,14 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if x.numel() < TINY_NUMEL or (kh * kw <= SMALL_TAPS and not (geo.dilated and needs_grad)):
+    dense_small = kh * kw <= SMALL_TAPS and not geo.dilated
+    if x.numel() < TINY_NUMEL or dense_small:
         return "direct"
-    spectral = "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
     if max(kh, kw) <= DIRECT_MAX_TAPS:  # torch's forward is fast here; only its backward is slow
-        return "direct_dft" if needs_grad and spectral == "dft" else "direct"
-    return spectral
+        if not needs_grad:
+            return "direct"
+        return "direct" if geo.strided else "direct_grouped"
+    return "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -106,6 +108,10 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         strategy = choose_strategy(x, weight, geo)
     if strategy == "direct":
         return direct_conv(x, weight, bias, geo)
+    if strategy == "direct_grouped":
+        from kernelkit.conv._dw_spectral import direct_depthwise
+
+        return direct_depthwise(x, weight, bias, geo)
     if strategy == "subgrid":
         from kernelkit.conv._dw_subgrid import subgrid_depthwise
 

@@ -75,14 +75,14 @@ class DepthwiseConv2d(nn.Conv2d):
     """A depthwise ``nn.Conv2d`` (same parameters and names) that routes large kernels to the fast CPU conv.
 
     The fast path is taken on CPU, with the switch on, for stride 1 and 'same' padding when the
-    effective kernel size ``(k−1)·d+1`` exceeds 5; everything else is ``F.conv2d(groups=C)``.
+    effective kernel size ``(k−1)·d+1`` exceeds 3; everything else is ``F.conv2d(groups=C)``.
     """
 
     def __init__(self, channels: int, kernel_size: int, dilation: int = 1, bias: bool = False, stride: int = 1):
         effective = (kernel_size - 1) * dilation + 1
         super().__init__(channels, channels, kernel_size, stride=stride, padding=effective // 2,
                          dilation=dilation, groups=channels, bias=bias)
-        self._fast_ok = stride == 1 and effective > 5 and effective % 2 == 1
+        self._fast_ok = stride == 1 and effective > 3 and effective % 2 == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fast_ok and _fast_depthwise["enabled"] and x.device.type == "cpu":

@@ -81,8 +81,10 @@ def _compare_reparam_block(ctx: BenchContext, x: torch.Tensor, kernel_size: int)
     ctx.compare(f"DilatedReparamBlock K={kernel_size} train form forward+backward", kernelkit=step(True),
                 baseline=step(False), baseline_name="same block, F.conv2d",
                 branches=[(kernel_size, 1), *block.branches])
-    # The block sends only effective sizes > 5 to the fast conv; this row also routes the 5×5 branch.
+    # Rows with every branch routed, should the block leave some branch to F.conv2d.
     skipped = [m for m in block.modules() if getattr(m, "_fast_ok", True) is False]
+    if not skipped:
+        return
     for m in skipped:
         setattr(m, "_fast_ok", True)  # noqa: B010
     try:
