@@ -4,53 +4,52 @@
 ``F.conv2d(x, weight, bias, stride, padding, dilation, groups=C)`` (``padding="same"`` with even
 kernels pads like torch: ``total // 2`` before, the rest after) and picks a strategy by shape:
 
-* ``"direct"``      ``F.conv2d(groups=C)`` forward and torch's own backward;
-* ``"dft"``         frequency domain with dense DFT matrices applied as GEMMs, forward and backward
-                    (:mod:`kernelkit.conv._dw_spectral`); cost barely depends on the kernel size or
-                    dilation;
-* ``"fft"``         the same algorithm on ``torch.fft.rfft2`` / ``irfft2``;
-* ``"direct_dft"``  ``F.conv2d`` forward (fast in torch for <= 13 taps per axis); backward: input
-                    gradient as ``F.conv2d`` with the flipped kernel (stride 1; spectral otherwise),
-                    weight gradient in the frequency domain (torch's is the slow part of its backward);
-* ``"subgrid"``     dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
-                    (:mod:`kernelkit.conv._dw_subgrid`; torch autograd; strides subsample). Not picked by
-                    ``auto`` (measured slower than the alternatives).
+* ``"direct"``         ``F.conv2d(groups=C)`` forward and torch's own backward;
+* ``"direct_grouped"`` ``F.conv2d`` forward (fast in torch for <= 13 taps per axis); backward: input
+                       gradient as ``F.conv2d`` with the flipped kernel (strides: on the zero-filled
+                       stride-1 grid), weight gradient as ONE grouped ``F.conv2d`` over ``N·C`` groups
+                       with the output gradient as the kernel and the dilation as the stride (torch's
+                       depthwise weight gradient is the slow part of its backward);
+* ``"dft"``            frequency domain with dense DFT matrices applied as GEMMs, forward and backward
+                       (:mod:`kernelkit.conv._dw_spectral`); cost barely depends on the kernel size or
+                       dilation;
+* ``"fft"``            the same algorithm on ``torch.fft.rfft2`` / ``irfft2``;
+* ``"direct_dft"``     ``F.conv2d`` forward, flipped-kernel input gradient, spectral weight gradient
+                       (the previous choice for small kernels with gradients; kept for comparison);
+* ``"subgrid"``        dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
+                       (:mod:`kernelkit.conv._dw_subgrid`; torch autograd; strides subsample). Not picked
+                       by ``auto`` (measured slower than the alternatives).
 
-Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster), from
-``benchmarks/depthwise_conv.py`` (C=384, 32×32, batch 8, fp32, 1 thread [2]; medians, both sides timed
-alternately in one process) in four runs on a shared 2-core machine under load average 11-22, so the
-absolute times are inflated and torch's backward in particular swings with the load:
+Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster) from
+``benchmarks/depthwise_conv.py --threads 2`` (C=384, 32×32, batch 8, fp32; medians, both sides timed
+alternately in one process) in two runs on the shared 2-core machine under load average 13-15:
 
-=====================  ===============  ==========  =============  ============
+=====================  ===============  ==========  =============  ==============
 case                   auto (no grad)   forward     fwd+bwd        auto (grad)
-=====================  ===============  ==========  =============  ============
-K=7                    direct           [1]         1.21-1.55      direct_dft
-K=13                   direct           [1]         3.08-4.14      direct_dft
-K=17                   dft              8.8-15.7    6.9-11.3       dft
-K=31                   dft              26.5-27.8   20.8-32.0      dft
-k=3 r=3 / r=4 / r=5    direct           [1]         0.52-1.09 [2]  direct_dft
-k=7 r=2                direct           [1]         2.56-3.95      direct_dft
-=====================  ===============  ==========  =============  ============
+=====================  ===============  ==========  =============  ==============
+K=7                    direct           [1]         3.45           direct_grouped
+K=13                   direct           [1]         4.40           direct_grouped
+K=17                   dft              10.9-13.0   10.1-10.7      dft
+K=31                   dft              29.0        25.2-34.4      dft
+k=3 r=3 / r=4 / r=5    direct           [1]         6.05/5.55/4.82 direct_grouped
+k=7 r=2                direct           [1]         11.8           direct_grouped
+DRB K=13, train form   (all branches)               4.34
+=====================  ===============  ==========  =============  ==============
 
-[1] the same ``F.conv2d`` call on both sides (0.74-1.12: timing noise plus ~25 µs of argument checks).
-[2] the harness times with one thread (``torch.utils.benchmark.Timer`` default). With the 2 threads
-training uses, torch's depthwise backward degrades badly on a loaded machine while the spectral path
-does not: medians of 5 interleaved rounds at 2 threads gave direct_dft 3.7× (r=3) and 2.3× (r=5) over
-torch, and the whole training-form Dilated Reparam Block (K=13) 3.5-3.9× (1.55-2.01× in the 1-thread harness,
-2.08× with its 5×5 branch routed too). So dilated 3×3 with
-gradients uses ``direct_dft`` (about even at 1 thread, well ahead at 2); ``subgrid`` measured
-0.46-0.50× and is never picked.
+[1] the same ``F.conv2d`` call on both sides: 0.83-1.02 in these runs, i.e. timing noise at 1-15 ms
+per call on a loaded machine; the dispatch itself (argument checks, geometry, choice) costs 5-7 µs
+per call (measured on a 1×8×8×8 input: 62 vs 56 µs).
 
-Component timings in the same process: torch's forward is fast up to 13 taps per axis (oneDNN) and
-~20× slower from 15; the ``dft`` forward costs about 2.4 direct 13×13 forwards whatever the kernel
-and dilation; torch's depthwise backward costs 10-200 forwards (weight gradient worst: K=13 6.0 s vs
-a 32 ms forward under load), while the input gradient of a stride-1 conv is one forward with the
-flipped kernel. Hence on CPU: forward ``direct`` for <= ``DIRECT_MAX_TAPS`` taps per axis, else
-``dft``; with gradients, ``direct_dft`` (torch forward, flipped-kernel input gradient, spectral weight
-gradient) for small kernels and ``dft`` for large ones; ``fft`` instead of ``dft`` once the period
-exceeds ``DFT_MAX_PERIOD`` (K=31 on 32-112 px maps: dft 1.1× faster at P=47, fft 2.6-3.9× faster at
-P=95-127, noisy in between). Dense 3×3, tiny inputs, half precision and CUDA (cuDNN; not measured
-here, no GPU) go ``direct``.
+Component timings (same shapes, 1 and 2 threads; also 64×80×8×8 and 8×80×56×56): for kernels 5-13
+and dilated 3×3 / 7×7, ``direct_grouped`` fwd+bwd is 3-10× torch's, ``direct_dft`` 1-6×, ``dft``
+0.7-6×; for dense 3×3 torch's own backward is as fast (0.65-1.0×), so it stays ``direct``; from
+15 taps torch's forward falls off a cliff (~20× slower) and ``dft`` wins (K=17: 10-12× vs 2× for
+``direct_grouped``). Hence on CPU: forward ``direct`` for <= ``DIRECT_MAX_TAPS`` taps per axis, else
+``dft``; with gradients (stride 1) ``direct_grouped`` up to ``DIRECT_MAX_TAPS`` taps except dense
+3×3, ``dft`` beyond; ``fft`` instead of ``dft`` once the period exceeds ``DFT_MAX_PERIOD`` (K=31 on
+32-112 px maps: dft 1.1× faster at P=47, fft 2.6-3.9× faster at P=95-127, noisy in between). Dense
+3×3, tiny inputs, strided small kernels, half precision and CUDA (cuDNN; not measured here, no GPU)
+go ``direct``.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "s
 
 DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
 DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
-SMALL_TAPS = 9  # kh * kw at or below this (3×3): torch, except dilated with gradients (direct_dft)
+SMALL_TAPS = 9  # kh * kw at or below this, not dilated (dense 3×3): torch, whose own backward is as fast
 TINY_NUMEL = 4096  # below this many input elements the per-call overhead of the spectral path dominates
 
 

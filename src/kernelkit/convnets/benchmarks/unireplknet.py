@@ -46,6 +46,7 @@ def _official_model(module: ModuleType, variant: str, deploy: bool) -> torch.nn.
 def bench_inference(ctx: BenchContext) -> None:
     from kernelkit.conv.reparam import randomize_for_reparam_check, use_fast_depthwise
     from kernelkit.models import create_model, reparameterize
+    from kernelkit.models.unireplknet import use_fused_inference
 
     official, why = load_official()
     cases = [("a", 1, 96)] if ctx.quick else [("a", 1, 224), ("a", 32, 224), ("t", 1, 224), ("t", 32, 224)]
@@ -58,9 +59,9 @@ def bench_inference(ctx: BenchContext) -> None:
         tag = f"{variant.upper()} b{batch} {res}²"
         imgs = {"images": batch}
 
-        def fwd(model: torch.nn.Module, fast: bool = True, x: torch.Tensor = x):
+        def fwd(model: torch.nn.Module, fast: bool = True, x: torch.Tensor = x, fused: bool = True):
             def run() -> torch.Tensor:
-                with torch.no_grad(), use_fast_depthwise(fast):
+                with torch.no_grad(), use_fast_depthwise(fast), use_fused_inference(fused):
                     return model(x)
             return run
 
@@ -70,6 +71,8 @@ def bench_inference(ctx: BenchContext) -> None:
                     baseline_name="kernelkit train form", reparam_rel_err=f"{err:.2e}", **imgs)
         ctx.compare(f"{tag}: fast depthwise on vs off (deploy)", kernelkit=fwd(deploy, True),
                     baseline=fwd(deploy, False), baseline_name="F.conv2d (fast off)", **imgs)
+        ctx.compare(f"{tag}: fused deploy blocks on vs off", kernelkit=fwd(deploy),
+                    baseline=fwd(deploy, fused=False), baseline_name="plain torch ops (fused off)", **imgs)
         if official is None:
             ctx.compare(f"{tag}: deploy vs official deploy", kernelkit=fwd(deploy), baseline=None,
                         baseline_name="official", note=why, **imgs)
@@ -77,6 +80,7 @@ def bench_inference(ctx: BenchContext) -> None:
         ref = _official_model(official, variant, deploy=True)
         ref.load_state_dict(deploy.state_dict(), strict=True)
         with torch.no_grad():
-            diff = (ref(x) - deploy(x)).abs().max().item()
+            want = ref(x)
+            rel = ((deploy(x) - want).abs().max() / want.abs().max()).item()
         ctx.compare(f"{tag}: deploy vs official deploy", kernelkit=fwd(deploy), baseline=fwd(ref),
-                    baseline_name="official deploy", max_abs_diff=f"{diff:.1e}", **imgs)
+                    baseline_name="official deploy", rel_diff_vs_official=f"{rel:.1e}", **imgs)
