@@ -168,9 +168,11 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
         return matmul_nt(gf if ws == 1.0 else gf * ws, m.weight.T).reshape(n, o, -1)
     if isinstance(m, (nn.Conv2d, knn.Conv2d)):
         ks, stride, padding, dilation = _conv_geometry(m)
-        shape = (n * o, *inp.shape[1:])
-        gi = torch.nn.grad.conv2d_input(shape, m.weight * _scales(m)[0], g.reshape(n * o, *g.shape[2:]),
-                                        stride=stride, padding=padding, dilation=dilation)
+        ws = _scales(m)[0]
+        extra = tuple(inp.shape[2 + i] - ((g.shape[3 + i] - 1) * stride[i] - 2 * padding[i]
+                                          + dilation[i] * (ks[i] - 1) + 1) for i in range(2))
+        gi = F.conv_transpose2d(g.reshape(n * o, *g.shape[2:]), m.weight if ws == 1.0 else m.weight * ws,
+                                stride=stride, padding=padding, output_padding=extra, dilation=dilation)
         if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
             with torch.enable_grad():
                 z = gi.new_zeros((n * o, inp.shape[1], inp.shape[2] - ks[0] + 1, inp.shape[3] - ks[1] + 1),
@@ -186,8 +188,19 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
     return g.reshape(n, o, *inp.shape[1:])  # Flatten
 
 
-def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
-    """Per-sample, per-logit weight (and bias) gradients of a convolution, ``(N, O, F)``."""
+def _batched_nt(a: Tensor, b: Tensor) -> Tensor:
+    """``a[i] @ b[i].T`` for ``(B, M, K)`` and ``(B, N, K)`` (one oneDNN product per item for float32 on CPU,
+    faster here than ``bmm`` for the small per-sample products)."""
+    if a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok():
+        out = a.new_empty(a.shape[0], a.shape[1], b.shape[1])
+        for i in range(a.shape[0]):
+            out[i] = matmul_nt(a[i], b[i])
+        return out
+    return torch.bmm(a, b.transpose(1, 2))
+
+
+def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> list[Tensor]:
+    """Per-sample, per-logit weight and bias gradients of a convolution, each ``(N, O, F)``."""
     n, o, cout = g.shape[:3]
     ks, stride, padding, dilation = _conv_geometry(m)
     ws, bs = _scales(m)
@@ -195,10 +208,11 @@ def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
     gf = g.reshape(n, o * cout, -1)  # (N, O·C_out, P)
     if _trainable(m.weight):
         u = F.unfold(inp, ks, dilation=dilation, padding=padding, stride=stride)  # (N, C_in·k², P)
-        parts.append(torch.bmm(gf, u.transpose(1, 2)).reshape(n, o, -1) * ws)
+        gw = _batched_nt(gf, u).reshape(n, o, -1)
+        parts.append(gw if ws == 1.0 else gw * ws)
     if _trainable(m.bias):
         parts.append(gf.sum(-1).reshape(n, o, cout) * bs)
-    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+    return parts
 
 
 def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
@@ -223,7 +237,7 @@ def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
                         dense.append(_Dense(g, s, ws * ws if _trainable(m.weight) else 0.0,
                                         bs * bs if _trainable(m.bias) else 0.0))
             elif isinstance(m, (nn.Conv2d, knn.Conv2d)) and (_trainable(m.weight) or _trainable(m.bias)):
-                explicit.append(_conv_weight_grads(m, g, s))
+                explicit.extend(_conv_weight_grads(m, g, s))
             if i > 0 and any(_trainable(p) for layer in layers[:i] for p in layer.parameters()):
                 g = input_grad(m, g, s)
             elif i > 0:
