@@ -98,3 +98,32 @@ def test_trend_statement_says_plainly_whether_claims_hold() -> None:
     assert "does NOT hold" in text and "is NOT clearly seen" in text
     assert summarize(_rows({"dw3x3": [.5, .7]}))[0]["acc_std"] == pytest.approx(0.1414, abs=1e-3)
     assert kernel_name((3, 5, 7)) == "mix357" and kernel_name((9,)) == "dw9x9"
+
+
+def test_finished_runs_are_kept_and_reused(tmp_path, monkeypatch) -> None:
+    import kernelkit.train as train_module
+    from kernelkit.convnets.experiments.mixconv import ablation_jobs, report_ablation, run_ablation
+    from kernelkit.runs import Run
+
+    cfg = AblationConfig(dataset="digits", image_size=8, train_per_class=6, epochs=1, batch_size=20,
+                         kernel_sets=((3,), (3, 5)), seeds=(0, 1), small_input=True)
+    assert ablation_jobs(cfg) == [((3,), 0), ((3, 5), 0), ((3,), 1), ((3, 5), 1)]  # seed-major
+    out = tmp_path / "abl"
+    rows, _ = run_ablation(cfg, out, tmp_path, torch.device("cpu"))
+    assert [(r["kernels"], r["seed"]) for r in rows] == [("dw3x3", 0), ("mix35", 0), ("dw3x3", 1), ("mix35", 1)]
+    assert all((out / f"{r['kernels']}-seed{r['seed']}" / "row.json").exists() for r in rows)
+
+    class NoTraining:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(train_module, "Trainer", NoTraining)
+    again, _ = run_ablation(cfg, out, tmp_path, torch.device("cpu"))
+    assert again == rows
+    # another config does not reuse them; report-only mode collects nothing for it and trains nothing
+    other = AblationConfig(**{**cfg.__dict__, "epochs": 2})
+    assert run_ablation(other, out, tmp_path, torch.device("cpu"), train_missing=False)[0] == []
+    partial, source = run_ablation(cfg, out, tmp_path, torch.device("cpu"), train_missing=False)
+    with Run.create("t", {}, out=tmp_path / "run", quiet=True) as run:
+        res = report_ablation(run.section("abl", "abl"), AblationConfig(**{**cfg.__dict__, "seeds": (0, 1, 2)}),
+                              partial, source)
+    assert res["trend"].startswith("INCOMPLETE: 4 of 6 planned runs finished")
