@@ -342,7 +342,7 @@ def heuristic_impl(paths: Sequence[str], x: Tensor, grad: bool, kernel_sizes: Se
 
 
 def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] = lambda: None,
-                round_s: float = 0.004, clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
+                round_s: float = 0.003, clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
                 ) -> tuple[dict[str, float], dict[str, float]]:
     """Interleaved medians of seconds per call, and the per-round ratio ``split / path``.
 
@@ -377,7 +377,7 @@ def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] =
     def play(names: list[str], n_rounds: int) -> None:
         for r in range(n_rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                reps = max(1, min(10, int(round_s / first[name])))
+                reps = max(1, min(25, int(round_s / first[name])))
                 starts = [c() for c in clocks]
                 for _ in range(reps):
                     fns[name]()
