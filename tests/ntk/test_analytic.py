@@ -168,6 +168,9 @@ def test_batching_gives_identical_kernels():
     torch.testing.assert_close(full.nngp, part.nngp, rtol=1e-13, atol=1e-14)
     only = analytic(net, x, x[:3], get="ntk")
     assert only.nngp is None and only.ntk.shape == (11, 3)
+    for get in ("ntk", "nngp"):  # one kernel requested, several blocks (every block must be kept)
+        blocked = analytic(net, x, get=get, batch_size=3).get(get)
+        torch.testing.assert_close(blocked, full.get(get), rtol=1e-13, atol=1e-14)
 
 
 def test_residual_rule():

@@ -99,11 +99,13 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
     rows, cols = _blocks(x1.shape[0], batch_size), _blocks(x2_.shape[0], batch_size)
     nngp: Tensor | None = None
     ntk: Tensor | None = None
+    allocated = False
     with torch.no_grad():
         for r in rows:
             for c in cols:
                 k = layer_kernel(model, core.input_kernel(x1[r], x2_[c], compute_ntk=want_ntk))
-                if nngp is None:
+                if not allocated:
+                    allocated = True
                     shape = (x1.shape[0], x2_.shape[0], *k.nngp.shape[2:])
                     nngp = k.nngp.new_empty(shape) if "nngp" in gets else None
                     ntk = k.nngp.new_empty(shape) if want_ntk else None

@@ -61,14 +61,6 @@ def _median_seconds(fn: Any, repeats: int) -> float:
     return float(np.median(times))
 
 
-def _neural_tangents_available() -> bool:
-    try:
-        import neural_tangents  # noqa: F401
-    except Exception:  # not installed, or broken with the installed JAX
-        return False
-    return True
-
-
 _NT_EMPIRICAL_CHILD = r"""
 import json, os, sys, time
 cfg = json.loads(sys.argv[1])
@@ -193,6 +185,9 @@ if cfg["kind"] == "cntk":
         layers += [knn.Conv2d(1, 3, bias_std=0.1), knn.ReLU()]
     net = knn.Sequential(*layers, knn.GlobalAvgPool(), knn.Dense(1))
     x = torch.randn(cfg["n"], 3, cfg["size"], cfg["size"], dtype=torch.float64)
+    if cfg.get("save"):
+        import numpy as np
+        np.save(cfg["save"] + "_x.npy", x.permute(0, 2, 3, 1).numpy())
 else:
     net = knn.Sequential(knn.Dense(1, bias_std=0.1), knn.ReLU(), knn.Dense(1, bias_std=0.1), knn.ReLU(), knn.Dense(1))
     x = torch.randn(cfg["n"], 32, dtype=torch.float64)
@@ -200,8 +195,39 @@ t = time.perf_counter()
 k = analytic(net, x, get="ntk", batch_size=cfg["batch"])
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if cfg.get("save"):
+    np.save(cfg["save"] + "_k.npy", k.ntk.numpy())
 print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "base_mb": base / 1024, "output_mb": k.ntk.numel() * 8 / 2**20,
                   "finite": bool(torch.isfinite(k.ntk).all())}))
+"""
+
+
+_NT_ANALYTIC_CHILD = r"""
+import json, os, resource, sys, time
+cfg = json.loads(sys.argv[1])
+if cfg["threads"] == 1:
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+import numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)
+from neural_tangents import stax
+layers = []
+for _ in range(cfg["depth"]):
+    layers += [stax.Conv(1, (3, 3), padding="SAME", b_std=0.1), stax.Relu()]
+_, _, kernel_fn = stax.serial(*layers, stax.GlobalAvgPool(), stax.Dense(1))
+x = np.load(cfg["save"] + "_x.npy")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+fn = jax.jit(kernel_fn, static_argnames="get")
+t = time.perf_counter()
+k = np.asarray(fn(x, None, get="ntk").block_until_ready())
+first = time.perf_counter() - t
+t = time.perf_counter()
+fn(x, None, get="ntk").block_until_ready()
+second = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ours = np.load(cfg["save"] + "_k.npy")
+print(json.dumps({"seconds": second, "first_call_s": first, "peak_mb": peak / 1024, "base_mb": base / 1024,
+                  "max_rel_diff": float(np.abs(k - ours).max() / np.abs(k).max())}))
 """
 
 
@@ -215,7 +241,9 @@ def _child(cfg: dict[str, Any]) -> dict[str, Any]:
 
 @register_benchmark("ntk_analytic_cntk", title="Analytic CNTK with GAP: time and memory; bounded-memory FC kernels")
 def bench_analytic(b: BenchContext) -> None:
-    nt = "neural-tangents" + ("" if _neural_tangents_available() else " (not importable; not timed)")
+    nt_python = os.environ.get("KERNELKIT_NT_PYTHON")
+    nt = "neural-tangents (jit, float64)" if nt_python else \
+        "neural-tangents (not timed: set KERNELKIT_NT_PYTHON to a Python that imports it)"
     cases = [
         ("CNTK GAP 8x8, depth 3, default blocks",
          {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 64, "batch": None}),
@@ -224,11 +252,36 @@ def bench_analytic(b: BenchContext) -> None:
         ("FC depth 3, batch 1000", {"kind": "fc", "n": 2000 if b.quick else 10000, "batch": 1000}),
         ("FC depth 3, one block", {"kind": "fc", "n": 2000 if b.quick else 4000, "batch": 2000 if b.quick else 4000}),
     ]
+    if nt_python:  # side by side with neural-tangents on the same inputs (sizes keep its run near a minute)
+        cases[:0] = [("CNTK GAP 8x8, depth 3, vs neural-tangents",
+                      {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 32, "batch": None, "nt": True}),
+                     ("CNTK GAP 16x16, depth 3, vs neural-tangents",
+                      {"kind": "cntk", "size": 16, "depth": 3, "n": 4 if b.quick else 16, "batch": None, "nt": True})]
     for label, cfg in cases:
         t0 = time.perf_counter()
-        res = _child(cfg)
+        with tempfile.TemporaryDirectory() as tmp:
+            if cfg.get("nt"):
+                cfg = {**cfg, "save": str(Path(tmp) / "case"), "threads": torch.get_num_threads()}
+            res = _child(cfg)
+            ref = _nt_analytic(nt_python, cfg) if (nt_python and cfg.get("nt")) else None
         per_entry_ms = res["seconds"] / cfg["n"] ** 2 * 1e3
-        b.record(label, kernelkit_s=res["seconds"], baseline_s=None, baseline_name=nt, N=cfg["n"],
+        extra: dict[str, Any] = {}
+        if ref is not None:
+            extra = {"baseline_peak_rss_mb": round(ref["peak_mb"], 1),
+                     "baseline_rss_after_import_mb": round(ref["base_mb"], 1),
+                     "baseline_first_call_s": round(ref["first_call_s"], 2),
+                     "max_rel_diff": f"{ref['max_rel_diff']:.1e}"}
+        b.record(label, kernelkit_s=res["seconds"], baseline_s=ref["seconds"] if ref else None,
+                 baseline_name=nt if cfg.get("nt") else "none (kernelkit only)", N=cfg["n"],
                  peak_rss_mb=round(res["peak_mb"], 1), rss_after_import_mb=round(res["base_mb"], 1),
                  output_mb=round(res["output_mb"], 1),
-                 ms_per_entry=round(per_entry_ms, 4), wall_with_startup_s=round(time.perf_counter() - t0, 1))
+                 ms_per_entry=round(per_entry_ms, 4), wall_with_startup_s=round(time.perf_counter() - t0, 1), **extra)
+
+
+def _nt_analytic(python: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    out = subprocess.run([python, "-c", _NT_ANALYTIC_CHILD, json.dumps(cfg)], capture_output=True, text=True,
+                         timeout=1800, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"neural-tangents analytic child failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
