@@ -33,7 +33,7 @@ class Kernels:
 
 def check_inputs(x1: Tensor, x2: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Validate kernel inputs: tensors with a batch axis, finite values, matching feature shapes."""
-    out = []
+    out: list[Tensor | None] = []
     for name, x in (("x1", x1), ("x2", x2)):
         if x is None:
             out.append(None)
@@ -49,6 +49,7 @@ def check_inputs(x1: Tensor, x2: Tensor | None) -> tuple[Tensor, Tensor | None]:
             raise ValueError(f"{name} contains {bad} NaN/inf value(s)")
         out.append(x)
     a, b = out
+    assert a is not None
     if b is not None and a.shape[1:] != b.shape[1:]:
         raise ValueError(f"x1 and x2 have mismatched feature shapes {tuple(a.shape[1:])} vs {tuple(b.shape[1:])}")
     return a, b
@@ -111,6 +112,6 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
                     ntk = k.nngp.new_empty(shape) if want_ntk else None
                 if nngp is not None:
                     nngp[r, c] = k.nngp
-                if ntk is not None:
+                if ntk is not None and k.ntk is not None:
                     ntk[r, c] = k.ntk
     return Kernels(nngp=nngp, ntk=ntk)

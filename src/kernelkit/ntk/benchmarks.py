@@ -10,6 +10,7 @@ same number of threads, in a child process right after the kernelkit measurement
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -115,7 +116,8 @@ def _neural_tangents_empirical(arch: str, model: nn.Module, x1: torch.Tensor, x2
         a1, a2 = x1.permute(0, 2, 3, 1).numpy(), x2.permute(0, 2, 3, 1).numpy()
     with tempfile.TemporaryDirectory() as tmp:
         npz = str(Path(tmp) / "case.npz")
-        np.savez(npz, x1=a1, x2=a2, **{f"p{i}": p for i, p in enumerate(ps)})
+        arrays: dict[str, Any] = {"x1": a1, "x2": a2, **{f"p{i}": p for i, p in enumerate(ps)}}
+        np.savez(npz, **arrays)
         cfg = {"threads": torch.get_num_threads(), "npz": npz, "arch": arch, "trace": trace, "impls": list(impls),
                "repeats": repeats, "n_params": len(ps)}
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
@@ -150,15 +152,14 @@ def bench_empirical(b: BenchContext) -> None:
                 label = f"{label_arch} O={o} {compute}"
                 info = {"N": n, "O": o, "max_rel_diff": f"{err:.1e}", "note": nt_note}
                 tutorial = "torch.func tutorial (jacobian contraction)"
+                ours_fn = functools.partial(empirical, model, x1, x2, trace=trace)
                 if ref_s > 5.0:  # a slow baseline is timed once (its first call above), kernelkit as a median of 5
                     del ref
-                    res = b.record(label, kernelkit_s=_median_seconds(
-                        lambda m=model, t=trace, a=x1, c=x2: empirical(m, a, c, trace=t), 5),
-                        baseline_s=ref_s, baseline_name=tutorial + ", one call", **info)
+                    res = b.record(label, kernelkit_s=_median_seconds(ours_fn, 5), baseline_s=ref_s,
+                                   baseline_name=tutorial + ", one call", **info)
                 else:
-                    res = b.compare(label, kernelkit=lambda m=model, t=trace, a=x1, c=x2: empirical(m, a, c, trace=t),
-                                    baseline=lambda m=model, k=compute, a=x1, c=x2: tutorial_jacobian_contraction(
-                                        m, a, c, k), baseline_name=tutorial, **info)
+                    res = b.compare(label, kernelkit=ours_fn, baseline=functools.partial(
+                        tutorial_jacobian_contraction, model, x1, x2, compute), baseline_name=tutorial, **info)
                 # implementations 1 and 2 take seconds on the MLP (0.27-26 s measured); 2 is slowest on the CNN
                 impls = (3,) if arch == "mlp" else (1, 3)
                 nt = _neural_tangents_empirical(arch, model, x1, x2, trace is not None, impls, 5)
@@ -244,7 +245,7 @@ def bench_analytic(b: BenchContext) -> None:
     nt_python = os.environ.get("KERNELKIT_NT_PYTHON")
     nt = "neural-tangents (jit, float64)" if nt_python else \
         "neural-tangents (not timed: set KERNELKIT_NT_PYTHON to a Python that imports it)"
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("CNTK GAP 8x8, depth 3, default blocks",
          {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 64, "batch": None}),
         ("CNTK GAP 16x16, depth 3, default blocks",

@@ -146,7 +146,7 @@ def empirical_cmd(inputs: InputsOpt = "circle", inputs2: Inputs2Opt = None, n: N
         sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
         kernels = {"ntk_empirical": k}
         if compare_analytic:
-            lim = analytic(net, a.x, None if b is None else b.x, get="ntk").ntk
+            lim = analytic(net, a.x, None if b is None else b.x, get="ntk").get("ntk")
             kernels["ntk_analytic"] = lim
             rel = float(torch.linalg.norm(k.cpu() - lim) / torch.linalg.norm(lim))
             sec.record(relative_frobenius_distance_to_limit=rel)
@@ -205,8 +205,9 @@ def predict_cmd(train: Annotated[str, typer.Option(
     ts = list(times or [100.0, 1000.0]) + [None]
     rows, preds = [], {}
     for t in ts:
-        mean, cov = gradient_descent_mse_ensemble(k.ntk[:nt, :nt], k.ntk[nt:, :nt], k.nngp[:nt, :nt],
-                                                  k.nngp[nt:, :nt], k.nngp[nt:, nt:], tr_y, t=t,
+        ntk_k, nngp_k = k.get("ntk"), k.get("nngp")
+        mean, cov = gradient_descent_mse_ensemble(ntk_k[:nt, :nt], ntk_k[nt:, :nt], nngp_k[:nt, :nt],
+                                                  nngp_k[nt:, :nt], nngp_k[nt:, nt:], tr_y, t=t,
                                                   learning_rate=learning_rate, diag_reg=diag_reg)
         std = cov.diagonal().clamp_min(0).sqrt()
         key = "inf" if t is None else f"{t:g}"

@@ -139,7 +139,7 @@ def _shift_sum(t: Tensor, kernel_size: tuple[int, int], stride: int, padding: st
         for b in range(kw):
             cols = slice(b, b + stride * (wo - 1) + 1, stride)
             out += t[..., rows, cols, rows, cols]
-    return out / (kh * kw)
+    return out.div_(kh * kw)
 
 
 def conv_kernel(k: Kernel, out_channels: int, kernel_size: tuple[int, int], stride: int, padding: str,
@@ -225,7 +225,7 @@ def elementwise_kernel(k: Kernel, expectations: Expectations, name: str) -> Kern
     k11 = d1.reshape(n1, 1, *s, *(1,) * len(s)).expand(full)
     k22 = d2.reshape(1, n2, *(1,) * len(s), *s).expand(full)
     nngp, dot = expectations(k11, k22, k.nngp)
-    ntk = None if k.ntk is None else dot * k.ntk
+    ntk = None if k.ntk is None else dot.mul_(k.ntk)  # dot is not used after this
 
     def self_cov(c: Tensor, d: Tensor, n: int) -> Tensor:
         shape = (n, *s, *s)
@@ -238,9 +238,9 @@ def elementwise_kernel(k: Kernel, expectations: Expectations, name: str) -> Kern
 
 
 def _correlation(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
-    norm = torch.sqrt(k11 * k22)
-    rho = torch.where(norm > _EPS, k12 / norm.clamp_min(_EPS), torch.zeros_like(k12)).clamp(-1.0, 1.0)
-    return norm, rho
+    norm = torch.mul(k11, k22).sqrt_()
+    rho = torch.div(k12, norm.clamp_min(_EPS)).clamp_(-1.0, 1.0)
+    return norm, rho.masked_fill_(norm <= _EPS, 0.0)
 
 
 def relu_expectations(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
@@ -255,14 +255,15 @@ def ab_relu(a: float, b: float) -> Expectations:
     ``E[σ'σ'] = (a²+b²)(π−θ)/(2π) + 2ab θ/(2π)``.
     """
 
+    c1, c2 = a * a + b * b, 2 * a * b
+
     def fn(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+        # J(ρ) = norm/(2π)(sin θ + (π−θ)ρ), J(−ρ) = norm/(2π)(sin θ − θρ), so with u = c1·π − (c1 − c2)·θ:
+        # E[σσ] = norm/(2π)((c1 − c2) sin θ + u ρ) and E[σ'σ'] = u/(2π). Computed in place (memory-bound on CNTKs).
         norm, rho = _correlation(k11, k22, k12)
-        theta = torch.arccos(rho)
-        sin = torch.sqrt((1.0 - rho * rho).clamp_min(0.0))
-        j_pos = norm / (2 * math.pi) * (sin + (math.pi - theta) * rho)
-        j_neg = norm / (2 * math.pi) * (sin - theta * rho)  # J(-ρ): θ → π−θ, ρ → −ρ
-        nngp = (a * a + b * b) * j_pos - 2 * a * b * j_neg
-        dot = ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
+        dot = torch.arccos(rho).mul_(-(c1 - c2) / (2 * math.pi)).add_(c1 / 2)  # u/(2π)
+        sin = torch.mul(rho, rho).neg_().add_(1.0).clamp_min_(0.0).sqrt_()
+        nngp = sin.mul_((c1 - c2) / (2 * math.pi)).addcmul_(dot, rho).mul_(norm)
         return nngp, dot
 
     return fn

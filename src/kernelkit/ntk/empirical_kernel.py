@@ -135,6 +135,12 @@ def _jacobian_features(net: _Net, x: Tensor) -> _Features:
     return _Features([j.reshape(x.shape[0], net.out_dim, -1) for j in jac.values()], {}, {})
 
 
+def _out_features(m: nn.Module) -> int:
+    w = m.weight
+    assert isinstance(w, Tensor)
+    return int(w.shape[0])
+
+
 def _structured_features(net: _Net, x: Tensor) -> _Features:
     struct_names = {nm for (_, wn, bn, _, _) in net.layers.values() for nm in (wn, bn) if nm}
     explicit = {n: p for n, p in net.params.items() if n not in struct_names}
@@ -158,8 +164,8 @@ def _structured_features(net: _Net, x: Tensor) -> _Features:
             out = net.apply({**constant, **p}, xi.unsqueeze(0)).squeeze(0)
             return out, dict(state["inputs"])
 
-        eps0 = {n: xi.new_zeros(1, m.weight.shape[0]) for n, (m, *_rest) in net.layers.items()}
-        _, vjp_fn, inputs = vjp(fn, explicit, eps0, has_aux=True)
+        eps0 = {n: xi.new_zeros(1, _out_features(m)) for n, (m, *_rest) in net.layers.items()}
+        _, vjp_fn, inputs = vjp(fn, explicit, eps0, has_aux=True)  # type: ignore[misc]  # 3 values with has_aux
         g_explicit, g_eps = vmap(vjp_fn)(basis)
         return g_explicit, g_eps, inputs
 
@@ -170,8 +176,8 @@ def _structured_features(net: _Net, x: Tensor) -> _Features:
             state["eps"], state["inputs"] = eps, {}
             return net.apply(net.params, x), dict(state["inputs"])
 
-        eps0 = {n: x.new_zeros(x.shape[0], m.weight.shape[0]) for n, (m, *_rest) in net.layers.items()}
-        _, vjp_fn, inputs = vjp(fn, eps0, has_aux=True)
+        eps0 = {n: x.new_zeros(x.shape[0], _out_features(m)) for n, (m, *_rest) in net.layers.items()}
+        _, vjp_fn, inputs = vjp(fn, eps0, has_aux=True)  # type: ignore[misc]  # 3 values with has_aux
         cot = basis[:, None, :].expand(net.out_dim, x.shape[0], net.out_dim)
         (g_eps,) = vmap(vjp_fn)(cot)  # layer -> (O, N, out)
         return {}, {k: v.transpose(0, 1) for k, v in g_eps.items()}, inputs
@@ -222,7 +228,7 @@ def _ntvp_block(net: _Net, x1: Tensor, x2: Tensor, trace: str | None, chunk: int
     def f1(p: dict[str, Tensor]) -> Tensor:
         return net.apply(p, x1)
 
-    _, vjp_fn = vjp(lambda p: net.apply(p, x2), net.params)
+    _, vjp_fn = vjp(lambda p: net.apply(p, x2), net.params)  # type: ignore[misc]  # 2 values without has_aux
 
     def ntvp(e: Tensor) -> Tensor:
         (v,) = vjp_fn(e)

@@ -116,8 +116,8 @@ def _scales(m: nn.Module) -> tuple[float, float]:
     return m.scales() if isinstance(m, (knn.Dense, knn.Conv2d)) else (1.0, 1.0)
 
 
-def _trainable(p: Tensor | None) -> bool:
-    return p is not None and p.requires_grad
+def _trainable(p: object) -> bool:
+    return isinstance(p, Tensor) and p.requires_grad
 
 
 def _conv_geometry(m: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:

@@ -81,15 +81,15 @@ class _WeightLayer(LazyModuleMixin, KernelLayer):
         self.weight_std = float(weight_std)
         self.bias_std = None if bias_std is None else float(bias_std)
         self.parametrization = _check_parametrization(parametrization)
-        self.weight = UninitializedParameter()
-        self.bias = UninitializedParameter() if bias_std is not None else None
+        self.weight = UninitializedParameter()  # type: ignore[assignment]  # materialized on the first call
+        self.bias = UninitializedParameter() if bias_std is not None else None  # type: ignore[assignment]
 
     def _materialize(self, shape: tuple[int, ...], ref: Tensor) -> None:
         dtype = ref.dtype if ref.is_floating_point() else torch.get_default_dtype()
         with torch.no_grad():
-            self.weight.materialize(shape, dtype=dtype, device=ref.device)
-            if self.bias is not None:
-                self.bias.materialize((self.out_features,), dtype=dtype, device=ref.device)
+            for param, size in ((self.weight, shape), (self.bias, (self.out_features,))):
+                if isinstance(param, UninitializedParameter):
+                    param.materialize(size, dtype=dtype, device=ref.device)
         self.reset_parameters()
 
     def fan_in(self) -> int:
@@ -267,7 +267,7 @@ class Elementwise(KernelLayer):
     def __init__(self, fn: Callable[[Tensor], Tensor], name: str | None = None, order: int = 128) -> None:
         super().__init__()
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.order = int(order)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -84,10 +84,11 @@ class _RankUpdateStep:
         with torch.no_grad():
             for m, g in zip(self.layers, grads, strict=True):
                 ws, bs = _layer_scales(m)
-                if id(m.weight) in self.trained:
-                    m.weight.addmm_(g.T, self.inputs[m], alpha=-lr * ws)
-                if m.bias is not None and id(m.bias) in self.trained:
-                    m.bias.add_(g.sum(0), alpha=-lr * bs)
+                weight, bias = m.weight, m.bias
+                if isinstance(weight, Tensor) and id(weight) in self.trained:
+                    weight.addmm_(g.T, self.inputs[m], alpha=-lr * ws)
+                if isinstance(bias, Tensor) and id(bias) in self.trained:
+                    bias.add_(g.sum(0), alpha=-lr * bs)
         self.inputs.clear()
         self.shifts.clear()
 
@@ -156,10 +157,11 @@ def _train_chain(layers: list[nn.Module], x: Tensor, y: Tensor, lr: float, steps
                     continue
                 g_in = layerwise.input_grad(m, g, s) if i > 0 else None  # before the weights change
                 ws, bs = _layer_scales(m)
-                if id(m.weight) in trained:
-                    m.weight.addmm_(g[:, 0].T, s, alpha=-lr * ws)
-                if m.bias is not None and id(m.bias) in trained:
-                    m.bias.add_(g[:, 0].sum(0), alpha=-lr * bs)
+                weight, bias = m.weight, m.bias
+                if isinstance(weight, Tensor) and id(weight) in trained:
+                    weight.addmm_(g[:, 0].T, s, alpha=-lr * ws)
+                if isinstance(bias, Tensor) and id(bias) in trained:
+                    bias.add_(g[:, 0].sum(0), alpha=-lr * bs)
                 if g_in is not None:
                     g = g_in
     return out

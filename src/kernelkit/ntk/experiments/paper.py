@@ -39,7 +39,7 @@ def fig1(ctx: ExperimentContext) -> None:
     sec.data_source(f"{pts.source}; training set: {n_train} inputs drawn from N(0, I₂) (count not stated in the "
                     "paper), target f*(x) = x₁x₂")
     gamma = torch.linspace(-3.0, 3.0, pts.x.shape[0])
-    limit = analytic(fc_network(1, depth, BETA), x0, pts.x).ntk[0].numpy()
+    limit = analytic(fc_network(1, depth, BETA), x0, pts.x).get("ntk")[0].numpy()
     kernels: dict[tuple[int, str], list[np.ndarray]] = {}
     for width in widths:
         for s in sec.progress(range(seeds), f"Fig. 1 width {width}", total=seeds):
@@ -105,7 +105,7 @@ def fig2(ctx: ExperimentContext) -> None:
                     "f*(x) = x₁x₂ (positions and targets are not stated in the paper)")
     x_all = torch.cat([x_train, test.x]).double()
     k = analytic(fc_network(1, depth, BETA), x_all)
-    nngp, ntk = k.nngp, k.ntk
+    nngp, ntk = k.get("nngp"), k.get("ntk")
     mean, cov = gradient_descent_mse_ensemble(ntk[:4, :4], ntk[4:, :4], nngp[:4, :4], nngp[4:, :4], nngp[4:, 4:],
                                               y_train.double(), t=steps * lr)
     std = cov.diagonal().clamp_min(0).sqrt()
@@ -181,7 +181,7 @@ def fig3(ctx: ExperimentContext) -> None:
     evecs_by_depth = {}
     for depth in (2, 3, 4, 5, 6):
         for beta in (BETA, 1.0) if depth == 5 else (BETA,):
-            gram = analytic(fc_network(1, depth, beta), x, get="ntk").ntk / n
+            gram = analytic(fc_network(1, depth, beta), x, get="ntk").get("ntk") / n
             evals, evecs = torch.linalg.eigh(gram)
             top = evals.flip(0)[:3]
             if beta == BETA:
@@ -212,7 +212,7 @@ def fig3(ctx: ExperimentContext) -> None:
             with torch.no_grad():
                 f0 = net(x32)[:, 0].double()
             target = f0 + 0.5 * f2
-            rec = []
+            rec: list[tuple[float, float, float]] = []
 
             def track(step: int, out: torch.Tensor, rec: list = rec, target: torch.Tensor = target) -> None:
                 d = out[:, 0].double() - target
