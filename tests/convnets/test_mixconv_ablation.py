@@ -127,3 +127,17 @@ def test_finished_runs_are_kept_and_reused(tmp_path, monkeypatch) -> None:
         res = report_ablation(run.section("abl", "abl"), AblationConfig(**{**cfg.__dict__, "seeds": (0, 1, 2)}),
                               partial, source)
     assert res["trend"].startswith("INCOMPLETE: 4 of 6 planned runs finished")
+
+
+def test_runs_are_claimed_by_one_live_process(tmp_path) -> None:
+    import os
+
+    from kernelkit.convnets.experiments.mixconv import claim_run
+
+    assert claim_run(tmp_path / "a") and claim_run(tmp_path / "a")  # ours, idempotent
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "claim.pid").write_text("1")  # held by a live process (init)
+    assert os.getpid() != 1 and not claim_run(tmp_path / "b")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "claim.pid").write_text("999999999")  # no such process: taken over
+    assert claim_run(tmp_path / "c") and (tmp_path / "c" / "claim.pid").read_text() == str(os.getpid())

@@ -11,6 +11,7 @@ kernels degrade past 7-9?
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -169,6 +170,42 @@ def ablation_jobs(cfg: AblationConfig) -> list[tuple[tuple[int, ...], int]]:
     return [(tuple(ks), s) for s in cfg.seeds for ks in cfg.kernel_sets]
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_run(run_dir: Path) -> bool:
+    """Take ``run_dir`` for this process (``claim.pid``, created exclusively); ``False`` while another live
+    process holds it. Lets several worker processes share one ablation directory; a dead holder's claim
+    is taken over (its epoch checkpoints are resumed)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    claim = run_dir / "claim.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(claim.read_text().strip() or -1)
+            except (OSError, ValueError):
+                holder = -1
+            if holder == os.getpid():
+                return True
+            if holder > 0 and _pid_alive(holder):
+                return False
+            claim.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
 def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, device: torch.device,
                  section: Any = None, quiet: bool = True, train_missing: bool = True,
                  ) -> tuple[list[dict[str, Any]], str]:
@@ -176,8 +213,9 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
 
     Resumable: each finished run leaves ``<out_dir>/<kernels>-seed<s>/row.json`` (with its config) and is
     not trained again when the same ``out_dir`` is reused with the same config; an unfinished run
-    resumes from its last epoch checkpoint (the trainer's own resume). ``train_missing=False`` only
-    collects the finished runs (a report of a cut-short ablation).
+    resumes from its last epoch checkpoint (the trainer's own resume). Several processes may work on
+    the same ``out_dir`` at once: each run is claimed by one (see :func:`claim_run`), the others skip
+    it. ``train_missing=False`` only collects the finished runs (a report of a cut-short ablation).
     """
     from kernelkit.conv.mixconv import use_impl
     from kernelkit.models import create_model
@@ -203,7 +241,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
                     section.log(step=len(rows), reused=True, **{k: v for k, v in saved["row"].items()
                                                                 if k != "kernel_set"})
                 continue
-        if not train_missing:
+        if not train_missing or not claim_run(run_dir):
             continue
         torch.manual_seed(seed)
         model = create_model("mobilenetv2_mix", kernel_sizes=ks, num_classes=10, in_chans=chans, width=cfg.width,
@@ -228,6 +266,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
                "macs": int(macs), "val_acc": float(ev["acc"]), "val_loss": float(ev["loss"]),
                "train_acc": float(result.history[-1].get("train_acc", float("nan"))), "train_seconds": seconds}
         write_json(done, {"config": key, "row": row})
+        (run_dir / "claim.pid").unlink(missing_ok=True)
         rows.append(row)
         if section is not None:
             section.log(step=len(rows), **{k: v for k, v in row.items() if k != "kernel_set"})
