@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,12 +69,14 @@ def bench_reference(ctx: BenchContext) -> None:
 
 
 def _inference_side_by_side(ctx: BenchContext, ref) -> None:
-    """Official inference.py vs ``kernelkit m4le run`` on the same built records and the same model."""
+    """Official inference.py + evaluation.py vs ``kernelkit m4le run`` on the same built records and model.
+
+    Configs: ``$M4LE_SIDE_TASKS`` (comma-separated) or, by default, nq-open in quick mode and every config
+    kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2).
+    """
     import os
 
     from kernelkit.longctx import reference
-    from kernelkit.longctx.records import read_records, write_records
-    from kernelkit.longctx.tasks import build_task
 
     model_dir = os.environ.get("M4LE_REFERENCE_MODEL")  # an HF folder both transformers versions load
     data_root = os.environ.get("KERNELKIT_DATA")
@@ -85,37 +84,14 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
         ctx.record("inference side by side", None, None, "official inference.py",
                    skipped="set M4LE_REFERENCE_MODEL (HF model folder) and KERNELKIT_DATA to compare inference")
         return
-    tasks = ("nq-open",) if ctx.quick else ("nq-open", "wikitext-103", "hotpotqa")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        recs_dir = work / "records"
-        all_recs = []
-        for t in tasks:
-            recs = build_task(t, data_root, buckets=(1000,), n=2, seed=7)
-            for r in recs:
-                r.extras.pop("task", None)
-            write_records(recs_dir / f"{t}.jsonl", recs)
-            all_recs += [(t, r) for r in read_records(recs_dir / f"{t}.jsonl")]
-        ref_s = 0.0
-        for t in tasks:
-            _rows, s = reference.run_inference(ref, work / "ref", Path(model_dir), t, recs_dir)
-            ref_s += s
-        kk_s = 0.0
-        for t in tasks:
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "kernelkit", "m4le", "run", "--records", str(recs_dir / f"{t}.jsonl"),
-                            "--task", t, "--backend", "hf", "--model", model_dir, "--dtype", "float16", "--no-chat",
-                            "--results", str(work / "kk" / "results.jsonl"), "--out", str(work / "kk" / t), "--quiet"],
-                           check=True, capture_output=True)
-            kk_s += time.perf_counter() - t0
-        kk_rows = [json.loads(line) for line in (work / "kk" / "results.jsonl").read_text().splitlines()]
-        by_task: dict[str, list[dict]] = {}
-        for row, (t, rec) in zip(kk_rows, all_recs, strict=True):
-            by_task.setdefault(t, []).append({**rec.to_dict(), "gen_resp": row["prediction"]})
-        for t, rows in by_task.items():
-            reference.write_outputs(work / "ref", "kernelkit", t, rows)
-        scores, _ = reference.run_evaluation(ref, work / "ref")
-    agree = [(t, b, scores.get((Path(model_dir).name, t, b)), v) for (m, t, b), v in scores.items() if m == "kernelkit"]
-    ctx.record(f"inference on {len(all_recs)} records ({', '.join(tasks)}), SmolLM2 fp16", kk_s, ref_s,
-               "official inference.py", scores=[{"task": t, "bucket": b, "reference": r, "kernelkit": k}
-                                                for t, b, r, k in agree])
+    chosen = os.environ.get("M4LE_SIDE_TASKS")
+    tasks = tuple(t for t in chosen.split(",") if t) if chosen else \
+        ("nq-open",) if ctx.quick else reference.SIDE_BY_SIDE_TASKS
+    n = int(os.environ.get("M4LE_SIDE_N", "2"))
+    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n):
+        if "skipped" in row:
+            ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
+            continue
+        ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
+                   "float16", row["kernelkit s"], row["official s"], "official inference.py + evaluation.py",
+                   **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})

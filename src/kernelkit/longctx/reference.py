@@ -11,6 +11,14 @@ Environment (see ``benchmarks/m4le_reference.py``):
     M4LE_REFERENCE_DIR      checkout of the official repository (required)
     M4LE_REFERENCE_PYTHON   interpreter with rouge==1.0.1, rouge-chinese==1.0.3, jieba, pandas, strictfire
     M4LE_REFERENCE_PATH     extra PYTHONPATH for inference.py (transformers 4.x, strictfire, six)
+    M4LE_REFERENCE_MODEL    HF model folder both transformers versions load (see :func:`export_for_reference`)
+    M4LE_SIDE_TASKS         configs for the inference side by side (default: :data:`SIDE_BY_SIDE_TASKS`)
+    M4LE_SIDE_N             records per config (default 2)
+
+:func:`side_by_side` runs both on the same built records and the same model: the official
+``inference.py`` (float16 as it hard-codes, greedy, ``max_new_tokens`` = bucket size) then
+``kernelkit m4le run`` (float16, stop at the cut), each as its own process with its model load; both
+outputs are scored by the official ``evaluation.py`` and by kernelkit's metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +112,94 @@ def run_inference(ref: Reference, workdir: Path, model_dir: Path, task: str, rec
     out = workdir / "outputs" / model_dir.name / f"{task}.jsonl"
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
     return rows, seconds
+
+
+#: Configs kernelkit builds from the real sources that the official evaluation.py scores under their HF
+#: names (drcd_* are among the eight it silently skips; qmsum/vcsum are new tasks it does not know).
+SIDE_BY_SIDE_TASKS = ("c3", "online-shopping", "nq-open", "wikitext-103", "hotpotqa")
+
+
+def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
+    return [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+
+def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: str | os.PathLike[str],
+                 tasks: Sequence[str] = SIDE_BY_SIDE_TASKS, n: int = 2, bucket: int = 1000, seed: int = 7,
+                 workdir: str | os.PathLike[str] | None = None, dtype: str = "float16",
+                 timeout: float | None = None) -> list[dict[str, Any]]:
+    """Official inference.py + evaluation.py vs kernelkit on the same records and model, one row per config.
+
+    Each row: the official score (official generations, official evaluation), kernelkit's score
+    (kernelkit generations, kernelkit metrics), both cross scores, how many records have the same
+    answer after the end-token cut, the wall times (process start and model load included on both
+    sides) and the mean number of generated tokens on each side.
+    """
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from kernelkit.longctx.metrics import bucket_scores, prepare
+    from kernelkit.longctx.records import write_records
+    from kernelkit.longctx.runner import load_results
+    from kernelkit.longctx.tasks import build_task
+
+    model_dir = Path(model_dir)
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="m4le-side-")
+        workdir = tmp.name
+    work = Path(workdir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = []
+    try:
+        for task in tasks:
+            records = build_task(task, data_root, buckets=(bucket,), n=n, seed=seed)
+            if not records:
+                rows.append({"config": task, "records": 0, "skipped": f"no {bucket} instance could be built"})
+                continue
+            records_dir = work / "records" / task
+            write_records(records_dir / f"{task}.jsonl", records)
+            ref_rows, ref_s = run_inference(ref, work / "ref", model_dir, task, records_dir, timeout=timeout)
+            results = work / "kk" / f"{task}.results.jsonl"
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "kernelkit", "m4le", "run", "--records",
+                                   str(records_dir / f"{task}.jsonl"), "--backend", "hf", "--model", str(model_dir),
+                                   "--dtype", dtype, "--results", str(results), "--out", str(work / "kk" / task),
+                                   "--quiet"], capture_output=True, text=True, timeout=timeout)
+            kk_s = time.perf_counter() - t0
+            if proc.returncode:
+                raise RuntimeError(f"kernelkit m4le run failed for {task}: {proc.stderr[-2000:]}")
+            by_id = {r["sample_id"]: r for r in load_results(results)}
+            kk_rows = [{**rec.to_dict(), "gen_resp": by_id[rec.sample_id]["prediction"]} for rec in records]
+            write_outputs(work / "ref", "kernelkit", task, kk_rows)
+            official, _ = run_evaluation(ref, work / "ref")
+            ref_answers = [r.get("gen_resp") for r in ref_rows]
+            if any(a is None for a in ref_answers):
+                raise RuntimeError(f"reference inference.py left {ref_answers.count(None)} {task} record(s) unanswered")
+            kk_answers = [r["gen_resp"] for r in kk_rows]
+            golds = [r["answers"] for r in ref_rows]
+            ours = bucket_scores(task, [(bucket, a, g) for a, g in zip(kk_answers, golds, strict=True)])
+            ours_on_ref = bucket_scores(task, [(bucket, a, g) for a, g in zip(ref_answers, golds, strict=True)])
+            ref_tokens, kk_tokens = _count_tokens(tokenizer, ref_answers), _count_tokens(tokenizer, kk_answers)
+            rows.append({
+                "config": task, "records": len(records), "bucket": bucket,
+                "official score": official.get((model_dir.name, task, bucket)),
+                "kernelkit score": ours[bucket],
+                "official evaluation of kernelkit answers": official.get(("kernelkit", task, bucket)),
+                "kernelkit metrics on official answers": ours_on_ref[bucket],
+                "same answer after the cut": sum(prepare(task, a) == prepare(task, b)
+                                                 for a, b in zip(ref_answers, kk_answers, strict=True)),
+                "official s": round(ref_s, 2), "kernelkit s": round(kk_s, 2), "ratio": round(ref_s / kk_s, 2),
+                "official new tokens (mean)": sum(ref_tokens) / len(ref_tokens),
+                "kernelkit new tokens (mean)": sum(kk_tokens) / len(kk_tokens),
+                "answers": [{"official": a[:200], "kernelkit": b[:200], "official cut": prepare(task, a),
+                             "kernelkit cut": prepare(task, b), "gold": g}
+                            for a, b, g in zip(ref_answers, kk_answers, golds, strict=True)],
+            })
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return rows
 
 
 def export_for_reference(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) -> Path:
