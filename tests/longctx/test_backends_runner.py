@@ -82,6 +82,39 @@ def test_generation_stops_once_the_cut_is_final_without_changing_it(tiny_lm):
             assert long.text.startswith(short.text) and cut_at(short.text, m) == cut_at(long.text, m)
 
 
+class _Echo:
+    """A backend that answers every request with its own budget, keeping the requests it saw."""
+
+    name = "echo"
+
+    def __init__(self):
+        self.seen = []
+
+    def generate(self, requests):
+        from kernelkit.longctx.backends.base import Result
+
+        self.seen += requests
+        return [Result(r.key, text=str(r.max_new_tokens), info={"stop": "eos"}) for r in requests]
+
+
+def test_runner_budgets_and_stop_marks_per_task(tmp_path):
+    from kernelkit.longctx.runner import default_max_new_tokens
+
+    records = _records(2, task="nq-open", bucket=2000) + _records(1, task="online-shopping", bucket=1000)
+    for params, budgets in ((GenParams(), [default_max_new_tokens("nq-open")] * 2
+                             + [default_max_new_tokens("online-shopping")]),
+                            (GenParams(bucket_budget=True), [2000, 2000, 1000]),  # the reference's budget
+                            (GenParams(max_new_tokens=7, bucket_budget=True), [7, 7, 7])):
+        echo = _Echo()
+        run_records(records, echo, tmp_path / f"{params.digest()}.jsonl", params, progress=False)
+        assert [r.max_new_tokens for r in echo.seen] == budgets
+        assert [r.stop for r in echo.seen] == [("\n", "."), ("\n", "."), ("。",)]
+    echo = _Echo()
+    run_records(records, echo, tmp_path / "nostop.jsonl", GenParams(stop_at_cut=False), progress=False)
+    assert all(r.stop == () for r in echo.seen)
+    assert {row["stop"] for row in load_results(tmp_path / "nostop.jsonl")} == {"eos"}
+
+
 def test_truncation_policies():
     ids = list(range(10))
     assert truncate_ids(ids, 4, "middle") == ([0, 1, 8, 9], True)

@@ -88,10 +88,12 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
     tasks = tuple(t for t in chosen.split(",") if t) if chosen else \
         ("nq-open",) if ctx.quick else reference.SIDE_BY_SIDE_TASKS
     n = int(os.environ.get("M4LE_SIDE_N", "2"))
-    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n):
+    budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
+    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket_budget=budget == "bucket"):
         if "skipped" in row:
             ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
             continue
         ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
-                   "float16", row["kernelkit s"], row["official s"], "official inference.py + evaluation.py",
+                   f"float16, kernelkit budget: {budget}", row["kernelkit s"], row["official s"],
+                   "official inference.py + evaluation.py",
                    **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})

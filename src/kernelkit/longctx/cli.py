@@ -123,6 +123,9 @@ def run_cmd(
     stop_at_cut: Annotated[bool, typer.Option(
         "--stop-at-cut/--no-stop-at-cut",
         help="End each answer once the task's end-token cut is final (same score, fewer tokens).")] = True,
+    bucket_budget: Annotated[bool, typer.Option(
+        "--bucket-budget", help="Budget = the record's bucket size, as the reference (with --stop-at-cut the cut "
+                                "answers equal the reference's; an answer that never ends costs as much).")] = False,
     rope: Annotated[str, typer.Option("--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = "none",
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = 1.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI backend.")] = 4,
@@ -155,7 +158,7 @@ def run_cmd(
     settings = setup(device, seed, threads, None)
     chosen = runner.select(recs, limit=limit)
     params = runner.GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
-                              stop_at_cut=stop_at_cut)
+                              stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
     config = {**settings, "records": str(records), "backend": backend, "model": model, "base_url": base_url,
               "limit": limit, "gen": params.__dict__, "rope": rope, "rope_factor": rope_factor, "dtype": dtype}
     with start_run("m4le-run", config, out, quiet) as run:

@@ -14,6 +14,7 @@ Environment (see ``benchmarks/m4le_reference.py``):
     M4LE_REFERENCE_MODEL    HF model folder both transformers versions load (see :func:`export_for_reference`)
     M4LE_SIDE_TASKS         configs for the inference side by side (default: :data:`SIDE_BY_SIDE_TASKS`)
     M4LE_SIDE_N             records per config (default 2)
+    M4LE_SIDE_BUDGET        ``task`` (kernelkit's per-task budgets, default) or ``bucket`` (the reference's)
 
 :func:`side_by_side` runs both on the same built records and the same model: the official
 ``inference.py`` (float16 as it hard-codes, greedy, ``max_new_tokens`` = bucket size) then
@@ -126,13 +127,15 @@ def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
 def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: str | os.PathLike[str],
                  tasks: Sequence[str] = SIDE_BY_SIDE_TASKS, n: int = 2, bucket: int = 1000, seed: int = 7,
                  workdir: str | os.PathLike[str] | None = None, dtype: str = "float16",
-                 timeout: float | None = None) -> list[dict[str, Any]]:
+                 bucket_budget: bool = False, timeout: float | None = None) -> list[dict[str, Any]]:
     """Official inference.py + evaluation.py vs kernelkit on the same records and model, one row per config.
 
     Each row: the official score (official generations, official evaluation), kernelkit's score
     (kernelkit generations, kernelkit metrics), both cross scores, how many records have the same
     answer after the end-token cut, the wall times (process start and model load included on both
-    sides) and the mean number of generated tokens on each side.
+    sides) and the mean number of generated tokens on each side (re-tokenized answers). kernelkit runs
+    with its per-task budgets, or with ``bucket_budget`` the reference's (then every cut answer is the
+    reference's whenever both models produce the same greedy tokens).
     """
     import tempfile
 
@@ -165,7 +168,8 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
             proc = subprocess.run([sys.executable, "-m", "kernelkit", "m4le", "run", "--records",
                                    str(records_dir / f"{task}.jsonl"), "--backend", "hf", "--model", str(model_dir),
                                    "--dtype", dtype, "--results", str(results), "--out", str(work / "kk" / task),
-                                   "--quiet"], capture_output=True, text=True, timeout=timeout)
+                                   "--quiet", *(["--bucket-budget"] if bucket_budget else [])],
+                                  capture_output=True, text=True, timeout=timeout)
             kk_s = time.perf_counter() - t0
             if proc.returncode:
                 raise RuntimeError(f"kernelkit m4le run failed for {task}: {proc.stderr[-2000:]}")

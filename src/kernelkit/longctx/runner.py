@@ -61,6 +61,7 @@ class GenParams:
     chat_template: bool = False
     truncation: str = "middle"
     stop_at_cut: bool = True  # end a generation once its cut answer is final (same score, fewer tokens)
+    bucket_budget: bool = False  # budget = the record's bucket size, as the reference (when max_new_tokens is None)
 
     def __post_init__(self) -> None:
         if self.truncation not in TRUNCATION_POLICIES:
@@ -184,7 +185,8 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
     try:
         for start in range(0, len(todo), max(1, batch_size)):
             chunk = todo[start:start + max(1, batch_size)]
-            requests = [Request(key, rec.prompt, params.max_new_tokens or default_max_new_tokens(name),
+            requests = [Request(key, rec.prompt, params.max_new_tokens or (rec.length_bucket if params.bucket_budget
+                                                                            else default_max_new_tokens(name)),
                                 stop_marks(name) if params.stop_at_cut else ())
                         for key, rec, name in chunk]
             results = backend.generate(requests)
