@@ -89,7 +89,9 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
         ("nq-open",) if ctx.quick else reference.SIDE_BY_SIDE_TASKS
     n = int(os.environ.get("M4LE_SIDE_N", "2"))
     budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
-    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket_budget=budget == "bucket"):
+    bucket = int(os.environ.get("M4LE_SIDE_BUCKET", "1000"))
+    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket,
+                                      bucket_budget=budget == "bucket"):
         if "skipped" in row:
             ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
             continue

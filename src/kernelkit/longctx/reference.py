@@ -14,6 +14,7 @@ Environment (see ``benchmarks/m4le_reference.py``):
     M4LE_REFERENCE_MODEL    HF model folder both transformers versions load (see :func:`export_for_reference`)
     M4LE_SIDE_TASKS         configs for the inference side by side (default: :data:`SIDE_BY_SIDE_TASKS`)
     M4LE_SIDE_N             records per config (default 2)
+    M4LE_SIDE_BUCKET        length bucket of the built records (default 1000; 300 holds one nq-open passage)
     M4LE_SIDE_BUDGET        ``task`` (kernelkit's per-task budgets, default) or ``bucket`` (the reference's)
 
 :func:`side_by_side` runs both on the same built records and the same model: the official
