@@ -191,7 +191,8 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
 def _batched_nt(a: Tensor, b: Tensor) -> Tensor:
     """``a[i] @ b[i].T`` for ``(B, M, K)`` and ``(B, N, K)`` (one oneDNN product per item for float32 on CPU,
     faster here than ``bmm`` for the small per-sample products)."""
-    if a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok():
+    big = a.shape[1] * a.shape[2] * b.shape[1] >= 1_000_000  # per-item calls pay off only for large items
+    if big and a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok():
         out = a.new_empty(a.shape[0], a.shape[1], b.shape[1])
         for i in range(a.shape[0]):
             out[i] = matmul_nt(a[i], b[i])
