@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -182,8 +182,10 @@ def list_cmd(
     from kernelkit.data.catalog import DATASETS
     from kernelkit.experiments import EXPERIMENTS
     from kernelkit.models import MODELS
+    from kernelkit.registry import Registry
 
-    registries = {"models": MODELS, "experiments": EXPERIMENTS, "benchmarks": BENCHMARKS, "datasets": DATASETS}
+    registries: dict[str, Registry[Any]] = {
+        "models": MODELS, "experiments": EXPERIMENTS, "benchmarks": BENCHMARKS, "datasets": DATASETS}
     if kind not in registries:
         fail(f"unknown kind {kind!r}; expected one of {', '.join(registries)}")
     for name in registries[kind].names(pattern):
