@@ -142,3 +142,15 @@ def test_benchmark_smoke():
     assert "K=13 forward+backward" in labels and any(lab.startswith("DilatedReparamBlock") for lab in labels)
     assert all(r.kernelkit_s and r.baseline_s for r in ctx.results)
     assert {r.extra["strategy"] for r in ctx.results if "strategy" in r.extra} <= set(STRATEGIES)
+
+
+@pytest.mark.parametrize("size, k, d", [(1, 13, 1), (1, 3, 3), (2, 7, 1), (5, 3, 2)])
+def test_direct_grouped_on_maps_smaller_than_the_kernel(size, k, d):
+    x = torch.randn(3, 4, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 1, k, k, dtype=torch.float64, requires_grad=True)
+    y = depthwise_conv2d(x, w, None, 1, "same", d, strategy="direct_grouped")
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, w), g)
+    want = torch.autograd.grad(F.conv2d(x, w, None, 1, (k - 1) * d // 2, d, 4), (x, w), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -83,3 +84,66 @@ def test_train_command_on_generated_task(tmp_path) -> None:
     assert out["reparam_rel_err"] < 1e-4
     bad = CliRunner().invoke(app, ["train", "--data", "imagenet", "--out", str(tmp_path / "r2")])
     assert bad.exit_code == 2 and "imagenet" in bad.output
+
+
+def test_torus_pairs_have_the_drawn_distances() -> None:
+    from kernelkit.convnets.longrange import TorusPairConfig, torus_distance, torus_pair_dataset
+
+    cfg = TorusPairConfig()
+    x, y = torus_pair_dataset(60, cfg, seed=5)
+    assert x.shape == (60, 1, 24, 24) and int(y.sum()) == 30
+    assert torch.equal(x, torus_pair_dataset(60, cfg, seed=5)[0])
+    for img, label in zip(x, y, strict=True):
+        pts = [tuple(p) for p in torch.nonzero(img[0]).tolist()]
+        assert len(pts) == 2
+        lo, hi = cfg.near if label == 1 else cfg.far
+        assert lo <= torus_distance(pts[0], pts[1], 24) <= hi
+    with pytest.raises(ValueError, match="increasing ranges"):
+        TorusPairConfig(size=16, near=(5, 9), far=(8, 8))
+
+
+def test_torus_net_receptive_field_is_exact() -> None:
+    from kernelkit.convnets.longrange import TorusNet, receptive_field
+
+    for k, depth in ((3, 2), (5, 1), (13, 1)):
+        net = TorusNet(k, 8, depth).eval()
+        x = torch.zeros(1, 1, 24, 24, requires_grad=True)
+        feats = net.blocks(net.stem(x))
+        feats[0, :, 12, 12].sum().backward()
+        rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).flatten()
+        assert int(rows.max() - rows.min()) + 1 == receptive_field(k, depth)
+
+
+def test_small_receptive_field_cannot_tell_far_pairs_apart() -> None:
+    """Circular padding + stride 1 + global pooling: all pairs farther apart than the receptive field give one
+    output (the no-shortcut argument); a receptive field covering the pair does distinguish them."""
+    from kernelkit.conv.reparam import randomize_for_reparam_check
+    from kernelkit.convnets.longrange import (
+        TorusNet,
+        TorusPairConfig,
+        receptive_field,
+        small_rf_ceiling,
+        torus_pair_dataset,
+    )
+
+    cfg = TorusPairConfig()
+    x, _ = torus_pair_dataset(24, cfg, seed=0)
+    torch.manual_seed(0)
+    spread = {}
+    for k in (3, 13):  # float64, weights far from the near-zero init, random BN statistics
+        net = randomize_for_reparam_check(TorusNet(k, 8, 2)).eval().double()
+        for p in net.parameters():
+            if p.dim() > 1:
+                torch.nn.init.normal_(p, std=0.3)
+        with torch.no_grad():
+            out = net(x.double())
+        spread[k] = ((out - out[:1]).abs().max() / out.abs().max()).item()
+    assert receptive_field(3, 2) <= cfg.near[0]
+    assert spread[3] < 1e-12 and spread[13] > 1e-6, spread
+    assert small_rf_ceiling(cfg, 3, 2) == 0.5 and small_rf_ceiling(cfg, 13, 2) == 1.0
+    # K=5 resolves the near pairs (distance <= 8 < 9) but not the far ones: all far pairs look alike, so
+    # predicting "far" there and resolving every near pair is still perfect
+    assert small_rf_ceiling(cfg, 5, 2) == 1.0
+    # near 3-6 with R=5: half the near pairs (5, 6) and all far pairs look alike → predict "far" there:
+    # 0.25 (resolved near) + 0.5 (far) = 0.75
+    assert small_rf_ceiling(TorusPairConfig(24, (3, 6), (7, 12)), 3, 2) == pytest.approx(0.75)

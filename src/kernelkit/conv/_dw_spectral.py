@@ -70,7 +70,11 @@ def grouped_weight_grad(x: torch.Tensor, grad_y: torch.Tensor, geo: Geometry) ->
     """
     h, w = geo.h, geo.w
     n, c = x.shape[:2]
-    xp = F.pad(x, (w.pad_before, w.pad_after, h.pad_before, h.pad_after)).reshape(1, n * c, *_padded(geo))
+    xp = F.pad(x, (w.pad_before, w.pad_after, h.pad_before, h.pad_after))
+    if h.out * w.out == 1:  # a 1×1 "kernel": torch would loop over the N·C groups in its slow path
+        taps = xp[..., :h.extent:h.dilation, :w.extent:w.dilation]
+        return (taps * grad_y).sum(0).unsqueeze(1)
+    xp = xp.reshape(1, n * c, *_padded(geo))
     ker = grad_y.reshape(n * c, 1, h.out, w.out)
     out = F.conv2d(xp, ker, None, (h.dilation, w.dilation), 0, (h.stride, w.stride), n * c)
     return out[..., :h.kernel, :w.kernel].reshape(n, c, h.kernel, w.kernel).sum(0).unsqueeze(1)
