@@ -140,53 +140,84 @@ def erf_section(ctx: ExperimentContext) -> None:
     ctx.section.record(erf=ratios)
 
 
+# Recorded full-size runs (the numbers the closing note quotes), shown beside this run's own results.
+# Torus task: `TorusPairConfig()` (24×24 torus, near 5-8, far 9-12), depth 2, K=13 width 16 vs K=3 width 24,
+# 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3 one-cycle, 1 thread, one process per (kernel, seed):
+# `torus_run(TorusPairConfig(), K, W, 2, SEED)` from kernelkit.convnets.longrange under `nice -n 19`.
+RECORDED_TORUS = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
+                  3: {"width": 24, "params": 10178, "val acc": (0.5, 0.5, 0.5)}}
+# UniRepLKNet-A on the CIFAR-10 test JPEGs (8000/2000 stratified split, 32×32, batch 64, AdamW 2e-3, cosine over
+# 6 epochs, label smoothing 0.1, 1 thread, shared machine): `nice -n 19 kernelkit convnet train --model
+# unireplknet_a --data cifar10_jpg --data-dir /work/shared/data --epochs 6 --batch-size 64 --threads 1 --seed 0`.
+# Stopped by the time limit after the epochs listed (the schedule assumed 6).
+RECORDED_CIFAR: list[dict[str, float]] = [
+    {"epoch": 1, "train_loss": 1.9861, "train_acc": 0.3225, "val_loss": 1.7532, "val_acc": 0.395},
+]
+
+
+def _mean_std(values: list[float]) -> str:
+    t = torch.tensor(values, dtype=torch.float64)
+    return f"{t.mean().item():.3f} ± {t.std(unbiased=True).item() if len(values) > 1 else 0.0:.3f}"
+
+
 def long_range(ctx: ExperimentContext) -> None:
     from kernelkit.convnets.longrange import (
-        LongRangeNet,
-        PathfinderConfig,
-        accuracy,
-        marker_pair_dataset,
-        matched_width,
+        TorusNet,
+        TorusPairConfig,
+        matched_torus_width,
         param_count,
-        pathfinder_dataset,
-        train_classifier,
+        receptive_field,
+        small_rf_ceiling,
+        torus_run,
     )
 
-    depth, width_large = 2, 24
-    width_small = matched_width(3, param_count(LongRangeNet(13, width_large, depth)), depth)
-    tasks = [("marker pair (64², ≥ 24 px apart, 12 px margin): is B right of A?", marker_pair_dataset, False,
-              (500, 200, 3) if ctx.quick else (3000, 1000, 8))]
-    if not ctx.quick:
-        tasks.append(("Pathfinder-style: are the markers joined by one curve?",
-                      lambda n, seed: pathfinder_dataset(n, PathfinderConfig(64, 2, 48, 0.1, 28.0), seed),
-                      True, (4000, 1000, 15)))
+    if ctx.quick:  # smoke size: one seed, a 16-px torus, one block; accuracies are not evidence
+        cfg, depth, width, seeds, n_train, n_val, epochs = TorusPairConfig(16, (3, 5), (6, 8)), 1, 12, (ctx.seed,), \
+            400, 200, 3
+    else:
+        cfg, depth, width, seeds, n_train, n_val, epochs = TorusPairConfig(), 2, 16, (0, 1, 2), 3000, 1000, 8
+    widths = {13: width, 3: matched_torus_width(3, param_count(TorusNet(13, width, depth)), depth)}
+    ctx.section.data_source(f"Long-range task: two dots on a {cfg.size}×{cfg.size} torus, generated in code "
+                            f"({n_train} train / {n_val} val per seed, data seeds 1000+s / 2000+s)")
     rows = []
-    for title, make, flip, (n_train, n_val, epochs) in tasks:
-        train, val = make(n_train, seed=ctx.seed), make(n_val, seed=ctx.seed + 1)
-        ctx.section.data_source(f"Long-range task '{title}': generated in code, {n_train} train / {n_val} val, "
-                                f"seeds {ctx.seed}/{ctx.seed + 1}")
-        for k, width in ((13, width_large), (3, width_small)):
-            torch.manual_seed(ctx.seed)
-            net = LongRangeNet(k, width, depth)
-            hist = train_classifier(net, train, val, epochs=epochs, batch_size=32, seed=ctx.seed, flip=flip,
-                                    on_epoch=lambda e, r, k=k: ctx.section.log(step=e, kernel=k, **r))
-            row = {"task": title, "kernel": k, "width": width, "depth": depth, "params": param_count(net),
-                   "epochs": epochs, "final train acc": round(hist[-1]["train_acc"], 3),
-                   "best val acc": round(max(h["val_acc"] for h in hist), 3),
-                   "final val acc": round(hist[-1]["val_acc"], 3)}
-            if make is marker_pair_dataset:  # shortcut probes: translation, and marker B alone
-                vx, vy = val
-                row["val acc, shifted 8 px"] = round(accuracy(net, torch.roll(vx, 8, -1), vy), 3)
-                only_b = vx * torch.tensor([0.0, 1.0])[:, None, None]
-                row["val acc, B marker only"] = round(accuracy(net, only_b, vy), 3)
-            rows.append(row)
-    ctx.section.table("Sees wide without going deep: equal depth (2 blocks), matched parameters, 64×64 inputs", rows,
-                      note="Chance is 0.5. K=13 blocks are Dilated Reparam Blocks, K=3 plain depthwise 3×3; the "
-                           "small-kernel net is widened to match parameters. Receptive fields: 23 px (K=3) vs "
-                           "103 px (K=13). AdamW, one-cycle LR 2e-3, batch 32. Probes: a translation-invariant "
-                           "solution keeps its accuracy when both markers are shifted; 'B marker only' far above 0.5 "
-                           "means the net reads the absolute position of one marker instead of relating the two.")
-    ctx.section.record(long_range=rows)
+    for k, w in widths.items():
+        for seed in seeds:
+            r = torus_run(cfg, k, w, depth, seed, n_train, n_val, epochs,
+                          on_epoch=lambda e, rec, k=k, seed=seed: ctx.section.log(step=e, kernel=k, seed=seed, **rec))
+            rows.append({key: (round(v, 3) if isinstance(v, float) else v) for key, v in r.items()})
+    summary = [{"kernel": k, "width": w, "params": param_count(TorusNet(k, w, depth)),
+                "receptive field (px)": receptive_field(k, depth),
+                "accuracy ceiling": small_rf_ceiling(cfg, k, depth), "seeds": len(seeds),
+                "final val acc (mean ± std)": _mean_std([r["final val acc"] for r in rows if r["kernel"] == k])}
+               for k, w in widths.items()]
+    ctx.section.text(
+        f"Sees wide without going deep. Each image is a {cfg.size}×{cfg.size} torus with two single-pixel dots; the "
+        f"label says whether their wrap-around Chebyshev distance is at most {cfg.near[1]} (positives drawn from "
+        f"{cfg.near[0]}-{cfg.near[1]}, negatives from {cfg.far[0]}-{cfg.far[1]}). Both networks are a 1×1 stem, "
+        f"{depth} UniRepLKNet-style blocks (depthwise K×K conv with circular padding → BN → 4× FFN, residual), "
+        "stride 1 everywhere, global average pooling and a linear head; the K=3 net is widened to about the same "
+        "parameter count. Why the small net cannot do better than chance: circular padding and stride 1 make every "
+        "layer translation-equivariant on the torus and the pooling makes the output invariant, so an image is "
+        "seen only through the displacement between the dots; when no receptive-field window holds both dots "
+        "(distance ≥ R), the multiset of window contents — and hence every pooled statistic — is the same for "
+        f"every such image. With R = {receptive_field(3, depth)} for K=3 and all distances ≥ {cfg.near[0]}, all "
+        "images give one output: ceiling 0.5 (the tests check this invariance numerically). K=13 has "
+        f"R = {receptive_field(13, depth)} and sees every pair.")
+    ctx.section.table("Two dots on a torus: accuracy per kernel size (this run)", summary,
+                      note="Mean ± sample std over seeds of the final validation accuracy (eval mode). "
+                           + ("Quick mode: a smoke-sized run, not evidence." if ctx.quick else ""))
+    ctx.section.table("Per seed (this run)", rows)
+    recorded = [{"kernel": k, "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
+                 "final val acc per seed": ", ".join(f"{a:.3f}" for a in v["val acc"]),
+                 "mean ± std": _mean_std(list(v["val acc"])), "ceiling": small_rf_ceiling(TorusPairConfig(), k, 2)}
+                for k, v in RECORDED_TORUS.items()]
+    ctx.section.table("Recorded full-size run (24² torus, depth 2, 3000/1000, 8 epochs, 3 seeds)", recorded,
+                      note="The K=13 nets fit the training set within 2 epochs; their eval-mode validation accuracy "
+                           "stays at 0.5 until the learning rate anneals (epochs 6-8), because BN running statistics "
+                           "lag the batch statistics on these sparse images, then reaches 1.0. Earlier tasks in this "
+                           "module did not separate the kernels: the marker-pair task was solved by both (zero "
+                           "padding leaks absolute position) and the Pathfinder-style task stayed at chance for both.")
+    ctx.section.record(long_range=rows, long_range_summary=summary, long_range_recorded=recorded)
 
 
 def real_data(ctx: ExperimentContext) -> None:
@@ -209,15 +240,19 @@ def real_data(ctx: ExperimentContext) -> None:
     ctx.section.data_source(f"Real data: {ds.source}; {len(tr)}/{len(va)} stratified train/val split")
     torch.manual_seed(ctx.seed)
     net = create_model("unireplknet_a", num_classes=10)
-    cfg = TrainConfig(epochs=1 if ctx.quick else 15, max_steps=12 if ctx.quick else None, batch_size=64,
+    cfg = TrainConfig(epochs=1 if ctx.quick else 6, max_steps=12 if ctx.quick else None, batch_size=64,
                       optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_steps=3 if ctx.quick else 100,
                       label_smoothing=0.1, checkpoint_every=0, seed=ctx.seed)
     result = Trainer(net, tr, cfg, ctx.section.dir / "cifar_train", val_set=va, section=ctx.section,
                      quiet=True).fit()
     rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in result.history]
-    ctx.section.table("UniRepLKNet-A on CIFAR-10 test JPEGs (32×32), split into train/val", rows,
-                      note="From scratch; a short run showing the model trains (chance = 0.1).")
-    ctx.section.record(real_data=rows)
+    ctx.section.table("UniRepLKNet-A on CIFAR-10 test JPEGs (32×32), split into train/val (this run)", rows,
+                      note="From scratch; a short run showing the model trains (chance = 0.1)."
+                           + (" Quick mode: 12 steps only." if ctx.quick else ""))
+    ctx.section.table("Recorded run: UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
+                      RECORDED_CIFAR, note="Validation accuracy per finished epoch of the recorded run (command in "
+                                           "the experiment source); it was stopped by the time limit.")
+    ctx.section.record(real_data=rows, real_data_recorded=RECORDED_CIFAR)
 
 
 @register_experiment("unireplknet", system="unireplknet", title="UniRepLKNet: sizes, re-parameterization, ERF, "
