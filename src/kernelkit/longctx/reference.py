@@ -157,7 +157,7 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
     rows = []
     try:
         for task in tasks:
-            records = build_task(task, data_root, buckets=(bucket,), n=n, seed=seed)
+            records = build_task(task, Path(data_root), buckets=(bucket,), n=n, seed=seed)
             if not records:
                 rows.append({"config": task, "records": 0, "skipped": f"no {bucket} instance could be built"})
                 continue
@@ -178,9 +178,10 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
             kk_rows = [{**rec.to_dict(), "gen_resp": by_id[rec.sample_id]["prediction"]} for rec in records]
             write_outputs(work / "ref", "kernelkit", task, kk_rows)
             official, _ = run_evaluation(ref, work / "ref")
-            ref_answers = [r.get("gen_resp") for r in ref_rows]
-            if any(a is None for a in ref_answers):
-                raise RuntimeError(f"reference inference.py left {ref_answers.count(None)} {task} record(s) unanswered")
+            missing = sum("gen_resp" not in r for r in ref_rows)
+            if missing:
+                raise RuntimeError(f"reference inference.py left {missing} {task} record(s) unanswered")
+            ref_answers: list[str] = [r["gen_resp"] for r in ref_rows]
             kk_answers = [r["gen_resp"] for r in kk_rows]
             golds = [r["answers"] for r in ref_rows]
             ours = bucket_scores(task, [(bucket, a, g) for a, g in zip(kk_answers, golds, strict=True)])

@@ -169,7 +169,7 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
     repair_tail(path)
     repair_tail(errors_path)
     done = {row["key"] for row in load_results(path)}
-    model = model or getattr(backend, "name", "model")
+    model = str(model or getattr(backend, "name", "model"))
     todo: list[tuple[str, Record, str]] = []
     for rec in records:
         name = rec.extras.get("task", task)

@@ -172,7 +172,7 @@ def load_smollm2(cache: bool = True) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
         if cache:
             try:
-                model.hf_quantizer = None
+                model.hf_quantizer = None  # type: ignore[assignment]
                 if hasattr(model.config, "quantization_config"):
                     del model.config.quantization_config
                 tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
@@ -199,7 +199,7 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     tok = AutoTokenizer.from_pretrained(model, **extra)
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra).to(device).eval()
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra).to(device).eval()  # type: ignore[arg-type]
     if rope != "none":
         apply_rope_scaling(lm, rope, rope_factor)
     return HFBackend(lm, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,

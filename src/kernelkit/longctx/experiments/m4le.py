@@ -18,9 +18,10 @@ from kernelkit.experiments import ExperimentContext, register_experiment
 
 METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
 FACTOR = 2.0
-QUICK = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6}
-FULL = {"tasks": ("nq-open", "wikitext-103", "hotpotqa", "c3", "online-shopping", "drcd_semantic-single",
-                  "qmsum"), "buckets": (1000, 2000, 4000, 6000, 8000), "n": 5, "sanity_n": 12}
+QUICK: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6}
+FULL: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103", "hotpotqa", "c3", "online-shopping",
+                                  "drcd_semantic-single", "qmsum"),
+                        "buckets": (1000, 2000, 4000, 6000, 8000), "n": 5, "sanity_n": 12}
 #: The sanity instances: nq-open built for a 300-word bucket holds the gold passage alone.
 SANITY_BUCKET = 300
 
