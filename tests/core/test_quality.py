@@ -1,4 +1,4 @@
-"""Quality gates: ruff over the tree, mypy over the core."""
+"""Quality gates: ruff over the tree, mypy over the files listed in pyproject.toml."""
 
 import shutil
 import subprocess
