@@ -171,7 +171,11 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
         ws = _scales(m)[0]
         extra = tuple(inp.shape[2 + i] - ((g.shape[3 + i] - 1) * stride[i] - 2 * padding[i]
                                           + dilation[i] * (ks[i] - 1) + 1) for i in range(2))
-        gi = F.conv_transpose2d(g.reshape(n * o, *g.shape[2:]), m.weight if ws == 1.0 else m.weight * ws,
+        gf = g.reshape(n * o, *g.shape[2:])
+        if gf.dtype == torch.float32 and gf.device.type == "cpu":
+            # channels-last takes oneDNN's transposed convolution (about 4x faster than the NCHW fallback on CPU)
+            gf = gf.contiguous(memory_format=torch.channels_last)
+        gi = F.conv_transpose2d(gf, m.weight if ws == 1.0 else m.weight * ws,
                                 stride=stride, padding=padding, output_padding=extra, dilation=dilation)
         if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
             with torch.enable_grad():
@@ -200,15 +204,44 @@ def _batched_nt(a: Tensor, b: Tensor) -> Tensor:
     return torch.bmm(a, b.transpose(1, 2))
 
 
+def _channels_last(g: Tensor) -> bool:
+    """``g`` is ``(N, O, C, H, W)`` laid out as ``(N, O, H, W, C)`` (after a channels-last transposed conv)."""
+    return g.dim() == 5 and g.shape[2] > 1 and not g.is_contiguous() and g.permute(0, 1, 3, 4, 2).is_contiguous()
+
+
+def _unfold(x: Tensor, ks: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+            dilation: tuple[int, int]) -> Tensor:
+    """``F.unfold`` (``(N, C·kh·kw, P)`` patches); undilated kernels use strided views and one copy, which is
+    several times faster on CPU than ``im2col``'s per-sample loop."""
+    if dilation != (1, 1):
+        return F.unfold(x, ks, dilation=dilation, padding=padding, stride=stride)
+    if padding != (0, 0):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    v = x.unfold(2, ks[0], stride[0]).unfold(3, ks[1], stride[1])  # (N, C, Ho, Wo, kh, kw)
+    return v.permute(0, 1, 4, 5, 2, 3).reshape(x.shape[0], -1, v.shape[2] * v.shape[3])
+
+
 def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> list[Tensor]:
     """Per-sample, per-logit weight and bias gradients of a convolution, each ``(N, O, F)``."""
     n, o, cout = g.shape[:3]
     ks, stride, padding, dilation = _conv_geometry(m)
     ws, bs = _scales(m)
     parts = []
+    if _channels_last(g):  # (N, O, C, H, W) stored as (N, O, H, W, C): no transposing copy
+        gp = g.permute(0, 1, 3, 4, 2).reshape(n, o, -1, cout)  # (N, O, P, C_out), a view
+        if _trainable(m.weight):
+            u = _unfold(inp, ks, stride, padding, dilation)  # (N, C_in·k², P)
+            gw = g.new_empty(n, o, u.shape[1], cout)
+            for i in range(n):  # (C_in·k², P) @ (O, P, C_out) per sample; features ordered (k, c_out)
+                torch.matmul(u[i], gp[i], out=gw[i])
+            gw = gw.reshape(n, o, -1)
+            parts.append(gw if ws == 1.0 else gw * ws)
+        if _trainable(m.bias):
+            parts.append(gp.sum(2) * bs)
+        return parts
     gf = g.reshape(n, o * cout, -1)  # (N, O·C_out, P)
     if _trainable(m.weight):
-        u = F.unfold(inp, ks, dilation=dilation, padding=padding, stride=stride)  # (N, C_in·k², P)
+        u = _unfold(inp, ks, stride, padding, dilation)  # (N, C_in·k², P)
         gw = _batched_nt(gf, u).reshape(n, o, -1)
         parts.append(gw if ws == 1.0 else gw * ws)
     if _trainable(m.bias):
@@ -230,6 +263,8 @@ def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
             m, s = layers[i], saved[i]
             assert s is not None
             if isinstance(m, _ELEMENTWISE):
+                if _channels_last(g) and s.dim() == 4:
+                    s = s.contiguous(memory_format=torch.channels_last)  # same layout as g: a fast product
                 g = g * s.unsqueeze(1)
                 continue
             if isinstance(m, (nn.Linear, knn.Dense)):
