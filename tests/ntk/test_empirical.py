@@ -184,3 +184,23 @@ def test_layerwise_float32_and_fallback():
     seq = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Flatten(), nn.Linear(10, 2)).double()
     assert layerwise.chain_layers(seq) is not None
     _check(seq, _data(3, 2, 3), _data(2, 2, 3, seed=1), methods=["structured", "auto"])
+
+
+def test_layerwise_float32_convolutions():
+    """float32 convolution chains take the channels-last cotangent path (strided and dilated convolutions,
+    kernelkit padding, frozen bias); the kernel must still match a float64 brute force."""
+    torch.manual_seed(8)
+    tnet = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2, padding=1), nn.Tanh(),
+                         nn.Conv2d(5, 3, 3, padding=2, dilation=2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    tnet[2].bias.requires_grad_(False)
+    knet = knn.Sequential(knn.Conv2d(4, 3, bias_std=0.2), knn.ReLU(), knn.Conv2d(3, 3, stride=2, padding="circular"),
+                          knn.Erf(), knn.GlobalAvgPool(), knn.Dense(3))
+    x1, x2 = torch.randn(4, 3, 8, 8), torch.randn(3, 3, 8, 8)
+    knet(x1)
+    for model in (tnet, knet):
+        ref = brute_force_ntk(model.double(), x1.double(), x2.double())
+        model.float()
+        for trace in (None, "sum"):
+            got = empirical(model, x1, x2, method="structured", trace=trace).double()
+            want = ref if trace is None else ref.diagonal(dim1=2, dim2=3).sum(-1)
+            assert float((got - want).abs().max() / want.abs().max()) < 1e-5, trace
