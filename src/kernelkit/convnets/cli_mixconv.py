@@ -76,7 +76,7 @@ def mixconv_ablation(
     for name, value in (("epochs", epochs), ("image_size", image_size), ("width", width),
                         ("train_per_class", train_per_class)):
         if value is not None:
-            cfg = replace(cfg, **{name: value})
+            cfg = replace(cfg, **{name: value})  # type: ignore[arg-type]
     if report_only and out is None:
         fail("--report-only needs --out: the run directory whose finished runs are reported")
     s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
@@ -112,6 +112,7 @@ def mixnet_info(
     net = create_model_or_fail(model, num_classes=num_classes)
     with use_impl("split"):
         macs = count_macs(net, (1, 3, size, size))
+    assert isinstance(macs, int)
     params = count_params(net)
     stats = sum(b.numel() for n, b in net.named_buffers() if "running" in n)
     with start_run(f"mixnet-info-{model}", {**s, "model": model, "size": size, "num_classes": num_classes},
