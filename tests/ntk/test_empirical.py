@@ -204,3 +204,20 @@ def test_layerwise_float32_convolutions():
             got = empirical(model, x1, x2, method="structured", trace=trace).double()
             want = ref if trace is None else ref.diagonal(dim1=2, dim2=3).sum(-1)
             assert float((got - want).abs().max() / want.abs().max()) < 1e-5, trace
+
+
+def test_layerwise_logit_chunks_sum_to_traced_kernel():
+    """Traced kernels are accumulated over chunks of logits; one-logit chunks must add up to the brute force."""
+    from kernelkit.ntk import layerwise
+
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4)).double()
+    x1, x2 = _data(3, 2, 5, 5), _data(2, 2, 5, 5, seed=1)
+    chain = layerwise.chain_layers(model)
+    assert chain is not None
+    chunks = layerwise.logit_chunks(chain, x1, 4, budget_bytes=1)
+    assert [(c.start, c.stop) for c in chunks] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    total = sum(layerwise.contract(layerwise.features(chain, x1, c), layerwise.features(chain, x2, c), "sum")
+                for c in chunks)
+    ref = brute_force_ntk(model, x1, x2).diagonal(dim1=2, dim2=3).sum(-1)
+    assert float((total - ref).abs().max() / ref.abs().max()) < 1e-10

@@ -314,12 +314,35 @@ def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tens
     xb = x1 if x2 is None else x2.to(dtype)
     rows, cols = _blocks(x1.shape[0], batch_size), _blocks(xb.shape[0], batch_size)
     blocks: dict[tuple[int, int], Tensor] = {}
-    for i, r in enumerate(rows):
-        la = layerwise.features(chain, x1[r])
-        for j, c in enumerate(cols):
-            lb = la if (x2 is None and i == j) else layerwise.features(chain, xb[c])
-            blocks[i, j] = layerwise.contract(la, lb, trace)
-    return _assemble(blocks, len(rows), len(cols))
+    if trace is None:
+        for i, r in enumerate(rows):
+            la = layerwise.features(chain, x1[r])
+            for j, c in enumerate(cols):
+                lb = la if (x2 is None and i == j) else layerwise.features(chain, xb[c])
+                blocks[i, j] = layerwise.contract(la, lb, None)
+        return _assemble(blocks, len(rows), len(cols))
+    # traced: Σ_o is accumulated over chunks of logits, so only one chunk's features exist at a time
+    with torch.no_grad():
+        out_dim = model(x1[:1]).reshape(-1).numel()
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                blocks[i, j] = _traced_block(chain, x1[r], None if (x2 is None and i == j) else xb[c], out_dim)
+    return _assemble({ij: k / out_dim for ij, k in blocks.items()} if trace == "mean" else blocks,
+                     len(rows), len(cols))
+
+
+def _traced_block(chain: list[nn.Module], xa: Tensor, xb: Tensor | None, out_dim: int) -> Tensor:
+    """``Σ_o`` kernel block accumulated over chunks of logits (``xb=None``: the symmetric block of ``xa``)."""
+    fwd_a = layerwise.forward_saving(chain, xa)
+    fwd_b = fwd_a if xb is None else layerwise.forward_saving(chain, xb)
+    k: Tensor | None = None
+    for logits in layerwise.logit_chunks(chain, xa, out_dim):
+        la = layerwise.features(chain, xa, logits, fwd_a)
+        lb = la if xb is None else layerwise.features(chain, xb, logits, fwd_b)
+        term = layerwise.contract(la, lb, "sum")
+        k = term if k is None else k.add_(term)
+    assert k is not None
+    return k
 
 
 def _assemble(blocks: dict[tuple[int, int], Tensor], n_rows: int, n_cols: int) -> Tensor:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from kernelkit.ntk import nn as knn
 
 __all__ = ["LayerwiseFeatures", "NotAChainError", "chain_layers", "contract", "features", "forward_saving",
-           "input_grad", "matmul_nt"]
+           "input_grad", "logit_chunks", "matmul_nt"]
 
 
 class NotAChainError(RuntimeError):
@@ -175,7 +175,8 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
         if gf.dtype == torch.float32 and gf.device.type == "cpu":
             # channels-last takes oneDNN's transposed convolution (about 4x faster than the NCHW fallback on CPU)
             gf = gf.contiguous(memory_format=torch.channels_last)
-        gi = F.conv_transpose2d(gf, m.weight if ws == 1.0 else m.weight * ws,
+        w = m.weight.detach()  # a Parameter takes a slower oneDNN path here even under no_grad
+        gi = F.conv_transpose2d(gf, w if ws == 1.0 else w * ws,
                                 stride=stride, padding=padding, output_padding=extra, dilation=dilation)
         if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
             with torch.enable_grad():
@@ -249,13 +250,31 @@ def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> list[Tensor]:
     return parts
 
 
-def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
-    """Cotangents and inputs of every weight layer for the inputs ``x`` (one batched backward pass)."""
+def logit_chunks(layers: list[nn.Module], x: Tensor, out_dim: int, budget_bytes: int = 8 << 20) -> list[slice]:
+    """Output logits split so that one chunk's largest cotangent (``N × chunk × widest activation``) stays within
+    ``budget_bytes``: traced kernels sum over logits, so they are accumulated chunk by chunk and the big
+    per-logit temporaries are reused instead of allocated (and page-faulted in) at full size."""
+    widest = x[0].numel()
     with torch.no_grad():
-        saved, out = forward_saving(layers, x)
+        h = x[:1]
+        for m in layers:
+            h = m(h)
+            widest = max(widest, h.numel())
+    size = max(1, budget_bytes // (x.shape[0] * widest * x.element_size()))
+    return [slice(i, min(i + size, out_dim)) for i in range(0, out_dim, size)]
+
+
+def features(layers: list[nn.Module], x: Tensor, logits: slice | None = None,
+             forward: tuple[list[Tensor | None], Tensor] | None = None) -> LayerwiseFeatures:
+    """Cotangents and inputs of every weight layer for the inputs ``x`` (one batched backward pass), for all
+    output logits or the ``logits`` slice; ``forward`` reuses a :func:`forward_saving` result for ``x``."""
+    with torch.no_grad():
+        saved, out = forward if forward is not None else forward_saving(layers, x)
         n = x.shape[0]
-        out_dim = out[0].numel()
-        eye = torch.eye(out_dim, dtype=out.dtype, device=out.device)
+        eye = torch.eye(out[0].numel(), dtype=out.dtype, device=out.device)
+        if logits is not None:
+            eye = eye[logits]
+        out_dim = eye.shape[0]
         g = eye.reshape(1, out_dim, *out.shape[1:]).expand(n, out_dim, *out.shape[1:])
         dense: list[_Dense] = []
         explicit: list[Tensor] = []
@@ -264,8 +283,11 @@ def features(layers: list[nn.Module], x: Tensor) -> LayerwiseFeatures:
             assert s is not None
             if isinstance(m, _ELEMENTWISE):
                 if _channels_last(g) and s.dim() == 4:
-                    s = s.contiguous(memory_format=torch.channels_last)  # same layout as g: a fast product
-                g = g * s.unsqueeze(1)
+                    # g is a fresh transposed-convolution output (nothing else holds it): scale it in place, in
+                    # its own layout
+                    g.mul_(s.contiguous(memory_format=torch.channels_last).unsqueeze(1))
+                else:
+                    g = g * s.unsqueeze(1)
                 continue
             if isinstance(m, (nn.Linear, knn.Dense)):
                 ws, bs = _scales(m)
