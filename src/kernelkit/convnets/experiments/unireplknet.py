@@ -149,9 +149,14 @@ RECORDED_TORUS = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
 # UniRepLKNet-A on the CIFAR-10 test JPEGs (8000/2000 stratified split, 32×32, batch 64, AdamW 2e-3, cosine over
 # 6 epochs, label smoothing 0.1, 1 thread, shared machine): `nice -n 19 kernelkit convnet train --model
 # unireplknet_a --data cifar10_jpg --data-dir /work/shared/data --epochs 6 --batch-size 64 --threads 1 --seed 0`.
-# Stopped by the time limit after the epochs listed (the schedule assumed 6).
+# 66 minutes wall time on the shared machine.
 RECORDED_CIFAR: list[dict[str, float]] = [
     {"epoch": 1, "train_loss": 1.9861, "train_acc": 0.3225, "val_loss": 1.7532, "val_acc": 0.395},
+    {"epoch": 2, "train_loss": 1.7351, "train_acc": 0.4206, "val_loss": 1.5244, "val_acc": 0.4685},
+    {"epoch": 3, "train_loss": 1.6053, "train_acc": 0.4879, "val_loss": 1.3968, "val_acc": 0.499},
+    {"epoch": 4, "train_loss": 1.4807, "train_acc": 0.5511, "val_loss": 1.3243, "val_acc": 0.526},
+    {"epoch": 5, "train_loss": 1.3657, "train_acc": 0.6094, "val_loss": 1.2635, "val_acc": 0.547},
+    {"epoch": 6, "train_loss": 1.2780, "train_acc": 0.653, "val_loss": 1.2540, "val_acc": 0.55},
 ]
 
 
@@ -250,8 +255,9 @@ def real_data(ctx: ExperimentContext) -> None:
                       note="From scratch; a short run showing the model trains (chance = 0.1)."
                            + (" Quick mode: 12 steps only." if ctx.quick else ""))
     ctx.section.table("Recorded run: UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
-                      RECORDED_CIFAR, note="Validation accuracy per finished epoch of the recorded run (command in "
-                                           "the experiment source); it was stopped by the time limit.")
+                      RECORDED_CIFAR, note="Per-epoch losses and accuracies of the recorded run (command in the "
+                                           "experiment source); train accuracy is measured in train mode during "
+                                           "the epoch. No augmentation; chance = 0.1.")
     ctx.section.record(real_data=rows, real_data_recorded=RECORDED_CIFAR)
 
 
