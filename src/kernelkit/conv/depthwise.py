@@ -22,17 +22,17 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
 
 Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster) from
 ``benchmarks/depthwise_conv.py --threads 2`` (C=384, 32×32, batch 8, fp32; medians, both sides timed
-alternately in one process); K=17/31 rows from three runs, the rest from two, on the shared 2-core
-machine under load average 8-15:
+alternately in one process); K=17/31 rows from four runs, the rest from three, on the shared
+2-core machine under load average 3-15:
 
 =====================  ===============  ==========  =============  ==============
 case                   auto (no grad)   forward     fwd+bwd        auto (grad)
 =====================  ===============  ==========  =============  ==============
-K=7                    direct           [1]         3.02-3.45      direct_grouped
-K=13                   direct           [1]         4.24-4.40      direct_grouped
-K=17                   dft              10.5-13.0   10.1-10.8      dft
-K=31                   dft              26.8-29.0   25.0-34.4      dft
-k=3 r=3 / r=4 / r=5    direct           [1]         2.75-6.05      direct_grouped
+K=7                    direct           [1]         3.00-3.45      direct_grouped
+K=13                   direct           [1]         4.24-4.41      direct_grouped
+K=17                   dft              6.2-13.0    6.4-10.8       dft
+K=31                   dft              15.0-29.0   25.0-34.4      dft
+k=3 r=3 / r=4 / r=5    direct           [1]         2.47-6.05      direct_grouped
 k=7 r=2                direct           [1]         7.1-11.8       direct_grouped
 DRB K=13, train form   (all branches)               2.70-4.34
 =====================  ===============  ==========  =============  ==============
