@@ -99,7 +99,8 @@ def build_online_shopping(reviews: list[src.Review], ctx: BuildContext) -> list[
 
 NQ_INSTRUCTION = ("Write a high-quality answer for the given question using only the provided search results "
                   "(some of which might be irrelevant).")
-NQ_DEMO = ("Document [0](Title: Eiffel Tower) The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
+# The demonstration is numbered as one more search result and joined with single newlines, as in the reference.
+NQ_DEMO = ("Document [{n}](Title: Eiffel Tower) The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
            "\n\nQuestion: when was the eiffel tower completed\nAnswer: 1889.")
 
 
@@ -117,16 +118,17 @@ def build_nq_open(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
                 and not any(a in (d.title + " " + d.text).lower() for a in answers)][: n_items - 1]
         docs.insert(gold, target)
         body = "\n".join(f"Document [{i}](Title: {d.title}) {d.text}" for i, d in enumerate(docs, 1))
+        sep = "\n" if ctx.one_shot else "\n\n"
         if ctx.one_shot:
-            body += "\n\n" + NQ_DEMO
-        body += f"\n\nQuestion: {target.question}\nAnswer:"
+            body += "\n" + NQ_DEMO.format(n=len(docs) + 1)
+        body += f"{sep}Question: {target.question}\nAnswer:"
         return make_record(ctx, NQ_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
     return fit_concatenated(ctx, mean_length([d.text for d in items], "en") + 5, 70, make)
 
 
 DRCD_QA_INSTRUCTION = "请仅根据提供的文章回答问题（部分文章可能与问题无关）。"
-DRCD_QA_DEMO = "文章 [0](标题: 长城) 长城始建于春秋战国时期。\n\n问题: 长城始建于什么时期？\n答案: 春秋战国时期。"
+DRCD_QA_DEMO = "文章 [{n}](标题: 长城) 长城始建于春秋战国时期。\n\n问题: 长城始建于什么时期？\n答案: 春秋战国时期。"
 
 
 @register_task("drcd_semantic-single", ability="semantic_single", task_type="QA", lang="zh", source="DRCD test",
@@ -139,9 +141,10 @@ def build_drcd_qa(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         docs = [d for d in pool if d.text != target.text][: n_items - 1]
         docs.insert(gold, target)
         body = "\n".join(f"文章 [{i}](标题: {d.title}) {d.text}" for i, d in enumerate(docs, 1))
+        sep = "\n" if ctx.one_shot else "\n\n"
         if ctx.one_shot:
-            body += "\n\n" + DRCD_QA_DEMO
-        body += f"\n\n问题: {target.question}\n答案:"
+            body += "\n" + DRCD_QA_DEMO.format(n=len(docs) + 1)
+        body += f"{sep}问题: {target.question}\n答案:"
         return make_record(ctx, DRCD_QA_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
     return fit_concatenated(ctx, mean_length([d.text for d in items], "zh") + 15, 80, make)
