@@ -72,7 +72,8 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
     """Official inference.py + evaluation.py vs ``kernelkit m4le run`` on the same built records and model.
 
     Configs: ``$M4LE_SIDE_TASKS`` (comma-separated) or, by default, nq-open in quick mode and every config
-    kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2).
+    kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2);
+    ``$M4LE_SIDE_DTYPE`` is kernelkit's dtype (float16 like the reference by default; float32 is its CPU default).
     """
     import os
 
@@ -90,12 +91,14 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
     n = int(os.environ.get("M4LE_SIDE_N", "2"))
     budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
     bucket = int(os.environ.get("M4LE_SIDE_BUCKET", "1000"))
-    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket,
+    dtype = os.environ.get("M4LE_SIDE_DTYPE", "float16")  # kernelkit's side; the reference hard-codes float16
+    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket, dtype=dtype,
                                       bucket_budget=budget == "bucket"):
         if "skipped" in row:
             ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
             continue
         ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
-                   f"float16, kernelkit budget: {budget}", row["kernelkit s"], row["official s"],
+                   f"official float16, kernelkit {dtype}, kernelkit budget: {budget}",
+                   row["kernelkit s"], row["official s"],
                    "official inference.py + evaluation.py",
                    **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})
