@@ -22,6 +22,7 @@ torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.parameter import UninitializedParameter
 
 from kernelkit.ntk import layerwise
+from kernelkit.ntk import nn as knn
 from kernelkit.ntk.analytic_kernel import _blocks, check_inputs
 
 __all__ = ["METHODS", "empirical"]
@@ -266,6 +268,8 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
     chain = layerwise.chain_layers(model) if method in ("auto", "structured") else None
     if chain is not None:
         try:
+            if method == "auto" and _worth_trying_jacobian(model, chain, x1, x2):
+                return _auto_measured(model, chain, x1, x2, trace, batch_size)
             return _chain_kernel(model, chain, x1, x2, trace, batch_size)
         except layerwise.NotAChainError:
             pass
@@ -298,6 +302,54 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
             net.layers.clear()
             return empirical(model, x1, x2, "jacobian", trace, batch_size)
     return _assemble(blocks, len(rows), len(cols))
+
+
+# "auto" on convolution chains: (model structure, input shapes, dtype, trace, blocks, threads) -> measured seconds
+# of "structured" and "jacobian"; once both are known, the faster one is used for that key.
+_AUTO_TRIALS: dict[tuple[Any, ...], dict[str, float]] = {}
+_JACOBIAN_TRIAL_BYTES = 256 << 20
+
+
+def _worth_trying_jacobian(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None) -> bool:
+    """Convolution chains at small output sizes can be as fast with plain Jacobians (the per-sample convolution
+    gradients are formed either way; the structured route's layout work then is overhead). Fully connected
+    chains never are (the structured route avoids the ``out × in`` per-sample gradients), and Jacobians larger
+    than ``_JACOBIAN_TRIAL_BYTES`` are not tried."""
+    if not any(isinstance(m, (nn.Conv2d, knn.Conv2d)) for m in chain):
+        return False
+    dtype = next(p for m in chain for p in m.parameters()).dtype
+    with torch.no_grad():
+        out_dim = model(x1[:1].to(dtype)).numel()
+    n = x1.shape[0] + (0 if x2 is None else x2.shape[0])
+    params = sum(p.numel() for m in chain for p in m.parameters() if p.requires_grad)
+    return n * out_dim * params * x1.element_size() <= _JACOBIAN_TRIAL_BYTES
+
+
+def _auto_key(chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
+              batch_size: int | None) -> tuple[Any, ...]:
+    layers = tuple((repr(m), tuple((tuple(p.shape), p.dtype, p.requires_grad) for p in m.parameters()))
+                   for m in chain)
+    return (layers, tuple(x1.shape), None if x2 is None else tuple(x2.shape), x1.dtype, x1.device.type, trace,
+            batch_size, torch.get_num_threads())
+
+
+def _auto_measured(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
+                   batch_size: int | None) -> Tensor:
+    """``"auto"`` on a convolution chain: the first call for a key runs (and times) the structured route, the
+    second the Jacobian route, later calls the faster of the two."""
+    trials = _AUTO_TRIALS.setdefault(_auto_key(chain, x1, x2, trace, batch_size), {})
+    if len(trials) == 2:
+        choice = min(trials, key=lambda k: trials[k])
+    else:
+        choice = "structured" if "structured" not in trials else "jacobian"
+    t0 = time.perf_counter()
+    if choice == "structured":
+        k = _chain_kernel(model, chain, x1, x2, trace, batch_size)
+    else:
+        k = empirical(model, x1, x2, "jacobian", trace, batch_size)
+    if len(trials) < 2:
+        trials[choice] = time.perf_counter() - t0
+    return k
 
 
 def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,

@@ -132,7 +132,10 @@ def forward_saving(layers: list[nn.Module], x: Tensor) -> tuple[list[Tensor | No
     """Run the chain; keep each weight layer's (padded) input and each elementwise layer's derivative."""
     saved: list[Tensor | None] = []
     for m in layers:
-        if isinstance(m, _ELEMENTWISE):
+        if type(m) is nn.ReLU:  # derivative in closed form (autograd's threshold_backward is 0 at 0 too)
+            saved.append((x > 0).to(x.dtype))
+            x = torch.relu(x)
+        elif isinstance(m, _ELEMENTWISE):
             with torch.enable_grad():
                 h = x.detach().requires_grad_(True)
                 y = m(h)
@@ -232,10 +235,13 @@ def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> list[Tensor]:
         gp = g.permute(0, 1, 3, 4, 2).reshape(n, o, -1, cout)  # (N, O, P, C_out), a view
         if _trainable(m.weight):
             u = _unfold(inp, ks, stride, padding, dilation)  # (N, C_in·k², P)
-            gw = g.new_empty(n, o, u.shape[1], cout)
-            for i in range(n):  # (C_in·k², P) @ (O, P, C_out) per sample; features ordered (k, c_out)
-                torch.matmul(u[i], gp[i], out=gw[i])
-            gw = gw.reshape(n, o, -1)
+            if o == 1:  # (C_in·k², P) @ (P, C_out) per sample; features ordered (k, c_out)
+                gw = torch.bmm(u, gp.reshape(n, -1, cout)).reshape(n, o, -1)
+            else:
+                gw = g.new_empty(n, o, u.shape[1], cout)
+                for i in range(n):  # (C_in·k², P) @ (O, P, C_out) per sample
+                    torch.matmul(u[i], gp[i], out=gw[i])
+                gw = gw.reshape(n, o, -1)
             parts.append(gw if ws == 1.0 else gw * ws)
         if _trainable(m.bias):
             parts.append(gp.sum(2) * bs)
