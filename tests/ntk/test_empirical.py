@@ -195,9 +195,11 @@ def test_layerwise_float32_convolutions():
     tnet[2].bias.requires_grad_(False)
     knet = knn.Sequential(knn.Conv2d(4, 3, bias_std=0.2), knn.ReLU(), knn.Conv2d(3, 3, stride=2, padding="circular"),
                           knn.Erf(), knn.GlobalAvgPool(), knn.Dense(3))
+    single = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, stride=2), nn.Flatten(),
+                           nn.Linear(2 * 3 * 3, 1))  # one logit: grouped backward-weight convolutions
     x1, x2 = torch.randn(4, 3, 8, 8), torch.randn(3, 3, 8, 8)
     knet(x1)
-    for model in (tnet, knet):
+    for model in (tnet, knet, single):
         ref = brute_force_ntk(model.double(), x1.double(), x2.double())
         model.float()
         for trace in (None, "sum"):
