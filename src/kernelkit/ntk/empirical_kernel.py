@@ -14,7 +14,13 @@
   model the fully connected layers are found with hooks and every other parameter is handled as in
   ``"jacobian"``.
 * ``"auto"``: ``"structured"`` for such chains and for models with fully connected layers, else
-  ``"jacobian"``.
+  ``"jacobian"``. On chains with convolutions (where both routes form the same per-sample convolution
+  gradients, and at one or few logits the structured route's layout work can cost as much as it saves) the
+  first call for a given model structure, input shapes, dtype, trace, blocking and thread count runs the
+  structured route, the second the Jacobian route, both timed; later calls use the faster (an in-memory cache).
+
+Traced layer-wise kernels are accumulated over chunks of output logits (:func:`layerwise.logit_chunks`), so only
+one chunk's cotangents and per-sample gradients exist at a time.
 
 ``trace="mean"`` (default) averages over output logits like neural-tangents, ``"sum"`` sums like the
 torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.

@@ -9,6 +9,10 @@ every output logit at each layer's output are propagated backwards for the whole
 * convolution: the per-sample weight gradients ``G (C_out, P) · U (P, C_in·k²)`` from unfolded input
   patches ``U``, contracted with one matrix product (cheaper than the ``P²`` position-pair form).
 
+For float32 on CPU the convolution input cotangents are computed in channels-last layout (oneDNN's transposed
+convolution; the NCHW fallback is several times slower) and kept in that layout through elementwise layers and
+the next convolution's per-sample weight gradients, so no transposing copy is made.
+
 Cost for an MLP: ``N·O·Σ in·out`` for the cotangents plus ``N²·O·Σ (in + out)`` for the contractions,
 instead of ``N²·O·Σ in·out`` for contracting explicit Jacobians. Matrix products of float32 CPU tensors
 go through oneDNN when it is available (it uses AVX-512 where the default BLAS may not).
