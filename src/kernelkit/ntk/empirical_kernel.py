@@ -16,8 +16,9 @@
 * ``"auto"``: ``"structured"`` for such chains and for models with fully connected layers, else
   ``"jacobian"``. On chains with convolutions (where both routes form the same per-sample convolution
   gradients, and at one or few logits the structured route's layout work can cost as much as it saves) the
-  first call for a given model structure, input shapes, dtype, trace, blocking and thread count runs the
-  structured route, the second the Jacobian route, both timed; later calls use the faster (an in-memory cache).
+  first four calls for a given model structure, input shapes, dtype, trace, blocking and thread count
+  alternate the structured and Jacobian routes (a warm-up then a timed run of each); later calls use the
+  faster (an in-memory cache).
 
 Traced layer-wise kernels are accumulated over chunks of output logits (:func:`layerwise.logit_chunks`), so only
 one chunk's cotangents and per-sample gradients exist at a time.
@@ -313,6 +314,7 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
 # "auto" on convolution chains: (model structure, input shapes, dtype, trace, blocks, threads) -> measured seconds
 # of "structured" and "jacobian"; once both are known, the faster one is used for that key.
 _AUTO_TRIALS: dict[tuple[Any, ...], dict[str, float]] = {}
+_AUTO_RUNS: dict[tuple[Any, ...], list[str]] = {}  # routes run so far for a key (first runs are warm-ups)
 _JACOBIAN_TRIAL_BYTES = 256 << 20
 
 
@@ -341,20 +343,21 @@ def _auto_key(chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str 
 
 def _auto_measured(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
                    batch_size: int | None) -> Tensor:
-    """``"auto"`` on a convolution chain: the first call for a key runs (and times) the structured route, the
-    second the Jacobian route, later calls the faster of the two."""
-    trials = _AUTO_TRIALS.setdefault(_auto_key(chain, x1, x2, trace, batch_size), {})
-    if len(trials) == 2:
-        choice = min(trials, key=lambda k: trials[k])
-    else:
-        choice = "structured" if "structured" not in trials else "jacobian"
+    """``"auto"`` on a convolution chain: the first four calls for a key alternate the structured and Jacobian
+    routes (the first run of each is a warm-up, the second is timed), later calls use the faster of the two."""
+    key = _auto_key(chain, x1, x2, trace, batch_size)
+    trials, runs = _AUTO_TRIALS.setdefault(key, {}), _AUTO_RUNS.setdefault(key, [])
+    done = len(trials) == 2
+    choice = min(trials, key=lambda k: trials[k]) if done else ("structured", "jacobian")[len(runs) % 2]
     t0 = time.perf_counter()
     if choice == "structured":
         k = _chain_kernel(model, chain, x1, x2, trace, batch_size)
     else:
         k = empirical(model, x1, x2, "jacobian", trace, batch_size)
     if len(trials) < 2:
-        trials[choice] = time.perf_counter() - t0
+        if choice in runs:
+            trials[choice] = time.perf_counter() - t0
+        runs.append(choice)
     return k
 
 
