@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelkit.conv.mixconv import CACHE_DIR_ENV, CHOICE_ENV, clear_impl_cache, use_impl
+from kernelkit.conv.mixconv import use_impl
 from kernelkit.convnets.experiments.mixconv import (
     KERNEL_SETS,
     AblationConfig,
@@ -18,15 +18,7 @@ from kernelkit.convnets.experiments.mixconv import (
 from kernelkit.models import create_model
 from kernelkit.utils.counting import count_macs, count_params
 
-
-@pytest.fixture(autouse=True)
-def _deterministic_paths(tmp_path, monkeypatch):
-    """MixConv paths by the fixed heuristic (no timing in tests), nothing written to the user cache."""
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(CHOICE_ENV, "heuristic")
-    clear_impl_cache()
-    yield
-    clear_impl_cache()
+pytestmark = pytest.mark.usefixtures("heuristic_mixconv_paths")
 
 
 def test_kernel_set_3_is_mobilenetv2() -> None:

@@ -17,20 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernelkit.conv.mixconv import CACHE_DIR_ENV, CHOICE_ENV, clear_impl_cache, use_impl
+from kernelkit.conv.mixconv import use_impl
 from kernelkit.models import create_model, list_models
 from kernelkit.models.mixnet import MIXNET_M, load_timm_state_dict, round_width, scale_depths, scale_spec
 from kernelkit.utils.counting import count_macs, count_params
 
-
-@pytest.fixture(autouse=True)
-def _deterministic_paths(tmp_path, monkeypatch):
-    """MixConv paths by the fixed heuristic (no timing in tests), nothing written to the user cache."""
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(CHOICE_ENV, "heuristic")
-    clear_impl_cache()
-    yield
-    clear_impl_cache()
+pytestmark = pytest.mark.usefixtures("heuristic_mixconv_paths")
 
 REF = json.loads((Path(__file__).parent / "test_mixnet_timm_reference.json").read_text())
 MODELS = ["mixnet_s", "mixnet_m", "mixnet_l", "mixnet_xl"]
