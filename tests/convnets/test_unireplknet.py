@@ -200,9 +200,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 
 def test_fused_deploy_inference_equals_plain_ops_and_training_form() -> None:
-    from kernelkit.models.unireplknet import _onednn_linear_available, use_fused_inference
+    from kernelkit.models.unireplknet import use_fused_inference
+    from kernelkit.utils import onednn
 
-    if not _onednn_linear_available():
+    if not onednn.available():
         pytest.skip("oneDNN linear primitives unavailable: deploy blocks run in plain torch ops")
     torch.manual_seed(0)
     # batch 1 scales weights per sample (large maps); batch 5 groups samples per chunk and scales activations

@@ -32,6 +32,7 @@ from torch import nn
 from kernelkit.conv.fusion import fold_input_bias, fold_output_scale
 from kernelkit.conv.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
 from kernelkit.models._registry import register_model
+from kernelkit.utils import onednn
 
 LARGE, SMALL = 13, 3
 TOTAL_STRIDE = 32
@@ -40,7 +41,7 @@ TOTAL_STRIDE = 32
 # Rows (positions) per chunk of the fused deploy FFN: whole samples are grouped until about this many
 # rows, so that a chunk's 4C-wide hidden activations (1024 × 4C floats) stay in cache.
 FUSED_CHUNK_ROWS = 1024
-_fused = {"enabled": True, "available": None}
+_fused = {"enabled": True}
 
 
 def set_fused_inference(enabled: bool) -> None:
@@ -59,22 +60,6 @@ def use_fused_inference(enabled: bool = True) -> Iterator[None]:
         _fused["enabled"] = old
 
 
-def _onednn_linear_available() -> bool:
-    if _fused["available"] is None:
-        ok = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        if ok:  # check once that the primitive runs and computes F.linear (+ GELU, + add)
-            try:
-                g = torch.Generator().manual_seed(0)
-                a, wt, bias, other = (torch.randn(s, generator=g) for s in ((5, 8), (6, 8), (6,), (5, 6)))
-                ok = bool(torch.allclose(_linear(a, wt, bias, "gelu"), F.gelu(F.linear(a, wt, bias)), atol=1e-5)
-                          and torch.allclose(_linear(a, wt, bias, "add", other), F.linear(a, wt, bias) + other,
-                                             atol=1e-5))
-            except (RuntimeError, NotImplementedError, AttributeError):
-                ok = False
-        _fused["available"] = ok
-    return bool(_fused["available"])
-
-
 def _fused_inference_ok(x: torch.Tensor, block: nn.Module) -> bool:
     """Whether a deploy block may take the fused path: fp32 CPU, no autograd, no active drop path."""
     if not _fused["enabled"] or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
@@ -83,15 +68,7 @@ def _fused_inference_ok(x: torch.Tensor, block: nn.Module) -> bool:
         return False
     if block.training and isinstance(block.drop_path, DropPath):
         return False
-    return _onednn_linear_available()
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, post: str,
-            other: torch.Tensor | None = None) -> torch.Tensor:
-    """oneDNN ``x @ weight.T + bias`` followed by ``post``: ``"gelu"`` (exact erf GELU) or ``"add"`` of ``other``."""
-    if post == "gelu":
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
-    return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "add")
+    return onednn.available()
 
 
 class LayerNorm2d(nn.Module):
@@ -261,17 +238,18 @@ class UniRepLKNetBlock(nn.Module):
         for i in range(0, b, per_chunk):
             j = min(b, i + per_chunk)
             if j - i == 1 and 4 * c < hw:  # the weight is smaller than the tokens: scale it instead
-                hid = _linear(tokens[i].contiguous(), lin1.weight * s[i], lin1.bias, "gelu")
+                hid = onednn.linear(tokens[i].contiguous(), lin1.weight * s[i], lin1.bias, "gelu")
             else:
-                hid = _linear((tokens[i:j] * s[i:j, None]).reshape(-1, c).contiguous(), lin1.weight, lin1.bias, "gelu")
+                scaled = (tokens[i:j] * s[i:j, None]).reshape(-1, c).contiguous()
+                hid = onednn.linear(scaled, lin1.weight, lin1.bias, "gelu")
             hid3 = hid.view(j - i, hw, -1)
             gx = hid3.square().sum(1).sqrt()  # (n, 4C): L2 over positions
             scale = gamma * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
             if j - i == 1 and c < hw:
-                outs.append(_linear(hid, lin2.weight * scale, lin2.bias, "add", residual[i * hw:j * hw]))
+                outs.append(onednn.linear(hid, lin2.weight * scale, lin2.bias, "add", residual[i * hw:j * hw]))
             else:
                 hid3.mul_(scale[:, None])
-                outs.append(_linear(hid, lin2.weight, lin2.bias, "add", residual[i * hw:j * hw]))
+                outs.append(onednn.linear(hid, lin2.weight, lin2.bias, "add", residual[i * hw:j * hw]))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
 

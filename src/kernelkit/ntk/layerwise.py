@@ -20,7 +20,6 @@ go through oneDNN when it is available (it uses AVX-512 where the default BLAS m
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kernelkit.ntk import nn as knn
+from kernelkit.utils import onednn
 
 __all__ = ["LayerwiseFeatures", "NotAChainError", "chain_layers", "contract", "features", "forward_saving",
            "input_grad", "logit_chunks", "matmul_nt"]
@@ -42,26 +42,12 @@ _WEIGHT = (nn.Linear, knn.Dense, nn.Conv2d, knn.Conv2d)
 
 
 # ------------------------------------------------------------------------------------------- GEMM
-@functools.cache
-def _onednn_ok() -> bool:
-    """oneDNN's float32 matmul is usable and agrees with ``torch.mm`` (checked once)."""
-    try:
-        if not torch.backends.mkldnn.is_available():
-            return False
-        g = torch.Generator().manual_seed(0)
-        a, b = torch.randn(37, 29, generator=g), torch.randn(23, 29, generator=g)
-        got = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
-        return bool(torch.allclose(got, a @ b.T, rtol=1e-5, atol=1e-5))
-    except Exception:  # op missing in this torch build, or unsupported CPU
-        return False
-
-
 def matmul_nt(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b.T`` for 2-D tensors (oneDNN for contiguous float32 on CPU when available)."""
-    if a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok() and not a.requires_grad:
+    if a.dtype == torch.float32 and a.device.type == "cpu" and onednn.available() and not a.requires_grad:
         if not (b.is_contiguous() or b.T.is_contiguous()):  # oneDNN takes either layout without a copy
             b = b.contiguous()
-        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b, None, "none", [], "")
+        return onednn.linear(a.contiguous(), b)
     return a @ b.T
 
 
@@ -204,7 +190,7 @@ def _batched_nt(a: Tensor, b: Tensor) -> Tensor:
     """``a[i] @ b[i].T`` for ``(B, M, K)`` and ``(B, N, K)`` (one oneDNN product per item for float32 on CPU,
     faster here than ``bmm`` for the small per-sample products)."""
     big = a.shape[1] * a.shape[2] * b.shape[1] >= 1_000_000  # per-item calls pay off only for large items
-    if big and a.dtype == torch.float32 and a.device.type == "cpu" and _onednn_ok():
+    if big and a.dtype == torch.float32 and a.device.type == "cpu" and onednn.available():
         out = a.new_empty(a.shape[0], a.shape[1], b.shape[1])
         for i in range(a.shape[0]):
             out[i] = matmul_nt(a[i], b[i])
