@@ -97,3 +97,17 @@ def test_data_root_precedence_and_source(tmp_path, monkeypatch):
         root.set_data_root(None)
     monkeypatch.delenv("KERNELKIT_DATA")
     assert root.data_root_source() == "default"
+
+
+def test_switch_use_restores_the_previous_value_even_after_an_error():
+    from kernelkit.utils.switch import Switch
+
+    sw = Switch(True)
+    with sw.use(False):
+        assert sw.enabled is False
+    assert sw.enabled is True
+    with pytest.raises(RuntimeError), sw.use(False):
+        raise RuntimeError("boom")
+    assert sw.enabled is True
+    sw.set(False)
+    assert sw.enabled is False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelkit.conv.fusion import add_branches, dilated_to_dense, fold_bn
+from kernelkit.utils.switch import Switch
 
 # Branch kernels k and dilations r per large kernel size K (official defaults; equivalent sizes (k-1)r+1 <= K).
 DRB_BRANCHES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -34,30 +35,24 @@ DRB_BRANCHES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     5: ((3, 3), (1, 2)),
 }
 
-_fast_depthwise = {"enabled": True}
+_FAST_DEPTHWISE = Switch(True)
 _MISSING = object()
 _fast_fn: Any = None
 
 
 def fast_depthwise_enabled() -> bool:
     """Whether large depthwise convs on CPU use ``kernelkit.conv.depthwise_conv2d``."""
-    return _fast_depthwise["enabled"]
+    return _FAST_DEPTHWISE.enabled
 
 
 def set_fast_depthwise(enabled: bool) -> None:
     """Turn the fast CPU depthwise path on or off globally."""
-    _fast_depthwise["enabled"] = bool(enabled)
+    _FAST_DEPTHWISE.set(enabled)
 
 
-@contextlib.contextmanager
-def use_fast_depthwise(enabled: bool = True) -> Iterator[None]:
+def use_fast_depthwise(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Context manager: ``with use_fast_depthwise(False): model(x)`` runs plain ``F.conv2d``."""
-    old = _fast_depthwise["enabled"]
-    _fast_depthwise["enabled"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _fast_depthwise["enabled"] = old
+    return _FAST_DEPTHWISE.use(enabled)
 
 
 def _fast_depthwise_fn() -> Callable[..., torch.Tensor] | None:
@@ -85,7 +80,7 @@ class DepthwiseConv2d(nn.Conv2d):
         self._fast_ok = stride == 1 and effective > 3 and effective % 2 == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fast_ok and _fast_depthwise["enabled"] and x.device.type == "cpu":
+        if self._fast_ok and _FAST_DEPTHWISE.enabled and x.device.type == "cpu":
             fn = _fast_depthwise_fn()
             if fn is not None:
                 return fn(x, self.weight, self.bias, stride=1, padding="same", dilation=self.dilation[0])

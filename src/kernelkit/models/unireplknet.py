@@ -23,7 +23,7 @@ devices and dtypes, or when oneDNN is unavailable).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,7 @@ from kernelkit.conv.fusion import fold_input_bias, fold_output_scale
 from kernelkit.conv.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
 from kernelkit.models._registry import register_model
 from kernelkit.utils import onednn
+from kernelkit.utils.switch import Switch
 
 LARGE, SMALL = 13, 3
 TOTAL_STRIDE = 32
@@ -41,28 +42,22 @@ TOTAL_STRIDE = 32
 # Rows (positions) per chunk of the fused deploy FFN: whole samples are grouped until about this many
 # rows, so that a chunk's 4C-wide hidden activations (1024 × 4C floats) stay in cache.
 FUSED_CHUNK_ROWS = 1024
-_fused = {"enabled": True}
+_FUSED = Switch(True)
 
 
 def set_fused_inference(enabled: bool) -> None:
     """Turn the fused CPU inference path of deploy-form blocks on or off (it is on by default)."""
-    _fused["enabled"] = bool(enabled)
+    _FUSED.set(enabled)
 
 
-@contextlib.contextmanager
-def use_fused_inference(enabled: bool = True) -> Iterator[None]:
+def use_fused_inference(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """``with use_fused_inference(False): model(x)`` runs deploy blocks in plain torch ops."""
-    old = _fused["enabled"]
-    _fused["enabled"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _fused["enabled"] = old
+    return _FUSED.use(enabled)
 
 
 def _fused_inference_ok(x: torch.Tensor, block: nn.Module) -> bool:
     """Whether a deploy block may take the fused path: fp32 CPU, no autograd, no active drop path."""
-    if not _fused["enabled"] or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
+    if not _FUSED.enabled or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters())):
         return False
