@@ -396,10 +396,12 @@ def _traced_block(chain: list[nn.Module], xa: Tensor, xb: Tensor | None, out_dim
     """``Σ_o`` kernel block accumulated over chunks of logits (``xb=None``: the symmetric block of ``xa``)."""
     fwd_a = layerwise.forward_saving(chain, xa)
     fwd_b = fwd_a if xb is None else layerwise.forward_saving(chain, xb)
+    cache_a: dict[Any, Tensor] = {}
+    cache_b: dict[Any, Tensor] = {}
     k: Tensor | None = None
     for logits in layerwise.logit_chunks(chain, xa, out_dim):
-        la = layerwise.features(chain, xa, logits, fwd_a)
-        lb = la if xb is None else layerwise.features(chain, xb, logits, fwd_b)
+        la = layerwise.features(chain, xa, logits, fwd_a, cache_a)
+        lb = la if xb is None else layerwise.features(chain, xb, logits, fwd_b, cache_b)
         term = layerwise.contract(la, lb, "sum")
         k = term if k is None else k.add_(term)
     assert k is not None

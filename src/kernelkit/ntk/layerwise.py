@@ -21,6 +21,7 @@ go through oneDNN when it is available (it uses AVX-512 where the default BLAS m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -215,31 +216,35 @@ def _unfold(x: Tensor, ks: tuple[int, int], stride: tuple[int, int], padding: tu
     return v.permute(0, 1, 4, 5, 2, 3).reshape(x.shape[0], -1, v.shape[2] * v.shape[3])
 
 
-def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor) -> list[Tensor]:
-    """Per-sample, per-logit weight and bias gradients of a convolution, each ``(N, O, F)``."""
+def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor, cache: dict[Any, Tensor] | None = None) -> list[Tensor]:
+    """Per-sample, per-logit weight and bias gradients of a convolution, each ``(N, O, F)``; ``cache`` keeps the
+    unfolded input patches for later calls on the same input (other logits)."""
     n, o, cout = g.shape[:3]
     ks, stride, padding, dilation = _conv_geometry(m)
     ws, bs = _scales(m)
+
+    def patches(x: Tensor) -> Tensor:
+        if cache is None:
+            return _unfold(x, ks, stride, padding, dilation)
+        key = ("patches", id(m))
+        if key not in cache:
+            cache[key] = _unfold(x, ks, stride, padding, dilation)
+        return cache[key]
     parts = []
     if _channels_last(g):  # (N, O, C, H, W) stored as (N, O, H, W, C): no transposing copy
         gp = g.permute(0, 1, 3, 4, 2).reshape(n, o, -1, cout)  # (N, O, P, C_out), a view
         if _trainable(m.weight):
-            u = _unfold(inp, ks, stride, padding, dilation)  # (N, C_in·k², P)
-            if o == 1:  # (C_in·k², P) @ (P, C_out) per sample; features ordered (k, c_out)
-                gw = torch.bmm(u, gp.reshape(n, -1, cout)).reshape(n, o, -1)
-            else:
-                gw = g.new_empty(n, o, u.shape[1], cout)
-                for i in range(n):  # (C_in·k², P) @ (O, P, C_out) per sample
-                    torch.matmul(u[i], gp[i], out=gw[i])
-                gw = gw.reshape(n, o, -1)
+            u = patches(inp)  # (N, C_in·k², P)
+            # one batched (C_in·k², P) @ (P, C_out) product per logit; features ordered (k, c_out)
+            gws = [torch.bmm(u, gp[:, j]) for j in range(o)]
+            gw = (gws[0].unsqueeze(1) if o == 1 else torch.stack(gws, 1)).reshape(n, o, -1)
             parts.append(gw if ws == 1.0 else gw * ws)
         if _trainable(m.bias):
             parts.append(gp.sum(2) * bs)
         return parts
     gf = g.reshape(n, o * cout, -1)  # (N, O·C_out, P)
     if _trainable(m.weight):
-        u = _unfold(inp, ks, stride, padding, dilation)  # (N, C_in·k², P)
-        gw = _batched_nt(gf, u).reshape(n, o, -1)
+        gw = _batched_nt(gf, patches(inp)).reshape(n, o, -1)
         parts.append(gw if ws == 1.0 else gw * ws)
     if _trainable(m.bias):
         parts.append(gf.sum(-1).reshape(n, o, cout) * bs)
@@ -261,9 +266,12 @@ def logit_chunks(layers: list[nn.Module], x: Tensor, out_dim: int, budget_bytes:
 
 
 def features(layers: list[nn.Module], x: Tensor, logits: slice | None = None,
-             forward: tuple[list[Tensor | None], Tensor] | None = None) -> LayerwiseFeatures:
+             forward: tuple[list[Tensor | None], Tensor] | None = None,
+             cache: dict[Any, Tensor] | None = None) -> LayerwiseFeatures:
     """Cotangents and inputs of every weight layer for the inputs ``x`` (one batched backward pass), for all
-    output logits or the ``logits`` slice; ``forward`` reuses a :func:`forward_saving` result for ``x``."""
+    output logits or the ``logits`` slice; ``forward`` reuses a :func:`forward_saving` result for ``x`` and
+    ``cache`` (a dict kept by the caller for ``x``) the input-only tensors of earlier calls (unfolded patches,
+    re-laid-out derivatives) when the logits are processed in chunks."""
     with torch.no_grad():
         saved, out = forward if forward is not None else forward_saving(layers, x)
         n = x.shape[0]
@@ -281,7 +289,13 @@ def features(layers: list[nn.Module], x: Tensor, logits: slice | None = None,
                 if _channels_last(g) and s.dim() == 4:
                     # g is a fresh transposed-convolution output (nothing else holds it): scale it in place, in
                     # its own layout
-                    g.mul_(s.contiguous(memory_format=torch.channels_last).unsqueeze(1))
+                    key = ("channels_last", i)
+                    s_cl = cache.get(key) if cache is not None else None
+                    if s_cl is None:
+                        s_cl = s.contiguous(memory_format=torch.channels_last)
+                        if cache is not None:
+                            cache[key] = s_cl
+                    g.mul_(s_cl.unsqueeze(1))
                 else:
                     g = g * s.unsqueeze(1)
                 continue
@@ -291,7 +305,7 @@ def features(layers: list[nn.Module], x: Tensor, logits: slice | None = None,
                         dense.append(_Dense(g, s, ws * ws if _trainable(m.weight) else 0.0,
                                         bs * bs if _trainable(m.bias) else 0.0))
             elif isinstance(m, (nn.Conv2d, knn.Conv2d)) and (_trainable(m.weight) or _trainable(m.bias)):
-                explicit.extend(_conv_weight_grads(m, g, s))
+                explicit.extend(_conv_weight_grads(m, g, s, cache))
             if i > 0 and any(_trainable(p) for layer in layers[:i] for p in layer.parameters()):
                 g = input_grad(m, g, s)
             elif i > 0:
