@@ -34,12 +34,12 @@ class AblationConfig:
     """Everything that defines the ablation; only ``kernel_sets`` varies between the trained networks."""
 
     dataset: str = "cifar10_jpg"  # cifar10_jpg | mnist | digits (embedded fallback)
-    # CPU budget: one niced thread got ~17% of a core on the shared 2-core machine, where a 24x24 run of
-    # 8,000 images x 4 epochs took ~330 s wall (~55 s CPU); 6,000 images x 3 epochs fits 21 runs in ~65 min
-    image_size: int = 24
-    train_per_class: int | None = 600  # None: the whole train part (8,000 CIFAR images); val: 1/3 per class
+    # CPU budget: one epoch of 8,000 32x32 images takes 15-25 s on one core (dw3x3 to mix3579), so the 21 runs
+    # of 15 epochs take about an hour on 2 cores (two worker processes can share one run directory)
+    image_size: int = 32
+    train_per_class: int | None = None  # None: the whole train part (8,000 CIFAR images); val: 1/3 per class
     val_fraction: float = 0.2
-    epochs: int = 3
+    epochs: int = 15
     batch_size: int = 64
     optimizer: str = "adamw"  # SGD at lr 0.05-0.1 diverged on these small, short runs; AdamW is stable
     lr: float = 3e-3
