@@ -29,8 +29,10 @@ def fail(message: str) -> NoReturn:
 
 
 def setup(device: str = "auto", seed: int = 0, threads: int = 0, data_dir: Path | None = None) -> dict[str, Any]:
-    """Apply threads, data root and seed; validate the device. Returns the resolved settings."""
+    """Apply threads, data root and seed; validate the device; keep freed large CPU blocks for reuse
+    (:mod:`kernelkit.utils.allocator`). Returns the resolved settings."""
     from kernelkit.data.root import DataNotFoundError, data_root, set_data_root
+    from kernelkit.utils.allocator import retain_freed_memory
     from kernelkit.utils.device import resolve_device, set_threads
     from kernelkit.utils.seed import seed_everything
 
@@ -44,6 +46,7 @@ def setup(device: str = "auto", seed: int = 0, threads: int = 0, data_dir: Path 
         fail(f"--data-dir: {exc}")
     n = set_threads(threads)
     seed_everything(seed)
+    retain_freed_memory()
     return {"device": str(dev), "seed": seed, "threads": n, "data_root": str(data_root())}
 
 

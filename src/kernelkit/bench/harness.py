@@ -108,7 +108,10 @@ def run_benchmarks(names: Sequence[str], quick: bool = False, min_run_time: floa
     from rich.table import Table
 
     from kernelkit.console import console
+    from kernelkit.utils.allocator import retain_freed_memory
     from kernelkit.utils.io import write_json
+
+    retain_freed_memory()  # both sides of every comparison reuse freed blocks rather than page-fault new ones
 
     all_results: list[Comparison] = []
     table = Table(title="kernelkit benchmarks (ratio = baseline / kernelkit; > 1 is faster)")
