@@ -21,7 +21,9 @@ memory and in a small JSON file under the user cache dir (``~/.cache/kernelkit/m
 ``KERNELKIT_CACHE_DIR`` moves it, ``=off`` disables it), so later processes measure nothing. The split
 path is always a candidate and another path is taken only when it beats split-concat clearly in the
 measurement. ``KERNELKIT_MIXCONV_AUTO=heuristic`` (or ``impl="heuristic"``, ``use_impl("heuristic")``)
-decides by a fixed rule with no timing, for reproducible CI runs. Parameters are stored exactly as timm's
+decides by a fixed rule with no timing, for reproducible CI runs. The measurement sees the process's allocator
+state: with glibc's default settings fresh page faults can dominate large-batch calls (see
+:mod:`kernelkit.utils.allocator`, which the ``kernelkit`` command applies). Parameters are stored exactly as timm's
 ``MixedConv2d`` stores them (child modules ``"0"``, ``"1"``, ... each with a ``weight``), so timm
 ``mixnet_*`` state dicts load without renaming.
 """
