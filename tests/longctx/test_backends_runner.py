@@ -240,3 +240,33 @@ def test_malformed_results_line_names_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"results\.jsonl:2"):
         load_results(path)
     assert path.read_text() == text
+
+
+def test_onednn_linears_give_the_same_greedy_answers(smollm2, monkeypatch):
+    """The backend routes the model's larger linear layers through oneDNN; the real offline model must produce
+    the same logits (to float32 rounding) and the same greedy answers as with plain ``F.linear``."""
+    import copy
+
+    import torch
+
+    from kernelkit.longctx.backends.hf import HFBackend
+    from kernelkit.utils import onednn
+
+    if not onednn.available():
+        pytest.skip("oneDNN linear is not available in this torch build")
+    model, tok = smollm2
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        m.__dict__.pop("forward", None)  # undo any routing done by an earlier backend on the shared model
+    routed = copy.deepcopy(plain)
+    assert onednn.accelerate_linears(routed) > 0
+    ids = torch.tensor([tok("The capital of France is a city called")["input_ids"]])
+    with torch.no_grad():
+        want, got = plain(ids).logits, routed(ids).logits
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-4
+    reqs = [Request("q", "Name three colours of the rainbow.", 12), Request("r", "Two plus two equals", 6)]
+    fast = HFBackend(routed, tok, batch_size=2).generate(reqs)
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    slow = HFBackend(plain, tok, batch_size=2)
+    assert slow.onednn_linears == 0
+    assert [r.text for r in fast] == [r.text for r in slow.generate(reqs)]

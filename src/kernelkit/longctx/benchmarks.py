@@ -73,7 +73,8 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
 
     Configs: ``$M4LE_SIDE_TASKS`` (comma-separated) or, by default, nq-open in quick mode and every config
     kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2);
-    ``$M4LE_SIDE_DTYPE`` is kernelkit's dtype (float16 like the reference by default; float32 is its CPU default).
+    ``$M4LE_SIDE_DTYPE`` is kernelkit's dtype (float16 like the reference by default; float32 is its CPU default);
+    ``$M4LE_SIDE_BATCH`` kernelkit's generation batch size (1; the reference generates one record at a time).
     """
     import os
 
@@ -92,13 +93,14 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
     budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
     bucket = int(os.environ.get("M4LE_SIDE_BUCKET", "1000"))
     dtype = os.environ.get("M4LE_SIDE_DTYPE", "float16")  # kernelkit's side; the reference hard-codes float16
+    batch = int(os.environ.get("M4LE_SIDE_BATCH", "1"))
     for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket, dtype=dtype,
-                                      bucket_budget=budget == "bucket"):
+                                      bucket_budget=budget == "bucket", batch_size=batch):
         if "skipped" in row:
             ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
             continue
         ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
-                   f"official float16, kernelkit {dtype}, kernelkit budget: {budget}",
+                   f"official float16, kernelkit {dtype}, kernelkit budget: {budget}, kernelkit batch {batch}",
                    row["kernelkit s"], row["official s"],
                    "official inference.py + evaluation.py",
                    **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})

@@ -128,7 +128,8 @@ def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
 def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: str | os.PathLike[str],
                  tasks: Sequence[str] = SIDE_BY_SIDE_TASKS, n: int = 2, bucket: int = 1000, seed: int = 7,
                  workdir: str | os.PathLike[str] | None = None, dtype: str = "float16",
-                 bucket_budget: bool = False, timeout: float | None = None) -> list[dict[str, Any]]:
+                 bucket_budget: bool = False, timeout: float | None = None,
+                 batch_size: int = 1) -> list[dict[str, Any]]:
     """Official inference.py + evaluation.py vs kernelkit on the same records and model, one row per config.
 
     Each row: the official score (official generations, official evaluation), kernelkit's score
@@ -169,7 +170,8 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
             proc = subprocess.run([sys.executable, "-m", "kernelkit", "m4le", "run", "--records",
                                    str(records_dir / f"{task}.jsonl"), "--backend", "hf", "--model", str(model_dir),
                                    "--dtype", dtype, "--results", str(results), "--out", str(work / "kk" / task),
-                                   "--quiet", *(["--bucket-budget"] if bucket_budget else [])],
+                                   "--batch-size", str(batch_size), "--quiet",
+                                   *(["--bucket-budget"] if bucket_budget else [])],
                                   capture_output=True, text=True, timeout=timeout)
             kk_s = time.perf_counter() - t0
             if proc.returncode:

@@ -8,11 +8,17 @@ offers); callers fall back to plain ops when :func:`available` is false.
 from __future__ import annotations
 
 import functools
+import types
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["available", "linear"]
+__all__ = ["MIN_MACS", "accelerate_linears", "available", "linear"]
+
+#: Products smaller than this many multiply-adds stay on ``F.linear`` (oneDNN's call overhead is larger there:
+#: 1x576x576 ran at 0.70x, 1x576x1536 at 1.23x, 1x576x49152 at 2.73x and 556x576x1536 at 2.17x of ``F.linear``).
+MIN_MACS = 1 << 19
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, post: str = "none",
@@ -40,3 +46,27 @@ def available() -> bool:
         return all(bool(torch.allclose(got, want, rtol=1e-5, atol=1e-5)) for got, want in checks)
     except (RuntimeError, NotImplementedError, AttributeError):  # op missing in this build, or unsupported CPU
         return False
+
+
+def _routed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    rows = x.numel() // self.in_features
+    if (rows * self.in_features * self.out_features < MIN_MACS or x.dtype != torch.float32 or x.device.type != "cpu"
+            or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))):
+        return F.linear(x, self.weight, self.bias)
+    bias = None if self.bias is None else self.bias.detach()
+    y = linear(x.reshape(rows, self.in_features).contiguous(), self.weight.detach(), bias)
+    return y.reshape(*x.shape[:-1], self.out_features)
+
+
+def accelerate_linears(model: nn.Module) -> int:
+    """Route the ``nn.Linear`` layers of a float32 CPU model through oneDNN for inference-size products of at
+    least :data:`MIN_MACS` multiply-adds (autograd calls and small products keep ``F.linear``). Results equal
+    ``F.linear``'s to float32 rounding. Returns how many layers were routed (0 when oneDNN is unavailable)."""
+    if not available():
+        return 0
+    routed = 0
+    for m in model.modules():
+        if type(m) is nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu":
+            m.forward = types.MethodType(_routed_forward, m)  # type: ignore[method-assign]
+            routed += 1
+    return routed

@@ -25,6 +25,10 @@ class HFBackend:
         max_context: token limit for prompt + new tokens (default: ``max_position_embeddings``).
         truncation: ``none``, ``middle``, ``left`` or ``error`` (see ``truncate_ids``).
         name: model name recorded with results.
+
+    A float32 model on CPU gets its larger linear layers routed through oneDNN
+    (:func:`kernelkit.utils.onednn.accelerate_linears`): the prefill and the vocabulary projection ran about
+    2x faster there than through ``F.linear``.
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 1, chat_template: bool = False,
@@ -37,12 +41,15 @@ class HFBackend:
         self.name = name
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        from kernelkit.utils.onednn import accelerate_linears
+
+        self.onednn_linears = accelerate_linears(model)
 
     def describe(self) -> dict[str, Any]:
         rope = getattr(self.model.config, "rope_parameters", None) or getattr(self.model.config, "rope_scaling", None)
         return {"backend": "hf", "model": self.name, "batch_size": self.batch_size, "chat_template": self.chat_template,
                 "max_context": self.max_context, "truncation": self.truncation, "rope": rope,
-                "dtype": str(next(self.model.parameters()).dtype)}
+                "dtype": str(next(self.model.parameters()).dtype), "onednn_linears": self.onednn_linears}
 
     def encode(self, prompt: str) -> list[int]:
         if self.chat_template:
