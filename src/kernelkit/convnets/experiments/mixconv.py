@@ -35,11 +35,11 @@ class AblationConfig:
 
     dataset: str = "cifar10_jpg"  # cifar10_jpg | mnist | digits (embedded fallback)
     # CPU budget: one epoch of 8,000 32x32 images takes 15-25 s on one core (dw3x3 to mix3579), so the 21 runs
-    # of 15 epochs take about an hour on 2 cores (two worker processes can share one run directory)
+    # of 10 epochs take about 35 minutes on 2 cores (two worker processes can share one run directory)
     image_size: int = 32
     train_per_class: int | None = None  # None: the whole train part (8,000 CIFAR images); val: 1/3 per class
     val_fraction: float = 0.2
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adamw"  # SGD at lr 0.05-0.1 diverged on these small, short runs; AdamW is stable
     lr: float = 3e-3
