@@ -18,11 +18,13 @@ from kernelkit.experiments import ExperimentContext, register_experiment
 
 METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
 FACTOR = 2.0
-QUICK: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6}
+QUICK: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6,
+                         "loss_edges": (0, 512, 1024, 2048)}
 #: Full run: one task per ability (semantic single/multiple, explicit single/multiple, global), 1k-8k; about an
 #: hour on 2 CPU cores (an 8k-token prefill takes ~27 s there), minutes on a GPU; ``n`` instances per cell.
 FULL: dict[str, Any] = {"tasks": ("nq-open", "hotpotqa", "c3", "online-shopping", "qmsum"),
-                        "buckets": (1000, 2000, 4000, 6000, 8000), "n": 1, "sanity_n": 12}
+                        "buckets": (1000, 2000, 4000, 6000, 8000), "n": 1, "sanity_n": 12,
+                        "loss_edges": (0, 1024, 2048, 4096, 8192, 12288, 16384)}
 #: The sanity instances: nq-open built for a 300-word bucket holds the gold passage alone.
 SANITY_BUCKET = 300
 
@@ -82,6 +84,39 @@ def sanity_records(ctx: ExperimentContext, n: int) -> tuple[list[Any], list[Any]
         for rec in records:
             rec.extras["id"] = f"sanity-{demo}-{rec.extras['id']}"
     return built[0], built[1], where
+
+
+def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, edges: tuple[int, ...], trained: int) -> None:
+    """Next-token loss by position on one long stretch of real text, per RoPE method (the PI / YaRN papers' test
+    of context scaling): it shows what the task scores cannot when the model answers nothing right."""
+    from kernelkit.longctx.perplexity import long_text, plot_position_losses, position_losses
+    from kernelkit.longctx.rope import apply_rope_scaling
+    from kernelkit.longctx.tasks import TASKS
+    from kernelkit.longctx.tasks.embedded import embedded_source
+
+    sec = ctx.section
+    task = TASKS.get("wikitext-103")
+    if all((ctx.data_root / f).exists() for f in task.data_files):
+        source, where = task.load(ctx.data_root), f"real WikiText-2 test articles ({task.data_files[0]})"
+    else:
+        source, where = embedded_source("wikitext-103", ctx.seed), "the EMBEDDED synthetic articles"
+    ids = long_text(source, tok, edges[-1])
+    sec.data_source(f"position loss: the first {ids.numel()} tokens of {where}, articles joined in file order")
+    names = {m: "plain" if m == "none" else f"{m} x{FACTOR:g}" for m in METHODS}
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    t0 = time.perf_counter()
+    for method in METHODS:
+        apply_rope_scaling(model, method, FACTOR)
+        by_method[names[method]] = position_losses(model, ids, edges)
+    apply_rope_scaling(model, "none")
+    rows = [{"method": m, **{f"{r['start']}-{r['end']}": round(r["loss"], 3) for r in rs}} for m, rs in by_method.items()]
+    sec.table(f"Next-token loss (nats) by target position, one {ids.numel()}-token sequence, one forward per method "
+              f"({time.perf_counter() - t0:.0f} s)", rows,
+              note=f"Trained context {trained} tokens. Context scaling should keep the loss flat past it; plain "
+                   "RoPE's loss rises there. Inside it, every scaled method pays some loss for moving frequencies.")
+    sec.figure(plot_position_losses(by_method, trained if edges[-1] > trained else None), "position_loss",
+               "Next-token loss vs position per RoPE method")
+    sec.record(position_loss={m: {f"{r['start']}-{r['end']}": r["loss"] for r in rs} for m, rs in by_method.items()})
 
 
 def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[str, Any]]:
@@ -226,6 +261,7 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     sec.table("Mean task score per bucket and slope over buckets", summary_rows,
               note=f"Inside the {trained}-token training context dynamic NTK leaves the model unchanged; linear, "
                    "NTK-aware and YaRN move frequencies even where no extension is needed.")
+    run_position_loss(ctx, model, tok, cfg["loss_edges"], trained)
     sec.figure(scoring.plot_by_ability(table), "by_ability",
                "Score vs length bucket per ability, one line per RoPE method")
     sec.figure(scoring.plot_heatmap(table, "plain"), "heatmap_plain", "Task x bucket scores of the plain model")
