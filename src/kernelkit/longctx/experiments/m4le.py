@@ -6,7 +6,9 @@ on the reference's raw prompt (``instruction + "\n" + input``, no chat template,
 for plain RoPE, linear position interpolation, static NTK-aware, dynamic NTK and YaRN (factor 2),
 score with the reference metrics, and report scores per task, ability and bucket, normalised against
 the plain model at the first bucket, with slopes over buckets. A sanity check on one-passage
-instances (with and without the demonstration) and the raw generations show what the model answers.
+instances (with and without the demonstration) and the raw generations show what the model answers, and the
+next-token loss by position on one long stretch of real text (up to twice the trained context) shows how each
+RoPE method reads long input even where a small model's task scores are all zero.
 """
 
 from __future__ import annotations
