@@ -22,8 +22,8 @@ METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
 FACTOR = 2.0
 QUICK: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6,
                          "loss_edges": (0, 512, 1024, 2048)}
-#: Full run: one task per ability (semantic single/multiple, explicit single/multiple, global), 1k-8k; about an
-#: hour on 2 CPU cores (an 8k-token prefill takes ~27 s there), minutes on a GPU; ``n`` instances per cell.
+#: Full run: one task per ability (semantic single/multiple, explicit single/multiple, global), 1k-8k; about 40
+#: minutes on 2 CPU cores (an 8k-bucket answer takes ~35 s there), minutes on a GPU; ``n`` instances per cell.
 FULL: dict[str, Any] = {"tasks": ("nq-open", "hotpotqa", "c3", "online-shopping", "qmsum"),
                         "buckets": (1000, 2000, 4000, 6000, 8000), "n": 1, "sanity_n": 12,
                         "loss_edges": (0, 1024, 2048, 4096, 8192, 12288, 16384)}
