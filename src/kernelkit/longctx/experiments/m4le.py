@@ -111,7 +111,8 @@ def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, edges: tuple
         apply_rope_scaling(model, method, FACTOR)
         by_method[names[method]] = position_losses(model, ids, edges)
     apply_rope_scaling(model, "none")
-    rows = [{"method": m, **{f"{r['start']}-{r['end']}": round(r["loss"], 3) for r in rs}} for m, rs in by_method.items()]
+    rows = [{"method": m, **{f"{r['start']}-{r['end']}": round(r["loss"], 3) for r in rs}}
+            for m, rs in by_method.items()]
     sec.table(f"Next-token loss (nats) by target position, one {ids.numel()}-token sequence, one forward per method "
               f"({time.perf_counter() - t0:.0f} s)", rows,
               note=f"Trained context {trained} tokens. Context scaling should keep the loss flat past it; plain "
