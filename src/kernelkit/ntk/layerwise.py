@@ -20,6 +20,8 @@ go through oneDNN when it is available (it uses AVX-512 where the default BLAS m
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +218,15 @@ def _unfold(x: Tensor, ks: tuple[int, int], stride: tuple[int, int], padding: tu
     return v.permute(0, 1, 4, 5, 2, 3).reshape(x.shape[0], -1, v.shape[2] * v.shape[3])
 
 
+def _cached(cache: dict[Any, Tensor] | None, key: Any, make: Callable[[], Tensor]) -> Tensor:
+    """``make()``, kept in ``cache`` under ``key`` for later calls when a cache is given."""
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor, cache: dict[Any, Tensor] | None = None) -> list[Tensor]:
     """Per-sample, per-logit weight and bias gradients of a convolution, each ``(N, O, F)``; ``cache`` keeps the
     unfolded input patches for later calls on the same input (other logits)."""
@@ -224,12 +235,7 @@ def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor, cache: dict[Any, Te
     ws, bs = _scales(m)
 
     def patches(x: Tensor) -> Tensor:
-        if cache is None:
-            return _unfold(x, ks, stride, padding, dilation)
-        key = ("patches", id(m))
-        if key not in cache:
-            cache[key] = _unfold(x, ks, stride, padding, dilation)
-        return cache[key]
+        return _cached(cache, ("patches", id(m)), lambda: _unfold(x, ks, stride, padding, dilation))
     parts = []
     if _channels_last(g):  # (N, O, C, H, W) stored as (N, O, H, W, C): no transposing copy
         gp = g.permute(0, 1, 3, 4, 2).reshape(n, o, -1, cout)  # (N, O, P, C_out), a view
@@ -289,12 +295,8 @@ def features(layers: list[nn.Module], x: Tensor, logits: slice | None = None,
                 if _channels_last(g) and s.dim() == 4:
                     # g is a fresh transposed-convolution output (nothing else holds it): scale it in place, in
                     # its own layout
-                    key = ("channels_last", i)
-                    s_cl = cache.get(key) if cache is not None else None
-                    if s_cl is None:
-                        s_cl = s.contiguous(memory_format=torch.channels_last)
-                        if cache is not None:
-                            cache[key] = s_cl
+                    s_cl = _cached(cache, ("channels_last", i),
+                                   functools.partial(s.contiguous, memory_format=torch.channels_last))
                     g.mul_(s_cl.unsqueeze(1))
                 else:
                     g = g * s.unsqueeze(1)
