@@ -54,6 +54,17 @@ def _rank_update_layers(model: nn.Module, x: Tensor) -> list[nn.Module] | None:
     return [m for m in layers if any(p.requires_grad for p in m.parameters(recurse=False))]
 
 
+def _rank_update(m: nn.Module, g: Tensor, inputs: Tensor, lr: float, trained: set[int]) -> None:
+    """In-place SGD step of a fully connected layer from its output gradient ``g`` ``(N, out)`` and its inputs
+    ``(N, in)``: ``W -= lr·s_w·gᵀx`` and ``b -= lr·s_b·Σ_n g`` for the parameters whose ids are in ``trained``."""
+    ws, bs = _layer_scales(m)
+    weight, bias = m.weight, m.bias
+    if isinstance(weight, Tensor) and id(weight) in trained:
+        weight.addmm_(g.T, inputs, alpha=-lr * ws)
+    if isinstance(bias, Tensor) and id(bias) in trained:
+        bias.add_(g.sum(0), alpha=-lr * bs)
+
+
 class _RankUpdateStep:
     """GD step for fully connected layers: ``W -= lr·s·Gᵀ A`` in place (``G``: loss gradient at the layer output,
     ``A``: the layer input), identical to autograd + SGD but without materialising the ``out × in`` gradient,
@@ -83,12 +94,7 @@ class _RankUpdateStep:
         grads = torch.autograd.grad(loss, [self.shifts[m] for m in self.layers])
         with torch.no_grad():
             for m, g in zip(self.layers, grads, strict=True):
-                ws, bs = _layer_scales(m)
-                weight, bias = m.weight, m.bias
-                if isinstance(weight, Tensor) and id(weight) in self.trained:
-                    weight.addmm_(g.T, self.inputs[m], alpha=-lr * ws)
-                if isinstance(bias, Tensor) and id(bias) in self.trained:
-                    bias.add_(g.sum(0), alpha=-lr * bs)
+                _rank_update(m, g, self.inputs[m], lr, self.trained)
         self.inputs.clear()
         self.shifts.clear()
 
@@ -156,12 +162,7 @@ def _train_chain(layers: list[nn.Module], x: Tensor, y: Tensor, lr: float, steps
                     g = g * s.unsqueeze(1)  # elementwise derivative
                     continue
                 g_in = layerwise.input_grad(m, g, s) if i > 0 else None  # before the weights change
-                ws, bs = _layer_scales(m)
-                weight, bias = m.weight, m.bias
-                if isinstance(weight, Tensor) and id(weight) in trained:
-                    weight.addmm_(g[:, 0].T, s, alpha=-lr * ws)
-                if isinstance(bias, Tensor) and id(bias) in trained:
-                    bias.add_(g[:, 0].sum(0), alpha=-lr * bs)
+                _rank_update(m, g[:, 0], s, lr, trained)
                 if g_in is not None:
                     g = g_in
     return out
