@@ -58,7 +58,7 @@ from __future__ import annotations
 import torch
 
 from kernelkit.conv._dw_geometry import Geometry, IntPair, Padding, resolve_geometry, validate_inputs
-from kernelkit.conv._dw_spectral import direct_conv, spectral_depthwise
+from kernelkit.conv._dw_spectral import direct_conv, direct_depthwise, spectral_depthwise
 
 STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid")
 
@@ -109,8 +109,6 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     if strategy == "direct":
         return direct_conv(x, weight, bias, geo)
     if strategy == "direct_grouped":
-        from kernelkit.conv._dw_spectral import direct_depthwise
-
         return direct_depthwise(x, weight, bias, geo)
     if strategy == "subgrid":
         from kernelkit.conv._dw_subgrid import subgrid_depthwise
