@@ -99,9 +99,17 @@ def build_online_shopping(reviews: list[src.Review], ctx: BuildContext) -> list[
 
 NQ_INSTRUCTION = ("Write a high-quality answer for the given question using only the provided search results "
                   "(some of which might be irrelevant).")
-# The demonstration is numbered as one more search result and joined with single newlines, as in the reference.
 NQ_DEMO = ("Document [{n}](Title: Eiffel Tower) The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
            "\n\nQuestion: when was the eiffel tower completed\nAnswer: 1889.")
+
+
+def _search_results_qa(results: list[str], demo: str, question: str, one_shot: bool) -> str:
+    """Numbered search results, then (one-shot) the demonstration numbered as one more result and joined with
+    single newlines as in the reference, then the question (after a blank line when there is no demonstration)."""
+    body = "\n".join(results)
+    if one_shot:
+        return f"{body}\n{demo.format(n=len(results) + 1)}\n{question}"
+    return f"{body}\n\n{question}"
 
 
 @register_task("nq-open", ability="semantic_single", task_type="QA", lang="en", source="NQ-open oracle passages",
@@ -117,11 +125,8 @@ def build_nq_open(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         docs = [d for d in pool if d.question != target.question
                 and not any(a in (d.title + " " + d.text).lower() for a in answers)][: n_items - 1]
         docs.insert(gold, target)
-        body = "\n".join(f"Document [{i}](Title: {d.title}) {d.text}" for i, d in enumerate(docs, 1))
-        sep = "\n" if ctx.one_shot else "\n\n"
-        if ctx.one_shot:
-            body += "\n" + NQ_DEMO.format(n=len(docs) + 1)
-        body += f"{sep}Question: {target.question}\nAnswer:"
+        body = _search_results_qa([f"Document [{i}](Title: {d.title}) {d.text}" for i, d in enumerate(docs, 1)],
+                                  NQ_DEMO, f"Question: {target.question}\nAnswer:", ctx.one_shot)
         return make_record(ctx, NQ_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
     return fit_concatenated(ctx, mean_length([d.text for d in items], "en") + 5, 70, make)
@@ -140,11 +145,8 @@ def build_drcd_qa(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
         pool = ctx.rng.sample(items, min(len(items), n_items + 5))
         docs = [d for d in pool if d.text != target.text][: n_items - 1]
         docs.insert(gold, target)
-        body = "\n".join(f"文章 [{i}](标题: {d.title}) {d.text}" for i, d in enumerate(docs, 1))
-        sep = "\n" if ctx.one_shot else "\n\n"
-        if ctx.one_shot:
-            body += "\n" + DRCD_QA_DEMO.format(n=len(docs) + 1)
-        body += f"{sep}问题: {target.question}\n答案:"
+        body = _search_results_qa([f"文章 [{i}](标题: {d.title}) {d.text}" for i, d in enumerate(docs, 1)],
+                                  DRCD_QA_DEMO, f"问题: {target.question}\n答案:", ctx.one_shot)
         return make_record(ctx, DRCD_QA_INSTRUCTION, body, list(target.answers), gold_index=gold, n_items=len(docs))
 
     return fit_concatenated(ctx, mean_length([d.text for d in items], "zh") + 15, 80, make)
