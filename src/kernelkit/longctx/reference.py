@@ -16,10 +16,12 @@ Environment (see ``benchmarks/m4le_reference.py``):
     M4LE_SIDE_N             records per config (default 2)
     M4LE_SIDE_BUCKET        length bucket of the built records (default 1000; 300 holds one nq-open passage)
     M4LE_SIDE_BUDGET        ``task`` (kernelkit's per-task budgets, default) or ``bucket`` (the reference's)
+    M4LE_SIDE_DTYPE         kernelkit's dtype (default float16, as the reference)
+    M4LE_SIDE_BATCH         kernelkit's generation batch size (default 1)
 
 :func:`side_by_side` runs both on the same built records and the same model: the official
 ``inference.py`` (float16 as it hard-codes, greedy, ``max_new_tokens`` = bucket size) then
-``kernelkit m4le run`` (float16, stop at the cut), each as its own process with its model load; both
+``kernelkit m4le run`` (the chosen dtype, stop at the cut), each as its own process with its model load; both
 outputs are scored by the official ``evaluation.py`` and by kernelkit's metrics.
 """
 
