@@ -1,3 +1,3 @@
-from kernelkit.bench import script_main
+from kernelkit.apps.bench import script_main
 
 script_main("ntk_empirical")

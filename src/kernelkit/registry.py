@@ -52,7 +52,7 @@ class Registry(Generic[T]):
         kind: what the entries are ("model", "experiment", ...), used in messages.
         discover: dotted module or package names imported before any lookup. A package is walked
             recursively, so every module inside it gets the chance to register its entries;
-            ``"kernelkit.*.experiments"`` means that module in every subpackage that has one.
+            ``"kernelkit.apps.recipes"`` means that module in every subpackage that has one.
             A name that cannot be imported because an optional dependency is missing is skipped.
     """
 
@@ -91,7 +91,7 @@ class Registry(Generic[T]):
             self._import_tree(target)
 
     def _import_tree(self, dotted: str) -> None:
-        if "*" in dotted:  # "kernelkit.*.experiments": that module in every subpackage that has one
+        if "*" in dotted:  # "kernelkit.apps.recipes": that module in every subpackage that has one
             head, tail = dotted.split(".*.", 1)
             parent = importlib.import_module(head)
             for info in pkgutil.iter_modules(parent.__path__, prefix=head + "."):

@@ -417,7 +417,7 @@ def test_every_official_config_has_a_builder():
 def test_cli_lists_the_adapters_configs(tmp_path):
     from typer.testing import CliRunner
 
-    from kernelkit.longctx.cli import app
+    from kernelkit.apps.cli.m4le import app
 
     result = CliRunner().invoke(app, ["tasks", "--json", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -48,7 +48,7 @@ def test_task_bucket_scores_and_normalisers():
 
 
 def test_cli_score_and_report(tmp_path):
-    from kernelkit.longctx.cli import app
+    from kernelkit.apps.cli.m4le import app
 
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
@@ -71,7 +71,7 @@ def test_cli_score_and_report(tmp_path):
 
 @needs_data("nq_open_lost_in_the_middle/nq-open-oracle.jsonl.gz")
 def test_cli_build_writes_records(tmp_path, shared_data):
-    from kernelkit.longctx.cli import app
+    from kernelkit.apps.cli.m4le import app
     from kernelkit.longctx.records import read_records
 
     res = CliRunner().invoke(app, ["build", "nq-open", "--buckets", "1000,2000", "--n", "3", "--data-dir",

@@ -114,7 +114,7 @@ def test_depthwise_batchnorm_block_eval():
 
 
 def test_dilated_reparam_block():
-    reparam = pytest.importorskip("kernelkit.conv.reparam")
+    reparam = pytest.importorskip("kernelkit.layers.reparam")
     torch.manual_seed(4)
     block = reparam.DilatedReparamBlock(3, 7)
     with torch.no_grad():

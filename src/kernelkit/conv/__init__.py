@@ -1,25 +1,8 @@
-"""Convolution building blocks: fast large-kernel depthwise conv, Dilated Reparam Block, MixConv.
+"""Former home of the convolution building blocks, kept so existing imports work.
 
-Names are resolved lazily from the modules that define them, so importing ``kernelkit.conv`` is
-cheap and each building block lives in one small module.
+The blocks live in :mod:`kernelkit.layers`; this module re-exports the names promised earlier.
 """
 
-from __future__ import annotations
+from kernelkit.layers import DilatedReparamBlock, MixConv2d, depthwise_conv2d, split_channels
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "depthwise_conv2d": "kernelkit.conv.depthwise",
-    "DilatedReparamBlock": "kernelkit.conv.reparam",
-    "MixConv2d": "kernelkit.conv.mixconv",
-    "split_channels": "kernelkit.conv.mixconv",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kernelkit.conv' has no attribute {name!r}")
+__all__ = ["DilatedReparamBlock", "MixConv2d", "depthwise_conv2d", "split_channels"]

@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from kernelkit.conv.mixconv import MixConv2d
+from kernelkit.layers.mixconv import MixConv2d
 from kernelkit.models._registry import register_model
 
 Activation = Literal["relu", "swish"]

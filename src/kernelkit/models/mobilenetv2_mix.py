@@ -16,7 +16,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from kernelkit.conv.mixconv import _parse_kernel_sizes
+from kernelkit.layers.mixconv import _parse_kernel_sizes
 from kernelkit.models._registry import register_model
 from kernelkit.models.mixnet import BlockSpec, build_stages, init_weights, round_width
 

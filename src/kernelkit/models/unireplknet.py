@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelkit.conv.fusion import fold_input_bias, fold_output_scale
-from kernelkit.conv.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
+from kernelkit.layers.fusion import fold_input_bias, fold_output_scale
+from kernelkit.layers.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
 from kernelkit.models._registry import register_model
 from kernelkit.utils import onednn
 from kernelkit.utils.switch import Switch

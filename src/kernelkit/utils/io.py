@@ -106,3 +106,24 @@ def read_jsonl(path: str | os.PathLike[str], skip_partial_last: bool = True) -> 
                 break
             raise ValueError(f"{path}:{i}: malformed JSON line ({exc.msg})") from None
     return out
+
+
+def repair_jsonl_tail(path: str | os.PathLike[str]) -> int:
+    """Cut a torn final line (no trailing newline) off a JSON-lines file before appending to it again.
+
+    Returns the number of bytes removed (0 when the file is missing, empty or intact).
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    size = path.stat().st_size
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+        f.seek(0)
+        keep = f.read().rfind(b"\n") + 1
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep

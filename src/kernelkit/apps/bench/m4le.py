@@ -1,0 +1,106 @@
+"""Benchmarks: M4LE scoring and inference side by side with the official scripts."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from kernelkit.apps.bench import BenchContext, register_benchmark
+
+
+def _fuzz_rows(task: str, n: int, rng: random.Random) -> list[dict]:
+    """Predictions/answers exercising a task's cut, metric and bucketing (deterministic)."""
+    from kernelkit.longctx.metrics import task_metric
+
+    spec = task_metric(task)
+    words = "the cat sat on a mat . dog ran Paris London 42 3.5 and , in of to"
+    en = [*words.split(" "), "\n"]
+    zh = list("我爱北京天安门，。今天天气很好新闻是的了") + ["\n", "新闻"]
+    ids = ["A1B2C3", "FFEE01", "0099AA", "12AB34"]
+    rows = []
+    for i in range(n):
+        bucket = (1000, 2000)[i % 2]
+        if spec.metric == "set_f1":
+            sep, stop = (",", ".") if spec.lang == "en" else ("，", "。")
+            gold = sep.join(rng.sample(ids, rng.randint(1, 3))) + stop
+            pred = sep.join(rng.sample(ids, rng.randint(1, 3))) + rng.choice([stop, stop + " more", ""])
+            answers = [gold]
+        else:
+            vocab = en if spec.lang == "en" else zh
+            joiner = " " if spec.lang == "en" else ""
+            answers = [joiner.join(rng.choice(vocab) for _ in range(rng.randint(1, 8)))
+                       for _ in range(rng.randint(1, 2))]
+            pred = rng.choice([joiner.join(rng.choice(vocab) for _ in range(rng.randint(0, 14))),
+                               answers[0] + joiner + rng.choice(vocab), "\n" + answers[0], '"' + answers[0] + '"'])
+        rows.append({"instruction": "", "input": "", "answers": answers, "input_length": 0, "total_length": 0,
+                     "length_bucket": bucket, "gen_resp": pred})
+    return rows
+
+
+@register_benchmark("m4le_reference", title="M4LE scoring and inference vs the official scripts")
+def bench_reference(ctx: BenchContext) -> None:
+    from kernelkit.apps.bench import m4le_reference as reference
+    from kernelkit.longctx.metrics import REFERENCE_KEYS, TASK_METRICS, bucket_scores
+
+    ref, why = reference.find_reference()
+    if ref is None:
+        ctx.record("official M4LE scripts", None, None, "KwanWaiChung/M4LE", skipped=why)
+        return
+    rng = random.Random(0)
+    n = 40 if ctx.quick else 200
+    # configs the reference scores under their HF names (the other eight it silently skips)
+    tasks = [t for t in TASK_METRICS if t not in REFERENCE_KEYS and t not in ("qmsum", "vcsum")]
+    rows = {t: _fuzz_rows(t, n, rng) for t in tasks}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for t in tasks:
+            reference.write_outputs(work, "fuzz", t, rows[t])
+        ref_scores, ref_s = reference.run_evaluation(ref, work)
+    t0 = time.perf_counter()
+    ours = {t: bucket_scores(t, [(r["length_bucket"], r["gen_resp"], r["answers"]) for r in rows[t]]) for t in tasks}
+    ours_s = time.perf_counter() - t0
+    diffs = [abs(ours[t][b] - v) for (m, t, b), v in ref_scores.items() if m == "fuzz"]
+    ctx.record(f"evaluation.py on {len(tasks)} configs x {n} fuzzed answers", ours_s, ref_s, "official evaluation.py",
+               compared=len(diffs), max_abs_diff=max(diffs) if diffs else None,
+               missing=sorted({t for t in tasks} - {t for (_m, t, _b) in ref_scores}))
+    _inference_side_by_side(ctx, ref)
+
+
+def _inference_side_by_side(ctx: BenchContext, ref) -> None:
+    """Official inference.py + evaluation.py vs ``kernelkit m4le run`` on the same built records and model.
+
+    Configs: ``$M4LE_SIDE_TASKS`` (comma-separated) or, by default, nq-open in quick mode and every config
+    kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2);
+    ``$M4LE_SIDE_DTYPE`` is kernelkit's dtype (float16 like the reference by default; float32 is its CPU default);
+    ``$M4LE_SIDE_BATCH`` kernelkit's generation batch size (1; the reference generates one record at a time).
+    """
+    import os
+
+    from kernelkit.apps.bench import m4le_reference as reference
+
+    model_dir = os.environ.get("M4LE_REFERENCE_MODEL")  # an HF folder both transformers versions load
+    data_root = os.environ.get("KERNELKIT_DATA")
+    if not model_dir or not data_root:
+        ctx.record("inference side by side", None, None, "official inference.py",
+                   skipped="set M4LE_REFERENCE_MODEL (HF model folder) and KERNELKIT_DATA to compare inference")
+        return
+    chosen = os.environ.get("M4LE_SIDE_TASKS")
+    tasks = tuple(t for t in chosen.split(",") if t) if chosen else \
+        ("nq-open",) if ctx.quick else reference.SIDE_BY_SIDE_TASKS
+    n = int(os.environ.get("M4LE_SIDE_N", "2"))
+    budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
+    bucket = int(os.environ.get("M4LE_SIDE_BUCKET", "1000"))
+    dtype = os.environ.get("M4LE_SIDE_DTYPE", "float16")  # kernelkit's side; the reference hard-codes float16
+    batch = int(os.environ.get("M4LE_SIDE_BATCH", "1"))
+    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket, dtype=dtype,
+                                      bucket_budget=budget == "bucket", batch_size=batch):
+        if "skipped" in row:
+            ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
+            continue
+        ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
+                   f"official float16, kernelkit {dtype}, kernelkit budget: {budget}, kernelkit batch {batch}",
+                   row["kernelkit s"], row["official s"],
+                   "official inference.py + evaluation.py",
+                   **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})

@@ -1,0 +1,202 @@
+"""``kernelkit`` command line: info, reproduce, bench, list, and one group per system."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kernelkit.apps.cli.common import (
+    DataDirOpt,
+    DeviceOpt,
+    JsonOpt,
+    OutOpt,
+    QuietOpt,
+    SeedOpt,
+    ThreadsOpt,
+    announce,
+    fail,
+    setup,
+    start_run,
+)
+
+app = typer.Typer(
+    name="kernelkit",
+    help="Kernels in deep learning: NTK, large-kernel ConvNets, MixConv, TEEN FSCIL, M4LE long-context.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _add_system_groups() -> None:
+    from kernelkit.apps.cli.convnet import app as convnet_app
+    from kernelkit.apps.cli.fscil import app as fscil_app
+    from kernelkit.apps.cli.m4le import app as m4le_app
+    from kernelkit.apps.cli.ntk import app as ntk_app
+
+    app.add_typer(ntk_app, name="ntk", help="Neural tangent kernels: analytic, empirical, predict.")
+    app.add_typer(convnet_app, name="convnet", help="Large-kernel ConvNets and MixConv/MixNet.")
+    app.add_typer(fscil_app, name="fscil", help="Few-shot class-incremental learning with TEEN.")
+    app.add_typer(m4le_app, name="m4le", help="M4LE long-context evaluation and RoPE scaling.")
+
+
+@app.command()
+def info(
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Versions, threads, device, data root and which datasets it finds."""
+    from kernelkit.data.catalog import scan
+    from kernelkit.data.root import data_root_source
+    from kernelkit.runs import environment_info
+
+    s = setup(device=device, threads=threads, data_dir=data_dir)
+    env = environment_info(device=s["device"], data_root=s["data_root"])
+    env["data_root_source"] = data_root_source()
+    env["datasets"] = scan()
+    if as_json:
+        sys.stdout.write(json.dumps(env, indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    from kernelkit.console import Console
+
+    out = Console()
+    for key in ("kernelkit", "python", "torch", "numpy", "torch_threads", "cpu_count", "device",
+                "cuda_available", "platform"):
+        out.print(f"[bold]{key}[/]: {env.get(key)}")
+    out.print(f"[bold]data root[/]: {env['data_root']} (from {env['data_root_source']})")
+    table = Table(title="datasets")
+    table.add_column("dataset")
+    table.add_column("found")
+    table.add_column("where / how to get it")
+    for row in env["datasets"]:
+        table.add_row(row["name"], "yes" if row["found"] else "no", row["detail"])
+    out.print(table)
+
+
+@app.command()
+def reproduce(
+    quick: Annotated[bool, typer.Option("--quick", help="Small, fast settings (same code paths).")] = False,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Experiment or system name (repeatable): ntk, unireplknet, mixconv, fscil, m4le.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the registered experiments and exit.")] = False,
+    out: OutOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every registered experiment and write one combined report."""
+    import torch
+
+    from kernelkit.apps.recipes import EXPERIMENTS, SYSTEMS, run_experiments, select
+    from kernelkit.console import console
+
+    if list_:
+        for e in EXPERIMENTS.entries():
+            typer.echo(f"{e.name:28s} {e.meta['system']:12s} {e.meta['title']}")
+        return
+    try:
+        names = select(only)
+    except ValueError as exc:
+        fail(str(exc))
+    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
+    config = {"command": "reproduce", "quick": quick, "only": only or [], "experiments": names, **s}
+    with start_run("reproduce-quick" if quick else "reproduce", config, out, quiet) as run:
+        if not names:
+            sec = run.section("no_systems", "No systems registered")
+            sec.text("No experiments are registered in this installation yet, so nothing was run. "
+                     "Each system registers its experiments in kernelkit/<system>/experiments.")
+            sec.status = "skipped"
+        else:
+            systems = sorted({EXPERIMENTS.entry(n).meta["system"] for n in names}, key=list(SYSTEMS).index)
+            if not quiet:
+                console.print(f"running {len(names)} experiments from {', '.join(systems)}"
+                              f"{' (quick)' if quick else ''} → {run.dir}")
+            bar = iter(run.progress(range(len(names)), "experiments"))
+            next(bar, None)
+
+            def done(name: str, sec) -> None:
+                next(bar, None)
+                if not quiet:
+                    console.print(f"  {name}: [{'green' if sec.status == 'ok' else 'red'}]{sec.status}[/]"
+                                  f" in {sec.seconds:.1f} s")
+
+            run_experiments(run, names, quick=quick, seed=seed, device=torch.device(s["device"]),
+                            data_root=Path(s["data_root"]), on_done=done)
+    announce(run, as_json, quiet)
+    failed = [sec.key for sec in run.sections if sec.status == "failed"]
+    if failed:
+        typer.echo(f"failed experiments: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    names: Annotated[list[str] | None, typer.Argument(help="Benchmark names (default: all).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List benchmarks and exit.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke-sized problems (for CI).")] = False,
+    min_run_time: Annotated[float, typer.Option(help="Seconds of timing per measurement.")] = 0.5,
+    out: Annotated[Path | None, typer.Option("--out", help="JSON file for the results.")] = None,
+    threads: ThreadsOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Time kernelkit against named baselines side by side; print medians and ratios."""
+    from kernelkit.apps.bench import BENCHMARKS, run_benchmarks
+    from kernelkit.registry import RegistryError
+
+    if list_:
+        for e in BENCHMARKS.entries():
+            typer.echo(f"{e.name:28s} {e.meta['title']}")
+        return
+    chosen = names or BENCHMARKS.names()
+    for n in chosen:
+        if n not in BENCHMARKS:
+            fail(str(RegistryError(BENCHMARKS.unknown_message(n))))
+    setup(threads=threads)
+    if out is None:
+        from kernelkit.runs import timestamp
+
+        out = Path("runs") / f"bench-{timestamp()}.json"
+    run_benchmarks(chosen, quick=quick, min_run_time=min_run_time, json_path=out, quiet=quiet)
+    if not quiet:
+        typer.echo(f"results: {out}", err=True)
+
+
+@app.command("list")
+def list_cmd(
+    kind: Annotated[str, typer.Argument(help="models, experiments, benchmarks or datasets")],
+    pattern: Annotated[str | None, typer.Argument(help="Shell-style filter, e.g. 'unireplknet_*'")] = None,
+) -> None:
+    """List registered models, experiments, benchmarks or datasets."""
+    from kernelkit.apps.bench import BENCHMARKS
+    from kernelkit.apps.recipes import EXPERIMENTS
+    from kernelkit.data.catalog import DATASETS
+    from kernelkit.models import MODELS
+    from kernelkit.registry import Registry
+
+    registries: dict[str, Registry[Any]] = {
+        "models": MODELS, "experiments": EXPERIMENTS, "benchmarks": BENCHMARKS, "datasets": DATASETS}
+    if kind not in registries:
+        fail(f"unknown kind {kind!r}; expected one of {', '.join(registries)}")
+    for name in registries[kind].names(pattern):
+        typer.echo(name)
+
+
+def main() -> None:
+    """Console entry point."""
+    _add_system_groups()
+    app()
+
+
+if __name__ == "__main__":
+    main()

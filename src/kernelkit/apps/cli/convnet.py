@@ -1,0 +1,12 @@
+"""``kernelkit convnet`` commands: UniRepLKNet (erf, train, ...) and MixConv/MixNet commands."""
+
+from __future__ import annotations
+
+import typer
+
+from kernelkit.apps.cli import mixconv as cli_mixconv
+from kernelkit.apps.cli import unireplknet as cli_unireplknet
+
+app = typer.Typer(no_args_is_help=True)
+cli_unireplknet.add_commands(app)
+cli_mixconv.add_commands(app)

@@ -1,0 +1,1 @@
+"""Configs of recipes and commands: one dataclass per recipe or command, with quick and full presets."""

@@ -1,1 +1,0 @@
-"""Benchmarks of the convolution building blocks (run by ``kernelkit bench``)."""

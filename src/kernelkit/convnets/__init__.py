@@ -1,1 +1,0 @@
-"""Large-kernel ConvNets (UniRepLKNet) and mixed depthwise kernels (MixConv/MixNet): experiments, CLI."""

@@ -1,1 +1,0 @@
-"""Model-level benchmarks of the ConvNet systems (run by ``kernelkit bench``)."""

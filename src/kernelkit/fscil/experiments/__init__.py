@@ -1,1 +1,0 @@
-"""Registered experiments (run by ``kernelkit reproduce``)."""

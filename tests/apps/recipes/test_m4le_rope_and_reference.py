@@ -1,0 +1,72 @@
+"""Pieces of the registered experiment, and the side-by-side driver's availability check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernelkit.apps.recipes import EXPERIMENTS, ExperimentContext
+
+
+def test_experiment_is_registered_for_m4le():
+    entry = EXPERIMENTS.entry("m4le_rope_scaling")
+    assert entry.meta["system"] == "m4le"
+
+
+def test_build_records_falls_back_to_embedded_corpus(tmp_path):
+    import torch
+
+    from kernelkit.apps.recipes.m4le_rope import build_records
+
+    ctx = ExperimentContext(section=None, quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+    records, used = build_records(ctx, ("nq-open", "wikitext-103", "c3"), (1000, 2000), 2)
+    assert len(records) == 8 and all("EMBEDDED" in u for u in used) and len(used) == 2  # c3 has no fallback
+
+
+def test_sanity_instances_hold_one_passage_with_and_without_the_demonstration(tmp_path):
+    import torch
+
+    from kernelkit.apps.recipes.m4le_rope import generations_table, sanity_records
+
+    ctx = ExperimentContext(section=None, quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+    with_demo, no_demo, where = sanity_records(ctx, 3)
+    assert "EMBEDDED" in where and len(with_demo) == len(no_demo) == 3
+    assert all(r.extras["n_items"] == 1 and "Answer: 1889." in r.input for r in with_demo)
+    assert all("1889" not in r.input for r in no_demo)
+    assert len({r.sample_id for r in with_demo + no_demo}) == 6  # distinct result keys
+    rows = [{"task": "nq-open", "bucket": 300, "sample_id": f"s{i}", "prediction": f" {a}.\nQuestion: x",
+             "answers": [a], "stop": "cut"} for i, a in enumerate(["Rome", "Paris", "Oslo"])]
+    table = generations_table(rows, per_group=2)
+    assert [t["after the cut"] for t in table] == ["Rome", "Paris"] and all(t["score"] == 1.0 for t in table)
+
+
+def test_rope_rows_match_closed_forms(tiny_lm):
+    from kernelkit.apps.recipes.m4le_rope import rope_rows
+
+    model, _, _ = tiny_lm
+    rows = {r["method"]: r for r in rope_rows(model)}
+    assert all(r["max |inv_freq - closed form|"] < 1e-6 for r in rows.values())
+    assert rows["linear"]["slowest period (positions)"] == pytest.approx(2 * rows["none"]["slowest period (positions)"])
+    assert rows["yarn"]["attention scale"] > 1.0 and rows["none"]["attention scale"] == 1.0
+
+
+def test_reference_driver_reports_why_it_is_unavailable(monkeypatch, tmp_path):
+    from kernelkit.apps.bench import m4le_reference as reference
+
+    monkeypatch.delenv("M4LE_REFERENCE_DIR", raising=False)
+    ref, why = reference.find_reference()
+    assert ref is None and "M4LE_REFERENCE_DIR" in why
+    monkeypatch.setenv("M4LE_REFERENCE_DIR", str(tmp_path))
+    ref, why = reference.find_reference()
+    assert ref is None and "evaluation.py" in why
+
+
+def test_outputs_layout_for_the_reference(tmp_path):
+    import json
+
+    from kernelkit.apps.bench import m4le_reference as reference
+
+    path = reference.write_outputs(tmp_path, "m", "nq-open", [{"answers": ["a"], "gen_resp": "a"}])
+    assert path == Path(tmp_path, "outputs", "m", "nq-open.jsonl")
+    assert json.loads(path.read_text())["gen_resp"] == "a"

@@ -1,0 +1,156 @@
+"""depthwise_conv2d against torch's F.conv2d(groups=C): values, gradients, gradcheck, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernelkit.conv import depthwise_conv2d
+from kernelkit.layers._dw_geometry import resolve_geometry
+from kernelkit.layers.depthwise import STRATEGIES, choose_strategy
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
+
+FORCED = [s for s in STRATEGIES if s != "auto"]
+
+# (N, C, H, W, kh, kw, stride, padding, dilation)
+CASES = [
+    (2, 3, 9, 11, 3, 5, 1, "same", 1),  # non-square input and kernel
+    (1, 2, 8, 7, 4, 4, 1, "same", 1),  # even kernel, asymmetric 'same' padding, batch 1
+    (2, 1, 10, 9, 2, 5, 1, "same", 1),  # one channel, even × odd
+    (2, 3, 10, 9, 3, 3, 2, 1, 2),  # stride 2 with dilation
+    (1, 5, 5, 6, 9, 7, 1, "same", 1),  # kernel larger than the input
+    (2, 2, 12, 12, 3, 3, 1, "same", (3, 2)),  # anisotropic dilation
+    (1, 3, 7, 9, 2, 5, (2, 1), (1, 0), 1),  # tuple stride and padding
+    (2, 3, 6, 6, 5, 5, 3, 4, 1),  # padding larger than the kernel reach
+    (2, 3, 13, 12, 13, 13, 1, "same", 1),  # large kernel
+    (1, 3, 16, 15, 3, 3, 1, "same", 5),  # UniRepLKNet-style dilated branch
+    (2, 2, 9, 8, 4, 3, 1, "valid", 2),  # 'valid', even kernel with dilation
+]
+
+
+def _reference(x, w, b, stride, padding, dilation):
+    return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=x.shape[1])
+
+
+def _values_and_grads(fn, x, w, b, gy):
+    x, w, b = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    y = fn(x, w, b)
+    grads = torch.autograd.grad(y, (x, w, b), gy)
+    return (y.detach(), *grads)
+
+
+@pytest.mark.parametrize("strategy", FORCED + ["auto"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:6])) + f"-s{c[6]}-p{c[7]}-d{c[8]}")
+def test_matches_conv2d_float64(case, strategy):
+    n, c, h, w_, kh, kw, stride, padding, dilation = case
+    g = torch.Generator().manual_seed(CASES.index(case))
+    x = torch.randn(n, c, h, w_, generator=g, dtype=torch.float64)
+    w = torch.randn(c, 1, kh, kw, generator=g, dtype=torch.float64)
+    b = torch.randn(c, generator=g, dtype=torch.float64)
+    ref_y = _reference(x, w, b, stride, padding, dilation)
+    gy = torch.randn(ref_y.shape, generator=g, dtype=torch.float64)
+    ref = _values_and_grads(lambda a, k, bb: _reference(a, k, bb, stride, padding, dilation), x, w, b, gy)
+    out = _values_and_grads(lambda a, k, bb: depthwise_conv2d(a, k, bb, stride, padding, dilation,
+                                                              strategy=strategy), x, w, b, gy)
+    for name, got, want in zip(("y", "grad_x", "grad_w", "grad_b"), out, ref, strict=True):
+        assert got.shape == want.shape, name
+        scale = want.abs().max().clamp_min(1.0)
+        assert (got - want).abs().max() / scale < 1e-10, f"{name} differs for {strategy}"
+
+
+@pytest.mark.parametrize("strategy", FORCED)
+def test_matches_conv2d_float32_large_kernel(strategy):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 20, 18, generator=g)
+    w = torch.randn(6, 1, 17, 17, generator=g) / 17
+    b = torch.randn(6, generator=g)
+    gy = torch.randn(2, 6, 20, 18, generator=g)
+    ref = _values_and_grads(lambda a, k, bb: _reference(a, k, bb, 1, "same", 1), x, w, b, gy)
+    out = _values_and_grads(lambda a, k, bb: depthwise_conv2d(a, k, bb, strategy=strategy), x, w, b, gy)
+    for got, want in zip(out, ref, strict=True):
+        assert got.dtype == torch.float32
+        assert (got - want).abs().max() / want.abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("strategy", FORCED)
+@pytest.mark.parametrize("stride, padding, dilation", [(1, "same", 1), (2, 1, 1), (1, "same", 2)])
+def test_gradcheck(strategy, stride, padding, dilation):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 2, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 1, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, k, bb: depthwise_conv2d(a, k, bb, stride, padding, dilation, strategy=strategy), (x, w, b),
+        fast_mode=True)
+
+
+@pytest.mark.parametrize("strategy", FORCED)
+def test_no_bias_and_inputs_without_grad(strategy):
+    x = torch.randn(1, 4, 11, 10, dtype=torch.float64)
+    w = torch.randn(4, 1, 7, 7, dtype=torch.float64, requires_grad=True)
+    y = depthwise_conv2d(x, w, strategy=strategy)
+    (gw,) = torch.autograd.grad(y.square().sum(), (w,))
+    w_ref = w.detach().clone().requires_grad_()
+    (gw_ref,) = torch.autograd.grad(_reference(x, w_ref, None, 1, "same", 1).square().sum(), (w_ref,))
+    assert torch.allclose(gw, gw_ref, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        assert torch.allclose(depthwise_conv2d(x, w, strategy=strategy), y.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_auto_strategy_by_shape():
+    x = torch.randn(2, 8, 32, 32)
+    for k, grad, expected in [(3, True, "direct"), (5, True, "direct_grouped"), (13, False, "direct"),
+                              (13, True, "direct_grouped"), (31, False, "dft"), (31, True, "dft")]:
+        w = torch.randn(8, 1, k, k, requires_grad=grad)
+        assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 1)) == expected, k
+    w = torch.randn(8, 1, 3, 3, requires_grad=True)
+    assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct_grouped"
+    with torch.no_grad():
+        assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 3)) == "direct"
+    big = torch.randn(1, 2, 200, 200)
+    w = torch.randn(2, 1, 31, 31)
+    assert choose_strategy(big, w, resolve_geometry(big, w, 1, "same", 1)) == "fft"
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    ((torch.randn(3, 8, 8), torch.randn(3, 1, 3, 3)), {}, ValueError, "4-D input"),
+    ((torch.randn(1, 4, 8, 8), torch.randn(3, 1, 3, 3)), {}, ValueError, "3 filters but the input has 4 channels"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 2, 3, 3)), {}, ValueError, r"\(C, 1, kh, kw\)"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3), torch.randn(4)), {}, ValueError, "bias must have shape"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3)), {"padding": "full"}, ValueError, "padding must be"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3)), {"stride": 2}, ValueError, "only defined for stride 1"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3)), {"dilation": 0}, ValueError, "dilation must be >= 1"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3)), {"padding": -1}, ValueError, "padding must be >= 0"),
+    ((torch.randn(1, 3, 4, 8), torch.randn(3, 1, 7, 3)), {"padding": "valid"}, ValueError, "output would be empty"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3)), {"strategy": "winograd"}, ValueError, "unknown strategy"),
+    ((torch.randn(1, 3, 8, 8), torch.randn(3, 1, 3, 3, dtype=torch.float64)), {}, TypeError, "dtype mismatch"),
+])
+def test_bad_input_errors(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        depthwise_conv2d(*args, **kwargs)
+
+
+def test_benchmark_smoke():
+    from kernelkit.apps.bench import BenchContext
+    from kernelkit.apps.bench.depthwise import bench_depthwise_conv
+
+    ctx = BenchContext("depthwise_conv", quick=True, min_run_time=0.003, rounds=1)
+    bench_depthwise_conv(ctx)
+    labels = [r.label for r in ctx.results]
+    assert "K=13 forward+backward" in labels and any(lab.startswith("DilatedReparamBlock") for lab in labels)
+    assert all(r.kernelkit_s and r.baseline_s for r in ctx.results)
+    assert {r.extra["strategy"] for r in ctx.results if "strategy" in r.extra} <= set(STRATEGIES)
+
+
+@pytest.mark.parametrize("size, k, d", [(1, 13, 1), (1, 3, 3), (2, 7, 1), (5, 3, 2)])
+def test_direct_grouped_on_maps_smaller_than_the_kernel(size, k, d):
+    x = torch.randn(3, 4, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 1, k, k, dtype=torch.float64, requires_grad=True)
+    y = depthwise_conv2d(x, w, None, 1, "same", d, strategy="direct_grouped")
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, w), g)
+    want = torch.autograd.grad(F.conv2d(x, w, None, 1, (k - 1) * d // 2, d, 4), (x, w), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)

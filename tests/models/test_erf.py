@@ -1,0 +1,70 @@
+"""ERF: gradient maps of known receptive fields, the area-ratio analysis, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from kernelkit.models.erf import (
+    area_ratios,
+    centre_gradient_map,
+    erf_images,
+    high_contribution_area_ratio,
+    normalise_scores,
+)
+
+
+def test_centre_gradient_of_a_box_filter_is_its_support() -> None:
+    conv = nn.Conv2d(1, 1, 5, padding=2, bias=False)
+    nn.init.ones_(conv.weight)
+    g = centre_gradient_map(conv, torch.rand(1, 17, 17) + 0.1)
+    expected = torch.zeros(17, 17)
+    expected[6:11, 6:11] = 1.0
+    torch.testing.assert_close(g, expected)
+
+
+def test_stacked_convs_grow_the_field_like_the_kernel() -> None:
+    def field(k: int, depth: int) -> int:
+        net = nn.Sequential(*[nn.Conv2d(1, 1, k, padding=k // 2, bias=False) for _ in range(depth)])
+        for m in net:
+            nn.init.constant_(m.weight, 1.0)
+        g = centre_gradient_map(net, torch.ones(1, 41, 41))
+        return int((g.sum(0) > 0).sum())
+
+    assert field(3, 2) == 5 and field(13, 2) == 25  # (k-1)·depth + 1
+
+
+def test_area_ratio_of_uniform_and_point_maps() -> None:
+    uniform = np.ones((21, 21))
+    side, ratio = high_contribution_area_ratio(uniform, 0.5)
+    assert side == 15 and ratio == 15 * 15 / 441  # smallest centred square with > 50% of the mass
+    point = np.zeros((21, 21))
+    point[10, 10] = 5.0
+    assert high_contribution_area_ratio(point, 0.99) == (3, 9 / 441)
+    assert normalise_scores(point).max() == 1.0
+    r = area_ratios(np.ones((21, 21)))
+    assert list(r) == ["t=20%", "t=30%", "t=50%", "t=99%"]
+    assert r["t=20%"] <= r["t=30%"] <= r["t=50%"] <= r["t=99%"]
+
+
+def test_erf_images_fall_back_to_generated(tmp_path) -> None:
+    x, source = erf_images(2, 40, data_root=tmp_path)
+    assert x.shape == (2, 3, 40, 40)
+    assert "generated" in source
+
+
+def test_erf_cli_large_vs_small_kernel(tmp_path) -> None:
+    from kernelkit.apps.cli.convnet import app
+
+    res = CliRunner().invoke(app, ["erf", "--model", "unireplknet_a", "--images", "1", "--size", "32",
+                                   "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--quiet", "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    out = json.loads((tmp_path / "run" / "results.json").read_text())
+    ratios = out["sections"]["erf"]["area_ratios"]
+    assert set(ratios) == {"unireplknet_a", "unireplknet_a (large kernels → 3)"}
+    bad = CliRunner().invoke(app, ["erf", "--model", "unireplknet_zz", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "unireplknet_zz" in bad.output
