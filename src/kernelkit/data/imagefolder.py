@@ -26,10 +26,10 @@ from kernelkit.data._files import locate
 from kernelkit.data.catalog import register_dataset
 from kernelkit.data.dataset import DataFormatError, ImageDataset
 from kernelkit.data.root import DataNotFoundError
+from kernelkit.utils.cache import cache_root
 from kernelkit.utils.io import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
-CACHE_ENV_VAR = "KERNELKIT_CACHE"
 
 
 def _is_image(rel: str) -> bool:
@@ -159,9 +159,8 @@ class LazyImageFiles:
 
 
 def default_cache_dir() -> Path:
-    """``$KERNELKIT_CACHE`` or ``~/.cache/kernelkit/decoded``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    return Path(env).expanduser() if env else Path("~/.cache/kernelkit/decoded").expanduser()
+    """``decoded/`` in kernelkit's cache folder (:func:`kernelkit.utils.cache.cache_root`)."""
+    return cache_root() / "decoded"
 
 
 def _cache_file(path: Path, rels: Sequence[str], cache_dir: Path, options: Sequence[Any]) -> Path:
