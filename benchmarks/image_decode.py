@@ -1,1 +1,1 @@
-from kernelkit.apps.bench import script_main; script_main("image_decode")  # noqa: E702,I001
+from kernelkit.apps.cli import bench_script_main; bench_script_main("image_decode")  # noqa: E702,I001

@@ -1,3 +1,3 @@
-from kernelkit.apps.bench import script_main
+from kernelkit.apps.cli import bench_script_main
 
-script_main("ntk_analytic_cntk")
+bench_script_main("ntk_analytic_cntk")

@@ -146,16 +146,20 @@ class Section:
         return t
 
     def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
-        """Save a matplotlib figure as ``plots/<section>_<name>.png`` (atomic) and close it."""
-        import io
+        """Save a ``matplotlib.figure.Figure`` as ``plots/<section>_<name>.png`` (atomic).
 
-        import matplotlib.pyplot as plt
+        A figure made through pyplot is closed afterwards; a plain ``Figure`` needs no pyplot at all.
+        """
+        import io
 
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.key}_{name}")
         path = self.run.dir / "plots" / f"{safe}.png"
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # registered with pyplot: release it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         write_bytes(path, buf.getvalue())
         self.items.append(("figure", Figure(name, path, caption)))
         return path

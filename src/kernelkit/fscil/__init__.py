@@ -2,14 +2,17 @@
 
 Public API::
 
-    from kernelkit.fscil import teen_calibrate, generate_plan, plan_from_index_files, create_method, run_plan
+    from kernelkit.fscil import TeenConfig, create_method, plan_from_index_files, run_plan, teen_calibrate
 
     plan = plan_from_index_files("fscil_index_list/cifar100", train_labels, test_labels)
-    result = run_plan(create_method("teen", tau=16, alpha=0.1), plan, train_labels, features_of_rows, test_features)
+    teen = create_method("teen", tau=TeenConfig.tau, alpha=0.5)   # defaults: TeenConfig()
+    result = run_plan(teen, plan, train_labels, features_of_rows, test_features)
 """
 
 from kernelkit.fscil.core import (
+    COSINE_TEMPERATURE,
     HM_VARIANT,
+    TeenConfig,
     class_prototypes,
     cosine_logits,
     harmonic_mean,
@@ -37,8 +40,9 @@ from kernelkit.fscil.protocol import (
 from kernelkit.fscil.sessions import FSCILResult, run_plan
 
 __all__ = [
-    "HM_VARIANT", "OFFICIAL_SETTINGS", "TEEN", "FSCILResult", "PrototypeBaseline", "PrototypeClassifier", "Session",
-    "SessionPlan", "SplitFileError", "class_prototypes", "cosine_logits", "create_method", "generate_plan",
-    "harmonic_mean", "list_methods", "performance_drop", "plan_from_index_files", "plan_from_path_files",
-    "register_method", "run_plan", "session_metrics", "teen_calibrate",
+    "COSINE_TEMPERATURE", "HM_VARIANT", "OFFICIAL_SETTINGS", "TEEN", "FSCILResult", "PrototypeBaseline",
+    "PrototypeClassifier", "Session", "SessionPlan", "SplitFileError", "TeenConfig", "class_prototypes",
+    "cosine_logits", "create_method", "generate_plan", "harmonic_mean", "list_methods", "performance_drop",
+    "plan_from_index_files", "plan_from_path_files", "register_method", "run_plan", "session_metrics",
+    "teen_calibrate",
 ]

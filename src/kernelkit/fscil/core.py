@@ -8,10 +8,13 @@ code's ``soft_calibration`` exactly (see ``teen_calibrate``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+COSINE_TEMPERATURE = 16.0  # logit scale of the cosine classifier (TEEN's CIFAR-100 setting)
 
 HM_VARIANT = "TEEN (utils.harm_mean): 2SU/(S+U), S = mean per-class acc of base classes, U = of all new classes seen"
 
@@ -49,7 +52,26 @@ def class_prototypes(features: Tensor, labels: Tensor, classes: Sequence[int]) -
     return torch.stack(rows)
 
 
-def teen_calibrate(base_prototypes: Tensor, new_prototypes: Tensor, tau: float = 16.0, alpha: float = 0.1) -> Tensor:
+@dataclass(frozen=True)
+class TeenConfig:
+    """TEEN's two hyperparameters, validated once; the defaults are the official CIFAR-100 setting.
+
+    ``tau``: softmax temperature on the cosine similarities to the base prototypes (official ``softmax_t``).
+    ``alpha``: weight of the shift towards the base prototypes (official ``shift_weight``), in ``[0, 1]``.
+    Every place that takes a TEEN ``tau``/``alpha`` (:func:`teen_calibrate`, the ``teen`` method, the CLI and
+    the recipes) takes its default from here and checks it by building one.
+    """
+
+    tau: float = 16.0
+    alpha: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+
+def teen_calibrate(base_prototypes: Tensor, new_prototypes: Tensor, tau: float = TeenConfig.tau,
+                   alpha: float = TeenConfig.alpha) -> Tensor:
     """TEEN's training-free calibration of new-class prototypes (official ``soft_calibration``).
 
     With ``n`` the L2 normalisation, ``b_j = n(B_j)`` and ``p_c = n(N_c)``::
@@ -62,7 +84,7 @@ def teen_calibrate(base_prototypes: Tensor, new_prototypes: Tensor, tau: float =
         base_prototypes: ``(num_base, D)`` base-class prototypes (raw means are fine).
         new_prototypes: ``(num_new, D)`` prototypes of the current session's new classes.
         tau: softmax temperature on the cosine similarities (official ``softmax_t``).
-        alpha: weight of the base-prototype shift (official ``shift_weight``); 0 gives ``p_c``.
+        alpha: weight of the base-prototype shift (official ``shift_weight``), in ``[0, 1]``; 0 gives ``p_c``.
 
     Returns:
         ``(num_new, D)`` calibrated prototypes, in the dtype of ``new_prototypes``.
@@ -70,8 +92,7 @@ def teen_calibrate(base_prototypes: Tensor, new_prototypes: Tensor, tau: float =
     _check_matrix("base_prototypes", base_prototypes)
     _check_matrix("new_prototypes", new_prototypes)
     _check_same_dim("base_prototypes", base_prototypes, "new_prototypes", new_prototypes)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    TeenConfig(tau, alpha)  # the one range check
     b = l2_normalize(base_prototypes.to(new_prototypes.dtype))
     p = l2_normalize(new_prototypes)
     weights = torch.softmax(tau * p @ b.T, dim=1)  # (num_new, num_base)

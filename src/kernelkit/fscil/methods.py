@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kernelkit.fscil.core import class_prototypes, cosine_logits, teen_calibrate
+from kernelkit.fscil.core import COSINE_TEMPERATURE, TeenConfig, class_prototypes, cosine_logits, teen_calibrate
 from kernelkit.registry import Registry
 
 METHODS: Registry[Callable[..., PrototypeClassifier]] = Registry("FSCIL method", discover=("kernelkit.fscil.methods",))
@@ -48,7 +48,7 @@ class PrototypeClassifier:
 
     name = "prototype"
 
-    def __init__(self, temperature: float = 16.0) -> None:
+    def __init__(self, temperature: float = COSINE_TEMPERATURE) -> None:
         self.temperature = temperature
         self._blocks: list[Tensor] = []  # one (classes, D) block per session; never modified
         self.classes: list[int] = []
@@ -124,10 +124,10 @@ class TEEN(PrototypeClassifier):
 
     name = "teen"
 
-    def __init__(self, tau: float = 16.0, alpha: float = 0.1, temperature: float = 16.0) -> None:
+    def __init__(self, tau: float = TeenConfig.tau, alpha: float = TeenConfig.alpha,
+                 temperature: float = COSINE_TEMPERATURE) -> None:
         super().__init__(temperature)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.config = TeenConfig(tau, alpha)  # validates alpha before any session is learned
         self.tau, self.alpha = tau, alpha
 
     def new_prototypes(self, raw: Tensor) -> Tensor:

@@ -96,10 +96,6 @@ def session_files(split_dir: str | Path) -> list[Path]:
     return files
 
 
-def _read_lines(path: Path) -> list[str]:
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-
-
 def _group_by_class(rows: np.ndarray, train_labels: np.ndarray, where: str, shot: int | None) -> tuple[int, ...]:
     """Classes of ``rows`` in order of first appearance; each must have exactly ``shot`` rows."""
     labels = train_labels[rows]

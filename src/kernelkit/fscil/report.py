@@ -1,15 +1,21 @@
-"""Tables and plots of FSCIL results (shared by the CLI and the experiments)."""
+"""Tables and plots of FSCIL results (shared by the CLI and the recipes).
+
+Plots are bare :class:`matplotlib.figure.Figure` objects: no pyplot state and no backend switch.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kernelkit.fscil.core import HM_VARIANT
 from kernelkit.fscil.sessions import FSCILResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METRIC_NOTE = (f"acc: top-1 on the joint test set of all seen classes; base/new: mean per-class accuracy of base "
                f"classes / of all new classes seen so far; hm: {HM_VARIANT}; new->base: fraction of new-class "
@@ -65,14 +71,12 @@ def confusion_rows(result: FSCILResult, label: str) -> list[dict[str, Any]]:
             for s in result.sessions]
 
 
-def plot_sessions(results: dict[str, list[FSCILResult]], key: str, ylabel: str, title: str) -> Any:
+def plot_sessions(results: dict[str, list[FSCILResult]], key: str, ylabel: str, title: str) -> Figure:
     """Metric per session per method (mean over runs, error bars = std)."""
-    import matplotlib
+    from matplotlib import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = figure.Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot()
     for label, runs in results.items():
         n = len(runs[0].sessions)
         stats = [mean_std([r.sessions[t][key] for r in runs]) for t in range(n)]

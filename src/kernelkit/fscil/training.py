@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from kernelkit.fscil.core import l2_normalize
+from kernelkit.fscil.core import COSINE_TEMPERATURE, l2_normalize
 
 
 @dataclass
@@ -33,7 +33,7 @@ class BaseTrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    temperature: float = 16.0
+    temperature: float = COSINE_TEMPERATURE
     augment: str = "cifar"  # cifar | imagenet | omniglot | none
     seed: int = 0
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: epoch ends)

@@ -17,59 +17,41 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
 * ``"direct_dft"``     ``F.conv2d`` forward, flipped-kernel input gradient, spectral weight gradient
                        (the previous choice for small kernels with gradients; kept for comparison);
 * ``"subgrid"``        dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
-                       (:mod:`kernelkit.layers._dw_subgrid`; torch autograd; strides subsample). Not picked
-                       by ``auto`` (measured slower than the alternatives).
+                       (:mod:`kernelkit.layers._dw_subgrid`; torch autograd; strides subsample). Never the
+                       fixed rule's pick; a candidate for dilated kernels when tuning is on.
 
-Why ``auto`` picks what it picks. Ratios torch / kernelkit (> 1: kernelkit faster) from
-``benchmarks/depthwise_conv.py --threads 2`` (C=384, 32×32, batch 8, fp32; medians, both sides timed
-alternately in one process); K=17/31 rows from four runs, the rest from three, on the shared
-2-core machine under load average 3-15:
-
-=====================  ===============  ==========  =============  ==============
-case                   auto (no grad)   forward     fwd+bwd        auto (grad)
-=====================  ===============  ==========  =============  ==============
-K=7                    direct           [1]         3.00-3.45      direct_grouped
-K=13                   direct           [1]         4.24-4.41      direct_grouped
-K=17                   dft              6.2-13.0    6.4-10.8       dft
-K=31                   dft              15.0-29.0   25.0-34.4      dft
-k=3 r=3 / r=4 / r=5    direct           [1]         2.47-6.05      direct_grouped
-k=7 r=2                direct           [1]         7.1-11.8       direct_grouped
-DRB K=13, train form   (all branches)               2.70-4.34
-=====================  ===============  ==========  =============  ==============
-
-[1] the same ``F.conv2d`` call on both sides: 0.79-1.02 in these runs, i.e. timing noise at 1-15 ms
-per call on a loaded machine; the dispatch itself (argument checks, geometry, choice) costs 5-7 µs
-per call (measured on a 1×8×8×8 input: 62 vs 56 µs).
-
-Component timings (same shapes, 1 and 2 threads; also 64×80×8×8 and 8×80×56×56): for kernels 5-13
-and dilated 3×3 / 7×7, ``direct_grouped`` fwd+bwd is 3-10× torch's, ``direct_dft`` 1-6×, ``dft``
-0.7-6×; for dense 3×3 torch's own backward is as fast (0.65-1.0×), so it stays ``direct``; from
-15 taps torch's forward falls off a cliff (~20× slower) and ``dft`` wins (K=17: 10-12× vs 2× for
-``direct_grouped``). Hence on CPU: forward ``direct`` for <= ``DIRECT_MAX_TAPS`` taps per axis, else
-``dft``; with gradients (stride 1) ``direct_grouped`` up to ``DIRECT_MAX_TAPS`` taps except dense
-3×3, ``dft`` beyond; ``fft`` instead of ``dft`` once the period exceeds ``DFT_MAX_PERIOD`` (K=31 on
-32-112 px maps: dft 1.1× faster at P=47, fft 2.6-3.9× faster at P=95-127, noisy in between). Dense
-3×3, tiny inputs, strided small kernels, half precision and CUDA (cuDNN; not measured here, no GPU)
-go ``direct``.
+``strategy="auto"`` asks :mod:`kernelkit.tune`. By default that is :func:`choose_strategy`, a fixed rule
+by shape (no timing): on CPU in float32/64, forward ``direct`` for up to ``DIRECT_MAX_TAPS`` taps per axis
+(torch's own forward is fast there), else ``dft``; with gradients (stride 1) ``direct_grouped`` up to
+``DIRECT_MAX_TAPS`` taps except dense 3×3 (torch's own backward is as fast there), ``dft`` beyond;
+``fft`` instead of ``dft`` once the circular period exceeds ``DFT_MAX_PERIOD``. Dense 3×3, tiny inputs,
+strided small kernels, half precision and CUDA (cuDNN) go ``direct``. The rule follows CPU runs of
+``kernelkit bench depthwise_conv``, whose JSON/markdown output records the measured numbers. With
+tuning on (``KERNELKIT_TUNE=1`` or ``with kernelkit.tune.enabled():``) the strategies are measured on
+the call's shapes once and the fastest is cached; the rule's pick is kept unless another wins clearly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 import torch
 
+from kernelkit import tune
 from kernelkit.layers._dw_geometry import Geometry, IntPair, Padding, resolve_geometry, validate_inputs
 from kernelkit.layers._dw_spectral import direct_conv, direct_depthwise, spectral_depthwise
 
 STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid")
+TUNE_OP = "depthwise"  # the tuner's name for depthwise strategy choices
 
-DIRECT_MAX_TAPS = 13  # torch's CPU depthwise forward is fast up to 13 taps per axis, ~20× slower from 15
-DFT_MAX_PERIOD = 80  # dense DFT matrices beyond this length lose to torch.fft (crossover ~70-95)
+DIRECT_MAX_TAPS = 13  # taps per axis up to which torch's CPU depthwise forward stays fast
+DFT_MAX_PERIOD = 80  # circular period beyond which dense DFT matrices lose to torch.fft
 SMALL_TAPS = 9  # kh * kw at or below this, not dilated (dense 3×3): torch, whose own backward is as fast
 TINY_NUMEL = 4096  # below this many input elements the per-call overhead of the spectral path dominates
 
 
 def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str:
-    """The strategy ``auto`` uses for this input (see the module docstring for the measurements)."""
+    """The fixed rule's strategy for this input (``auto``'s choice unless tuning is on; see the module docstring)."""
     kh, kw = geo.h.kernel, geo.w.kernel
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
@@ -84,6 +66,50 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     return "dft" if max(geo.h.min_period, geo.w.min_period) <= DFT_MAX_PERIOD else "fft"
 
 
+def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+
+
+def tune_key(x: torch.Tensor, geo: Geometry, grad: bool) -> str:
+    """The op's part of the tuner's key for this call (``kernelkit.tune`` adds torch version, device, threads)."""
+    h, w = geo.h, geo.w
+    return "|".join(("x".join(map(str, x.shape)), f"k{h.kernel}x{w.kernel}", f"s{h.stride}x{w.stride}",
+                     f"d{h.dilation}x{w.dilation}", f"p{h.pad_before},{h.pad_after},{w.pad_before},{w.pad_after}",
+                     str(x.dtype).removeprefix("torch."), "grad" if grad else "nograd"))
+
+
+def tuned_strategy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry) -> str:
+    """``auto``'s strategy: :func:`choose_strategy`, or with tuning on the measured fastest (:mod:`kernelkit.tune`)."""
+    heuristic = choose_strategy(x, weight, geo)
+    if x.numel() < TINY_NUMEL or x.device.type not in ("cpu", "cuda"):
+        return heuristic
+    candidates = ["direct", "direct_grouped"]
+    if x.dtype in (torch.float32, torch.float64):
+        candidates += ["dft", "fft", "direct_dft"]
+    if geo.dilated:
+        candidates.append("subgrid")
+    if heuristic not in candidates:
+        return heuristic
+    grad = _needs_grad(x, weight, bias)
+
+    def calls(names: Sequence[str]) -> Mapping[str, Callable[[], object]]:
+        xp = x.detach().clone().requires_grad_(grad and x.requires_grad)
+        wp = weight.detach().clone().requires_grad_(grad and weight.requires_grad)
+        bp = None if bias is None else bias.detach().clone().requires_grad_(grad and bias.requires_grad)
+        inputs = [t for t in (xp, wp, bp) if t is not None and t.requires_grad]
+
+        def make(name: str) -> Callable[[], object]:
+            def run() -> object:
+                with torch.set_grad_enabled(grad):
+                    out = _run(xp, wp, bp, geo, name)
+                    return torch.autograd.grad(out, inputs, torch.ones_like(out)) if grad else out
+            return run
+        return {n: make(n) for n in names}
+
+    return tune.choose(TUNE_OP, tune_key(x, geo, grad), heuristic=heuristic, candidates=candidates,
+                       paths=calls, device=x.device)
+
+
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                      stride: IntPair = 1, padding: Padding = "same", dilation: IntPair = 1, *,
                      strategy: str = "auto") -> torch.Tensor:
@@ -95,7 +121,8 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         bias: optional ``(C,)``.
         stride, dilation: int or ``(h, w)`` pair, >= 1.
         padding: ``"same"`` (stride 1 only, as in torch), ``"valid"``, an int or a ``(ph, pw)`` pair.
-        strategy: ``"auto"`` (by shape, see module docstring) or one of ``STRATEGIES`` to force a path.
+        strategy: ``"auto"`` (by shape, or measured when tuning is on; see the module docstring) or one of
+            ``STRATEGIES`` to force a path.
 
     Returns:
         ``(N, C, H_out, W_out)``, differentiable with respect to ``x``, ``weight`` and ``bias``.
@@ -105,7 +132,12 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     validate_inputs(x, weight, bias)
     geo = resolve_geometry(x, weight, stride, padding, dilation)
     if strategy == "auto":
-        strategy = choose_strategy(x, weight, geo)
+        strategy = tuned_strategy(x, weight, bias, geo)
+    return _run(x, weight, bias, geo, strategy)
+
+
+def _run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry, strategy: str
+         ) -> torch.Tensor:
     if strategy == "direct":
         return direct_conv(x, weight, bias, geo)
     if strategy == "direct_grouped":

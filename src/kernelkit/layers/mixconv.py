@@ -9,52 +9,47 @@ zero-padded and centred to the largest kernel, which is what the fast paths expl
   per-group weights on every call when autograd needs it (so gradients land on the per-group
   parameters), otherwise built once and reused until a weight changes;
 * ``"split_cl"`` / ``"padded_cl"`` — the same on a channels-last copy of the input (oneDNN's fast
-  depthwise kernels on CPU; torch's NCHW depthwise *backward* is 2-4x slower than its channels-last
-  one); the output is then channels-last too;
-* ``"depthwise"`` — ``kernelkit.layers.depthwise_conv2d`` on the padded kernel, when that module exists;
+  depthwise kernels on CPU; torch's NCHW depthwise *backward* is the slow part of its CPU path);
+  the output is then channels-last too;
+* ``"depthwise"`` — :func:`kernelkit.layers.depthwise.depthwise_conv2d` on the padded kernel;
 * ``"grouped"`` — for the grouped pointwise form (``depthwise=False``) with equal splits and one
   kernel size: a single conv with ``groups=g``.
 
-``impl="auto"`` (the default) picks a path per (layer configuration, input shape, dtype, device, memory
-format, grad mode, threads, torch version): from a short interleaved measurement on first use, kept in
-memory and in a small JSON file under the user cache dir (``~/.cache/kernelkit/mixconv_paths.json``;
-``KERNELKIT_CACHE_DIR`` moves it, ``=off`` disables it), so later processes measure nothing. The split
-path is always a candidate and another path is taken only when it beats split-concat clearly in the
-measurement. ``KERNELKIT_MIXCONV_AUTO=heuristic`` (or ``impl="heuristic"``, ``use_impl("heuristic")``)
-decides by a fixed rule with no timing, for reproducible CI runs. The measurement sees the process's allocator
-state: with glibc's default settings fresh page faults can dominate large-batch calls (see
-:mod:`kernelkit.utils.allocator`, which the ``kernelkit`` command applies). Parameters are stored exactly as timm's
-``MixedConv2d`` stores them (child modules ``"0"``, ``"1"``, ... each with a ``weight``), so timm
-``mixnet_*`` state dicts load without renaming.
+``impl="auto"`` (the default) asks :mod:`kernelkit.tune`: by default a fixed rule (:func:`heuristic_impl`,
+no timing, nothing on disk), so results are reproducible; with tuning on (``KERNELKIT_TUNE=1`` or
+``with kernelkit.tune.enabled():``) a path measured per (layer configuration, input shape, dtype, device,
+memory format, grad mode, threads, torch version) on first use, kept in the tuner's cache; another path
+replaces split-concat only when it beats it clearly in the measurement. ``impl="heuristic"`` always uses
+the fixed rule; ``with use_impl(...)`` forces a path on every ``"auto"`` layer in a block. Parameters are
+stored exactly as timm's ``MixedConv2d`` stores them (child modules ``"0"``, ``"1"``, ... each with a
+``weight``), so timm ``mixnet_*`` state dicts load without renaming.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
-import os
-import statistics
-import threading
-import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+import contextvars
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernelkit.utils.io import write_json
+from kernelkit import tune
+from kernelkit.layers.depthwise import DIRECT_MAX_TAPS, depthwise_conv2d
 
 SplitMode = Literal["equal", "exponential"]
 Impl = Literal["auto", "heuristic", "split", "split_cl", "padded", "padded_cl", "depthwise", "grouped"]
 IMPLS: tuple[str, ...] = ("auto", "heuristic", "split", "split_cl", "padded", "padded_cl", "depthwise", "grouped")
 PATHS: tuple[str, ...] = IMPLS[2:]
+TUNE_OP = "mixconv"  # the tuner's name for MixConv path choices
+TINY_NUMEL = 8192  # below this many input elements nothing is measured (per-call overhead dominates): heuristic
 
-__all__ = ["MixConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "clear_impl_cache",
-           "impl_cache", "choice_mode", "cache_path", "heuristic_impl", "fresh_choices", "measured_choice"]
+__all__ = ["MixConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "heuristic_impl",
+           "fresh_choices"]
 
 
 def split_channels(total: int, groups: int, mode: SplitMode = "equal") -> list[int]:
@@ -125,35 +120,8 @@ def _parse_kernel_sizes(kernel_sizes: int | Sequence[int]) -> tuple[int, ...]:
 
 
 # ---- path choice ----------------------------------------------------------------------------------
-#
-# ``impl="auto"`` resolves a path per *choice key*: the layer configuration, the input shape, dtype,
-# device and memory format, grad mode, the torch thread count, the torch version and the CPU's
-# vector capability. Resolution order: a forced path (``use_impl`` / ``impl=...``) → the in-process
-# table → the on-disk JSON cache → a short measurement (or, in ``heuristic`` mode, a fixed rule with no
-# timing). The measurement (``_time_paths``): one warm-up call per path, a path whose first timed call
-# is already ``DROP_FACTOR`` x slower than split-concat is dropped (torch's NCHW depthwise backward can
-# be 10-200x a forward), then 3-7 interleaved rounds in rotating order. A path replaces split-concat
-# only when it wins by ``1 / SWITCH_MARGIN`` in the median of the paired per-round ratios AND in the
-# ratio of the best rounds, on the wall clock AND on process CPU time (one thread: CPU time only);
-# a near tie gets a longer two-path duel. So the chosen path is never slower than split-concat *in
-# the measurement*; on a loaded machine, where the clocks disagree, split-concat is kept.
-# Measured cost (MixNet-S, 2 threads, machine under load): first forward 1.4 s at batch 1, 4.9 s at
-# batch 32 (eval, 224²), 4.5-5.9 s in training mode; with the on-disk cache 0.2-1.1 s.
 
-CHOICE_ENV = "KERNELKIT_MIXCONV_AUTO"  # "measure" (default) or "heuristic" (deterministic, no timing)
-CACHE_DIR_ENV = "KERNELKIT_CACHE_DIR"  # folder of the on-disk cache; "off" disables the file
-CACHE_FILE = "mixconv_paths.json"
-CACHE_VERSION = 1
-SWITCH_MARGIN = 0.95  # another path must beat split-concat by >= 5% (median of per-round ratios)
-DROP_FACTOR = 3.0  # a path whose first timed call is this much slower than split-concat is not timed further
-TINY_NUMEL = 8192  # below this many input elements: no timing, one padded conv (per-call overhead dominates)
-
-_CACHE: dict[str, str] = {}
-_DISK: dict[str, dict[str, Any]] | None = None  # loaded lazily, once per process
-_LOCK = threading.RLock()
-_FORCED = threading.local()
-_WARNED: set[str] = set()
-_GENERATION = [0]  # bumped by clear_impl_cache: invalidates the per-layer memos
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("kernelkit_mixconv_impl", default=None)
 
 
 @contextlib.contextmanager
@@ -161,152 +129,34 @@ def use_impl(impl: str) -> Iterator[None]:
     """Force every ``MixConv2d`` whose ``impl`` is ``"auto"`` to use ``impl`` inside the block.
 
     E.g. ``with use_impl("split"): count_macs(model, ...)`` counts the nominal arithmetic (the padded
-    paths multiply the zero taps too). ``use_impl("heuristic")`` picks by the fixed rule without timing.
-    Paths a layer does not have fall back to ``"split"``.
+    paths multiply the zero taps too). ``use_impl("heuristic")`` picks by the fixed rule even when tuning
+    is on. Paths a layer does not have fall back to ``"split"``.
     """
     if impl not in IMPLS:
         raise ValueError(f"unknown MixConv impl {impl!r}; expected one of {IMPLS}")
-    old = getattr(_FORCED, "impl", None)
-    _FORCED.impl = impl
+    token = _FORCED.set(impl)
     try:
         yield
     finally:
-        _FORCED.impl = old
-
-
-def choice_mode() -> str:
-    """``"measure"`` or ``"heuristic"``, from the ``KERNELKIT_MIXCONV_AUTO`` environment variable."""
-    mode = os.environ.get(CHOICE_ENV, "measure").strip().lower() or "measure"
-    if mode not in ("measure", "heuristic"):
-        raise ValueError(f"{CHOICE_ENV}={mode!r}: expected 'measure' or 'heuristic'")
-    return mode
-
-
-def cache_path() -> Path | None:
-    """The on-disk choice cache: ``$KERNELKIT_CACHE_DIR`` (``"off"``: none), else the user cache dir."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env is not None and env.strip().lower() in ("off", "none", "0", ""):
-        return None
-    if env:
-        base = Path(env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg) if xdg else Path.home() / ".cache") / "kernelkit"
-    return base / CACHE_FILE
-
-
-def _warn_once(tag: str, message: str) -> None:
-    if tag not in _WARNED:
-        _WARNED.add(tag)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-def _disk_entries() -> dict[str, dict[str, Any]]:
-    global _DISK
-    if _DISK is None:
-        _DISK = {}
-        path = cache_path()
-        if path is not None and path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
-                    _DISK = {k: v for k, v in data.get("entries", {}).items()
-                             if isinstance(v, dict) and isinstance(v.get("impl"), str)}
-            except (OSError, ValueError) as exc:
-                _warn_once("read", f"MixConv path cache {path} is unreadable ({exc}); it will be rewritten")
-    return _DISK
-
-
-def _store(key: str, impl: str, times: dict[str, float]) -> None:
-    """Remember a measured choice in memory and (merged with what other processes wrote) on disk."""
-    _CACHE[key] = impl
-    entries = _disk_entries()
-    entries[key] = {"impl": impl, "ms": {k: round(v * 1e3, 4) for k, v in times.items()}}
-    path = cache_path()
-    if path is None:
-        return
-    try:
-        merged: dict[str, Any] = {}
-        if path.exists():
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(old, dict) and old.get("version") == CACHE_VERSION:
-                    merged.update(old.get("entries", {}))
-            except ValueError:
-                pass
-        merged.update(entries)
-        write_json(path, {"version": CACHE_VERSION, "entries": merged})
-    except OSError as exc:
-        _warn_once("write", f"MixConv path cache {path} is not writable ({exc}); choices stay in memory")
-
-
-def clear_impl_cache(disk: bool = False) -> None:
-    """Forget the path choices of this process (``disk=True``: delete the on-disk cache file too)."""
-    global _DISK
-    with _LOCK:
-        _CACHE.clear()
-        _DISK = None
-        _GENERATION[0] += 1
-        path = cache_path()
-        if disk and path is not None:
-            path.unlink(missing_ok=True)
+        _FORCED.reset(token)
 
 
 @contextlib.contextmanager
 def fresh_choices(mode: str = "measure") -> Iterator[Path]:
-    """Inside the block, path choices start empty and go to a temporary cache file (benchmarks, tests).
+    """Inside the block, ``"auto"`` choices are made fresh, as on a first run (benchmarks).
 
-    ``mode``: ``"measure"`` or ``"heuristic"``. The previous environment and choices are restored after.
+    ``mode="measure"``: tuning on with a private, empty cache file (yielded; deleted after the block);
+    ``"heuristic"``: tuning off. Nothing outside the block changes.
     """
-    import tempfile
-
     if mode not in ("measure", "heuristic"):
         raise ValueError(f"fresh_choices: mode must be 'measure' or 'heuristic', got {mode!r}")
-    saved = {k: os.environ.get(k) for k in (CACHE_DIR_ENV, CHOICE_ENV)}
-    with tempfile.TemporaryDirectory(prefix="kernelkit-mixconv-") as tmp:
-        os.environ[CACHE_DIR_ENV] = tmp
-        os.environ[CHOICE_ENV] = mode
-        clear_impl_cache()
-        try:
-            yield Path(tmp) / CACHE_FILE
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            clear_impl_cache()
-
-
-def measured_choice(key: str) -> dict[str, Any] | None:
-    """The cached record of one choice key (``{"impl": ..., "ms": {path: ms}}``) or ``None``."""
-    with _LOCK:
-        return _disk_entries().get(key)
-
-
-def impl_cache() -> dict[str, str]:
-    """A copy of this process's choices: choice key → path."""
-    with _LOCK:
-        return dict(_CACHE)
-
-
-def _depthwise_fn() -> Callable[..., Tensor] | None:
-    try:
-        return importlib.import_module("kernelkit.layers.depthwise").depthwise_conv2d  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        return None
-
-
-def _depthwise_direct_max() -> int:
-    """Kernel sizes up to which ``depthwise_conv2d``'s no-grad forward is plain ``F.conv2d``."""
-    try:
-        return int(importlib.import_module("kernelkit.layers.depthwise").DIRECT_MAX_TAPS)
-    except (ImportError, AttributeError):
-        return 0
+    with tempfile.TemporaryDirectory(prefix="kernelkit-tune-") as tmp, \
+            tune.enabled(mode == "measure", cache=Path(tmp) / tune.CACHE_FILE) as path:
+        yield path
 
 
 def _dispatch_mode_active() -> bool:
-    """True under a ``TorchDispatchMode`` (e.g. ``FlopCounterMode``), where timing means nothing."""
+    """True under a ``TorchDispatchMode`` (e.g. ``FlopCounterMode``)."""
     try:
         return bool(torch._C._len_torch_dispatch_stack())
     except AttributeError:  # pragma: no cover - private API moved
@@ -319,24 +169,14 @@ def _memory_format(x: Tensor) -> str:
     return "nhwc" if x.is_contiguous(memory_format=torch.channels_last) else "strided"
 
 
-def _platform_tag(x: Tensor) -> str:
-    if x.device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(x.device)}"
-    try:
-        cap = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # pragma: no cover - older torch
-        cap = "cpu"
-    return f"{x.device.type}:{cap}"
-
-
 def heuristic_impl(paths: Sequence[str], x: Tensor, grad: bool, kernel_sizes: Sequence[int]) -> str:
-    """The fixed no-timing rule (CPU measurements of ``benchmarks/mixconv.py`` and MixNet-S layers, 1-2 threads).
+    """The fixed no-timing rule (from CPU runs of ``kernelkit bench mixconv`` and MixNet-S layers).
 
     * pointwise groups and single kernels: split-concat (the conv itself);
-    * no grad: one zero-padded depthwise conv, except on big NCHW activations (> 8M elements, where
-      torch's large-kernel NCHW kernel measured 0.3x split-concat);
+    * no grad: one zero-padded depthwise conv, except on big NCHW CPU activations (> 8M elements, where
+      torch's large-kernel NCHW kernel lost to split-concat);
     * grad on an NCHW CPU input: split-concat on a channels-last copy (torch's NCHW depthwise backward
-      is the slow part: 2-4x);
+      is the slow part);
     * otherwise split-concat.
     """
     if not any(p in paths for p in ("padded", "split_cl")) or len(kernel_sizes) == 1:
@@ -345,83 +185,6 @@ def heuristic_impl(paths: Sequence[str], x: Tensor, grad: bool, kernel_sizes: Se
     if not grad:
         return "padded" if "padded" in paths and (not nchw_cpu or x.numel() <= 8 * 2 ** 20) else "split"
     return "split_cl" if nchw_cpu and "split_cl" in paths else "split"
-
-
-def _time_paths(fns: dict[str, Callable[[], object]], sync: Callable[[], None] = lambda: None,
-                round_s: float = 0.003, clocks: Sequence[Callable[[], float]] = (time.perf_counter,),
-                ) -> tuple[dict[str, float], dict[str, float]]:
-    """Interleaved medians of seconds per call, and the per-round ratio ``split / path``.
-
-    One warm-up call per path (allocations, oneDNN primitives), one timed call; a path whose timed
-    call exceeds ``DROP_FACTOR`` x split-concat's (or whose warm-up alone exceeds twice that) is not
-    timed further (reported with that single time). Then 3-7 rounds, each running every remaining
-    path ``reps`` times in a rotating order. Every round is read on each of ``clocks`` (the first gives
-    the medians); the returned ratio of a path is the *smallest*, over the clocks, of the median
-    per-round ratio and the ratio of the best rounds (the least disturbed ones), so a path counts as
-    faster only if every clock and both statistics say so. With wall time and process CPU time,
-    time slices lost to other processes on a loaded machine inflate only the wall clock, and a
-    disagreement keeps split-concat.
-    """
-    first: dict[str, float] = {}
-    clock = clocks[0]
-    for name, fn in fns.items():  # "split" comes first
-        t0 = clock()
-        fn()  # warm-up
-        sync()
-        warm = clock() - t0
-        if name != "split" and warm > 2 * DROP_FACTOR * first["split"]:
-            first[name] = warm  # hopeless even allowing for first-call overhead: no second call
-            continue
-        t0 = clock()
-        fn()
-        sync()
-        first[name] = max(clock() - t0, 1e-7)
-    live = [n for n in fns if n == "split" or first[n] <= DROP_FACTOR * first["split"]]
-    rounds = 7 if first["split"] < 0.002 else 5 if first["split"] < 0.01 else 3
-    per_round: dict[str, list[list[float]]] = {n: [[] for _ in clocks] for n in live}
-
-    def play(names: list[str], n_rounds: int) -> None:
-        for r in range(n_rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                reps = max(1, min(25, int(round_s / first[name])))
-                starts = [c() for c in clocks]
-                for _ in range(reps):
-                    fns[name]()
-                sync()
-                for series, c, t0 in zip(per_round[name], clocks, starts, strict=True):
-                    series.append(max(c() - t0, 1e-9) / reps)
-
-    def summary() -> tuple[dict[str, float], dict[str, float]]:
-        med = {n: statistics.median(v[0]) for n, v in per_round.items()}
-        split = per_round["split"]
-        ratio = {n: min(min(statistics.median(s / t for s, t in zip(split[i], v[i], strict=True)),
-                            min(split[i]) / min(v[i]))  # medians of paired rounds AND best rounds
-                        for i in range(len(clocks)))
-                 for n, v in per_round.items()}
-        return med, ratio
-
-    play(live, rounds)
-    med, ratio = summary()
-    best = min(med, key=lambda n: (med[n], n))
-    if best != "split" and ratio[best] <= 1 / SWITCH_MARGIN < med["split"] / med[best]:
-        # faster in the medians, not clearly in the paired ratios: a longer duel of the two decides
-        others = {n: per_round.pop(n) for n in list(per_round) if n not in ("split", best)}
-        play(["split", best], 2 * rounds)
-        med, ratio = summary()
-        per_round.update(others)
-        med.update({n: statistics.median(v[0]) for n, v in others.items()})
-        ratio.update({n: 0.0 for n in others})  # not in the duel: not eligible
-    med.update({n: first[n] for n in fns if n not in med})
-    return med, ratio
-
-
-def pick_from_measurement(times: dict[str, float], ratios: dict[str, float]) -> str:
-    """The fastest path, unless it does not beat split-concat clearly in both the medians and the ratios."""
-    best = min(ratios, key=lambda n: (times[n], n))
-    if best == "split":
-        return "split"
-    clearly = times[best] < SWITCH_MARGIN * times["split"] and ratios[best] > 1 / SWITCH_MARGIN
-    return best if clearly else "split"
 
 
 # ---- the module ---------------------------------------------------------------------------------
@@ -440,7 +203,8 @@ class MixConv2d(nn.Module):
         split: ``"equal"`` (remainder to the first group) or ``"exponential"``; see :func:`split_channels`.
         depthwise: depthwise groups (``groups = channels`` per group) or dense per-group convs.
         bias: a bias per output channel.
-        impl: ``"auto"`` (measure and pick), or force one path (see the module docstring).
+        impl: ``"auto"`` (the tuner's choice: the fixed rule unless tuning is on), ``"heuristic"`` (always the
+            fixed rule), or force one path (see the module docstring).
 
     Parameters live in child convs ``"0"``, ``"1"``, ... (timm's ``MixedConv2d`` layout).
     """
@@ -518,10 +282,7 @@ class MixConv2d(nn.Module):
             return ["split", "grouped"] if uniform and len(self.kernel_sizes) > 1 else ["split"]
         if len(self.kernel_sizes) == 1 and not self.dilated:
             return ["split", "padded_cl"]
-        paths = ["split", "split_cl", "padded", "padded_cl"]
-        if _depthwise_fn() is not None:
-            paths.append("depthwise")
-        return paths
+        return ["split", "split_cl", "padded", "padded_cl", "depthwise"]
 
     # -- the paths --
     def forward_split(self, x: Tensor, channels_last: bool = False) -> Tensor:
@@ -539,10 +300,8 @@ class MixConv2d(nn.Module):
                         1, self.in_channels)
 
     def forward_depthwise(self, x: Tensor) -> Tensor:
-        fn = _depthwise_fn()
-        if fn is None:
-            raise RuntimeError("MixConv2d impl 'depthwise' needs kernelkit.layers.depthwise, which is not available")
-        return fn(x, self.padded_weight(), self.padded_bias(), stride=self.stride, padding=(self.max_kernel - 1) // 2)
+        return depthwise_conv2d(x, self.padded_weight(), self.padded_bias(), stride=self.stride,
+                                padding=(self.max_kernel - 1) // 2)
 
     def forward_grouped(self, x: Tensor) -> Tensor:
         convs = self.convs()
@@ -578,14 +337,13 @@ class MixConv2d(nn.Module):
         return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
     def choice_key(self, x: Tensor, grad: bool) -> str:
-        """The key a path choice is cached under (in memory and on disk)."""
-        return "|".join((f"torch{torch.__version__}", _platform_tag(x), f"threads{torch.get_num_threads()}",
-                         self._config_key(), "x".join(map(str, x.shape)), str(x.dtype).removeprefix("torch."),
+        """This layer's part of the tuner's key (``kernelkit.tune`` adds torch version, device model, threads)."""
+        return "|".join((self._config_key(), "x".join(map(str, x.shape)), str(x.dtype).removeprefix("torch."),
                          _memory_format(x), "grad" if grad else "nograd"))
 
     def choose_impl(self, x: Tensor) -> str:
-        """The path for this input: forced, cached (memory, then disk), or decided now (then cached)."""
-        forced = getattr(_FORCED, "impl", None)
+        """The path for this input: forced (``impl=...``, :func:`use_impl`), else the tuner's choice."""
+        forced = _FORCED.get()
         paths = self.available_impls()
         wanted = self.impl if self.impl != "auto" else forced
         if wanted not in (None, "auto", "heuristic"):
@@ -595,40 +353,20 @@ class MixConv2d(nn.Module):
                 return "split"
             return wanted
         if len(paths) == 1 or _dispatch_mode_active() or torch.jit.is_scripting():
-            return "split"
+            return "split"  # under a FLOP counter: the nominal arithmetic
         grad = self._needs_grad(x)
-        if torch.compiler.is_compiling() or wanted == "heuristic" or choice_mode() == "heuristic":
-            return heuristic_impl(paths, x, grad, self.kernel_sizes)
-        if x.numel() < TINY_NUMEL and "padded" in paths:
-            return "padded"
-        fmt = _memory_format(x)
-        memo_key = (_GENERATION[0], tuple(x.shape), x.dtype, x.device, fmt, grad, torch.get_num_threads())
-        memo: dict[tuple, str] = self.__dict__.setdefault("_choice_memo", {})
-        hit = memo.get(memo_key)
-        if hit is not None:
-            return hit
-        if fmt == "nhwc":  # the *_cl paths would only repeat their plain twins
+        heuristic = heuristic_impl(paths, x, grad, self.kernel_sizes)
+        if wanted == "heuristic" or x.numel() < TINY_NUMEL:
+            return heuristic
+        if _memory_format(x) == "nhwc":  # the *_cl paths would only repeat their plain twins
             paths = [p for p in paths if not p.endswith("_cl")]
-        if not grad and "depthwise" in paths and self.max_kernel <= _depthwise_direct_max():
+        if not grad and "depthwise" in paths and self.max_kernel <= DIRECT_MAX_TAPS:
             paths.remove("depthwise")  # it runs the very same F.conv2d as "padded" here, plus argument checks
-        if len(paths) == 1:
-            return paths[0]
-        key = self.choice_key(x, grad)
-        with _LOCK:
-            hit = _CACHE.get(key)
-            if hit is None:
-                entry = _disk_entries().get(key)
-                if entry is not None and entry["impl"] in paths:
-                    hit = _CACHE[key] = entry["impl"]
-        if hit is None:
-            times, ratios = self._measure(x, paths, grad)
-            hit = pick_from_measurement(times, ratios)
-            with _LOCK:
-                _store(key, hit, times)
-        memo[memo_key] = hit
-        return hit
+        return tune.choose(TUNE_OP, self.choice_key(x, grad), heuristic=heuristic, baseline="split",
+                           candidates=paths, device=x.device, paths=lambda names: self._path_calls(x, names, grad))
 
-    def _measure(self, x: Tensor, paths: list[str], grad: bool) -> tuple[dict[str, float], dict[str, float]]:
+    def _path_calls(self, x: Tensor, paths: Sequence[str], grad: bool) -> Mapping[str, Callable[[], object]]:
+        """One call per path on a copy of ``x``: the forward (no grad) or forward + backward (grad)."""
         probe = x.detach().clone().requires_grad_(grad and x.requires_grad)
         params = [p for p in self.parameters() if p.requires_grad]
 
@@ -645,13 +383,7 @@ class MixConv2d(nn.Module):
                 return torch.autograd.grad(out, inputs, torch.ones_like(out))
             return fwd_bwd
 
-        cuda = x.device.type == "cuda"
-        sync = (lambda: torch.cuda.synchronize(x.device)) if cuda else (lambda: None)
-        # one CPU thread: its CPU time is the work; more threads: wall time, confirmed by process CPU time
-        clocks: tuple[Callable[[], float], ...] = (
-            (time.perf_counter,) if cuda else (time.process_time,) if torch.get_num_threads() == 1
-            else (time.perf_counter, time.process_time))
-        return _time_paths({p: make(p) for p in paths}, sync, clocks=clocks)
+        return {p: make(p) for p in paths}
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

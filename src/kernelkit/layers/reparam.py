@@ -7,20 +7,20 @@ the structure in place and is idempotent. Parameter names follow the official im
 (``lk_origin``, ``origin_bn``, ``dil_conv_k{k}_{r}``, ``dil_bn_k{k}_{r}``) so checkpoints load as-is.
 
 Large depthwise convs run through :func:`kernelkit.layers.depthwise_conv2d` on CPU when the fast path
-is on (default); :func:`use_fast_depthwise` switches it for benchmarks and comparisons.
+is on: per layer with the constructor argument (``DilatedReparamBlock(..., fast_depthwise=False)``,
+``DepthwiseConv2d(..., fast=False)``; default on), and for a block of code with
+``with use_fast_depthwise(False): model(x)`` (benchmarks, comparisons; scoped, restored after the block).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelkit.layers.depthwise import depthwise_conv2d
 from kernelkit.layers.fusion import add_branches, dilated_to_dense, fold_bn
 from kernelkit.utils.switch import Switch
 
@@ -35,55 +35,37 @@ DRB_BRANCHES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     5: ((3, 3), (1, 2)),
 }
 
-_FAST_DEPTHWISE = Switch(True)
-_MISSING = object()
-_fast_fn: Any = None
-
-
-def fast_depthwise_enabled() -> bool:
-    """Whether large depthwise convs on CPU use ``kernelkit.layers.depthwise_conv2d``."""
-    return _FAST_DEPTHWISE.enabled
-
-
-def set_fast_depthwise(enabled: bool) -> None:
-    """Turn the fast CPU depthwise path on or off globally."""
-    _FAST_DEPTHWISE.set(enabled)
+_FAST_DEPTHWISE = Switch(True, name="kernelkit_fast_depthwise")  # changed only inside use_fast_depthwise
 
 
 def use_fast_depthwise(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """Context manager: ``with use_fast_depthwise(False): model(x)`` runs plain ``F.conv2d``."""
+    """``with use_fast_depthwise(False): model(x)`` runs plain ``F.conv2d`` inside the block.
+
+    ``use_fast_depthwise(True)`` lets every layer follow its own ``fast`` argument (the default outside
+    any block). The previous setting is restored after the block.
+    """
     return _FAST_DEPTHWISE.use(enabled)
-
-
-def _fast_depthwise_fn() -> Callable[..., torch.Tensor] | None:
-    """``kernelkit.layers.depthwise.depthwise_conv2d`` if that module is available, else ``None``."""
-    global _fast_fn
-    if _fast_fn is None:
-        try:
-            _fast_fn = importlib.import_module("kernelkit.layers.depthwise").depthwise_conv2d
-        except (ImportError, AttributeError):
-            _fast_fn = _MISSING
-    return None if _fast_fn is _MISSING else _fast_fn
 
 
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise ``nn.Conv2d`` (same parameters and names) that routes large kernels to the fast CPU conv.
 
-    The fast path is taken on CPU, with the switch on, for stride 1 and 'same' padding when the
-    effective kernel size ``(k−1)·d+1`` exceeds 3; everything else is ``F.conv2d(groups=C)``.
+    The fast path is taken on CPU when ``fast`` is on (and not turned off by :func:`use_fast_depthwise`),
+    for stride 1 and 'same' padding when the effective kernel size ``(k−1)·d+1`` exceeds 3; everything
+    else is ``F.conv2d(groups=C)``.
     """
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int = 1, bias: bool = False, stride: int = 1):
+    def __init__(self, channels: int, kernel_size: int, dilation: int = 1, bias: bool = False, stride: int = 1,
+                 fast: bool = True):
         effective = (kernel_size - 1) * dilation + 1
         super().__init__(channels, channels, kernel_size, stride=stride, padding=effective // 2,
                          dilation=dilation, groups=channels, bias=bias)
+        self.fast = fast
         self._fast_ok = stride == 1 and effective > 3 and effective % 2 == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fast_ok and _FAST_DEPTHWISE.enabled and x.device.type == "cpu":
-            fn = _fast_depthwise_fn()
-            if fn is not None:
-                return fn(x, self.weight, self.bias, stride=1, padding="same", dilation=self.dilation[0])
+        if self._fast_ok and self.fast and _FAST_DEPTHWISE.enabled and x.device.type == "cpu":
+            return depthwise_conv2d(x, self.weight, self.bias, stride=1, padding="same", dilation=self.dilation[0])
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -105,20 +87,22 @@ class DilatedReparamBlock(nn.Module):
         channels: number of input = output channels (depthwise).
         kernel_size: K, one of 5, 7, 9, 11, 13, 15, 17 (branch settings in :data:`DRB_BRANCHES`).
         deploy: build the merged inference form (a single K×K depthwise conv with bias).
+        fast_depthwise: route the large depthwise convs through the fast CPU conv (see :class:`DepthwiseConv2d`).
     """
 
-    def __init__(self, channels: int, kernel_size: int, deploy: bool = False):
+    def __init__(self, channels: int, kernel_size: int, deploy: bool = False, fast_depthwise: bool = True):
         super().__init__()
         if kernel_size not in DRB_BRANCHES:
             raise ValueError(f"DilatedReparamBlock supports kernel_size in {sorted(DRB_BRANCHES)}, got {kernel_size}")
         self.channels = channels
         self.kernel_size = kernel_size
         self.kernel_sizes, self.dilates = DRB_BRANCHES[kernel_size]
-        self.lk_origin = DepthwiseConv2d(channels, kernel_size, bias=deploy)
+        self.fast_depthwise = fast_depthwise
+        self.lk_origin = DepthwiseConv2d(channels, kernel_size, bias=deploy, fast=fast_depthwise)
         if not deploy:
             self.origin_bn = nn.BatchNorm2d(channels)
             for k, r in self.branches:
-                setattr(self, f"dil_conv_k{k}_{r}", DepthwiseConv2d(channels, k, dilation=r))
+                setattr(self, f"dil_conv_k{k}_{r}", DepthwiseConv2d(channels, k, dilation=r, fast=fast_depthwise))
                 setattr(self, f"dil_bn_k{k}_{r}", nn.BatchNorm2d(channels))
 
     @property
@@ -157,7 +141,8 @@ class DilatedReparamBlock(nn.Module):
             return
         kernel, bias = self.equivalent_kernel_bias()
         ref = self.lk_origin.weight
-        merged = DepthwiseConv2d(self.channels, self.kernel_size, bias=True).to(device=ref.device, dtype=ref.dtype)
+        merged = DepthwiseConv2d(self.channels, self.kernel_size, bias=True, fast=self.fast_depthwise)
+        merged = merged.to(device=ref.device, dtype=ref.dtype)
         with torch.no_grad():
             merged.weight.copy_(kernel.to(ref.dtype))
             assert merged.bias is not None

@@ -1,7 +1,6 @@
-"""M4LE metrics, reproducing the behaviour of the reference evaluation (``evaluation.py`` of M4LE).
+"""M4LE scorers, reproducing the behaviour of the reference evaluation (``evaluation.py`` of M4LE).
 
-Every task first cuts the model response at its end tokens (in order, keeping the first piece), then
-applies one metric:
+A response is first cut at its end tokens (in order, keeping the first piece), then one metric applies:
 
 * :func:`acc` -- a gold answer, lowercased, is a substring of the lowercased response;
 * :func:`exact_match` -- lowercased, stripped equality with a gold answer;
@@ -12,16 +11,14 @@ applies one metric:
 * :func:`corpus_bleu` -- corpus BLEU-4 per length bucket (no smoothing, brevity penalty, 13a tokens for
   English, one token per CJK character for Chinese), on a 0-1 scale.
 
-:func:`score` scores one response for a task; :func:`bucket_scores` aggregates a whole task per bucket
-the way the reference does (mean of item scores, or one corpus BLEU per bucket).
-
-Both are registries: :data:`METRICS` maps a metric name to its scorer and :data:`TASK_METRIC_SPECS` maps a
-config to its :class:`TaskMetric` (metric, language, end tokens). A new metric or task is one call::
+This module names no task. How a task is scored is a :class:`MetricSpec` (metric, language, end tokens,
+list separators) that the task's own definition carries (``kernelkit.longctx.tasks``, ``register_task(...,
+metric=...)``); :func:`score` and :func:`bucket_scores` apply a spec, and the task-name versions in
+``kernelkit.longctx.tasks`` look the spec up in the task registry. :data:`METRICS` maps a metric name to its
+scorer; a new metric is one call::
 
     @register_metric("token_f1")
     def token_f1(text, answers, spec): ...
-
-    register_task_metric("my-task", "token_f1", "en", end_tokens=("\\n",))
 """
 
 from __future__ import annotations
@@ -29,10 +26,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from kernelkit.registry import Registry
 
@@ -291,12 +287,18 @@ def corpus_bleu(predictions: Sequence[str], references: Sequence[Sequence[str] |
 
 
 # ----------------------------------------------------------------------------------------------
-# Registries: metrics (name -> scorer) and tasks (config -> how it is scored)
+# How a response is scored: the spec, the metric registry, applying a spec
+
+#: Scorers by name. An item metric is ``fn(text, answers, spec) -> float`` on the already cut response;
+#: one registered with ``corpus=True`` is ``fn(texts, answer_lists, spec) -> float`` over a whole bucket.
+METRICS: Registry[Callable[..., float]] = Registry("m4le metric")
+
+LANGS = ("en", "zh")
 
 
 @dataclass(frozen=True)
-class TaskMetric:
-    """How one M4LE config is scored.
+class MetricSpec:
+    """How the responses of one task are scored.
 
     Attributes:
         metric: a name in :data:`METRICS` (``acc``, ``exact_match``, ``set_f1``, ``rouge``, ``bleu``, ...).
@@ -306,6 +308,8 @@ class TaskMetric:
         gold_stop: for ``set_f1`` and counting tasks: the stop mark cutting the gold answer (``None``:
             the gold is split as it is, as the reference does for most list tasks).
         quoted: take the first double-quoted span of the response (news2016).
+
+    The metric must be registered (unknown names raise with close matches) and ``lang`` known.
     """
 
     metric: str
@@ -316,13 +320,30 @@ class TaskMetric:
     gold_stop: str | None = None
     quoted: bool = False
 
+    def __post_init__(self) -> None:
+        METRICS.entry(self.metric)
+        if self.lang not in LANGS:
+            raise ValueError(f"unknown language {self.lang!r}; expected 'en' or 'zh'")
+        object.__setattr__(self, "end_tokens", tuple(self.end_tokens))
 
-#: Scorers by name. An item metric is ``fn(text, answers, spec) -> float`` on the already cut response;
-#: one registered with ``corpus=True`` is ``fn(texts, answer_lists, spec) -> float`` over a whole bucket.
-METRICS: Registry[Callable[..., float]] = Registry("m4le metric")
+    @property
+    def corpus(self) -> bool:
+        """Whether the metric scores a whole bucket at once (BLEU) rather than item by item."""
+        return bool(METRICS.entry(self.metric).meta.get("corpus"))
 
-#: How each config is scored (HF names of the official configs plus the new tasks).
-TASK_METRIC_SPECS: Registry[TaskMetric] = Registry("m4le task metric")
+    @property
+    def stop_marks(self) -> tuple[str, ...]:
+        """The marks a response is cut at, in order (empty: the whole response counts).
+
+        End tokens first, then the list stop of set-F1. A spec that first extracts a quoted span gets
+        none: a later quote can still change what is scored.
+        """
+        if self.quoted:
+            return ()
+        marks = self.end_tokens
+        if self.metric == "set_f1" and self.id_stop:
+            marks += (self.id_stop,)
+        return marks
 
 
 def register_metric(name: str, *, corpus: bool = False) -> Callable[[Callable[..., float]], Callable[..., float]]:
@@ -330,175 +351,64 @@ def register_metric(name: str, *, corpus: bool = False) -> Callable[[Callable[..
     return METRICS.register(name, corpus=corpus)
 
 
-def register_task_metric(task: str, metric: str, lang: str, end_tokens: Sequence[str] = (),
-                         **options: Any) -> TaskMetric:
-    """Register how config ``task`` is scored: its metric, language and end-token cut (see :class:`TaskMetric`).
-
-    The metric must already be registered (unknown names raise with close matches).
-    """
-    METRICS.entry(metric)
-    if lang not in ("en", "zh"):
-        raise ValueError(f"task {task!r}: unknown language {lang!r}; expected 'en' or 'zh'")
-    spec = TaskMetric(metric, lang, tuple(end_tokens), **options)
-    TASK_METRIC_SPECS.register(task, metric=metric, lang=lang)(spec)
-    return spec
-
-
 @register_metric("acc")
-def _acc_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+def _acc_metric(text: str, answers: Sequence[str], spec: MetricSpec) -> float:
     return acc(text, answers)
 
 
 @register_metric("exact_match")
-def _exact_match_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+def _exact_match_metric(text: str, answers: Sequence[str], spec: MetricSpec) -> float:
     gold = [a.split(spec.gold_stop)[0] for a in answers] if spec.gold_stop else list(answers)
     return exact_match(text, gold)
 
 
 @register_metric("set_f1")
-def _set_f1_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+def _set_f1_metric(text: str, answers: Sequence[str], spec: MetricSpec) -> float:
     if not answers:
         raise ValueError("set_f1 needs a gold answer")
     return set_f1(split_ids(text, spec.id_sep, spec.id_stop), split_ids(answers[0], spec.id_sep, spec.gold_stop))
 
 
 @register_metric("rouge")
-def _rouge_metric(text: str, answers: Sequence[str], spec: TaskMetric) -> float:
+def _rouge_metric(text: str, answers: Sequence[str], spec: MetricSpec) -> float:
     return rouge_l_recall(text, answers, spec.lang)
 
 
 @register_metric("bleu", corpus=True)
-def _bleu_metric(texts: Sequence[str], answer_lists: Sequence[Sequence[str]], spec: TaskMetric) -> float:
+def _bleu_metric(texts: Sequence[str], answer_lists: Sequence[Sequence[str]], spec: MetricSpec) -> float:
     return corpus_bleu(list(texts), [list(a) for a in answer_lists], spec.lang)
 
 
-_QA_EN = ("acc", "en", ("\n", "."))
-_QA_ZH = ("acc", "zh", ("\n", "。"))
-_SUM_EN = ("rouge", "en", ("\n",))
-_SUM_ZH = ("rouge", "zh", ("\n",))
-
-# explicit single
-register_task_metric("mnds-news_explicit-single", "exact_match", "en")
-register_task_metric("thucnews_explicit-single", "exact_match", "zh")
-register_task_metric("newsqa", *_QA_EN)
-register_task_metric("c3", *_QA_ZH)
-register_task_metric("wow", "acc", "en", (",", "\n"))
-register_task_metric("drcd_explicit-single", "acc", "en", ("，", "\n"))
-register_task_metric("cnnnews", *_SUM_EN)
-for _task in ("cepsum", "lcsts", "ncls"):
-    register_task_metric(_task, *_SUM_ZH)
-# explicit multiple
-register_task_metric("mnds-news_explicit-multiple", "set_f1", "en", id_sep=",", id_stop=".")
-register_task_metric("thucnews_explicit-multiple", "set_f1", "zh", id_sep="，", id_stop="。")
-register_task_metric("marc", "set_f1", "en", id_sep=",", id_stop=".", gold_stop=".")
-register_task_metric("online-shopping", "set_f1", "zh", id_sep="，", id_stop="。")
-# semantic single
-register_task_metric("wikitext-103", "exact_match", "en", (".",))
-register_task_metric("wiki2019zh", "exact_match", "zh", ("。",))
-for _task in ("duorc", "nq-open"):
-    register_task_metric(_task, *_QA_EN)
-for _task in ("dureader", "drcd_semantic-single"):
-    register_task_metric(_task, *_QA_ZH)
-register_task_metric("wikihow", *_SUM_EN)
-register_task_metric("news2016", "rouge", "zh", ("\n",), quoted=True)
-register_task_metric("tedtalks-en2zh", "bleu", "zh")
-register_task_metric("tedtalks-zh2en", "bleu", "en")
-# semantic multiple
-register_task_metric("mnds-news_semantic-multiple", "exact_match", "en", (".",), gold_stop=".")
-register_task_metric("thucnews_semantic-multiple", "exact_match", "zh", ("。",), gold_stop="。")
-register_task_metric("hotpotqa", *_QA_EN)
-# global
-register_task_metric("bigpatent_global_cls", "acc", "en", (":",))
-register_task_metric("triviaqa", *_QA_EN)
-for _task in ("arxiv", "pubmed", "bigpatent_global_sum", "booksum"):
-    register_task_metric(_task, *_SUM_EN)
-for _task in ("cnewsum", "clts+"):
-    register_task_metric(_task, "rouge", "zh", ("\n", "新闻"))
-for _corpus in ("open-subtitles", "news-commentary"):
-    register_task_metric(f"{_corpus}-en2zh", "bleu", "zh")
-    register_task_metric(f"{_corpus}-zh2en", "bleu", "en")
-# new M4LE-style tasks (global summarization of meetings)
-register_task_metric("qmsum", *_SUM_EN)
-register_task_metric("vcsum", *_SUM_ZH)
-
-
-class _SpecView(Mapping[str, TaskMetric]):
-    """Read-only ``{config: TaskMetric}`` view of :data:`TASK_METRIC_SPECS` (always current)."""
-
-    def __getitem__(self, task: str) -> TaskMetric:
-        if task not in TASK_METRIC_SPECS:
-            raise KeyError(task)
-        return TASK_METRIC_SPECS.get(task)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(TASK_METRIC_SPECS.names())
-
-    def __len__(self) -> int:
-        return len(TASK_METRIC_SPECS)
-
-
-#: Metric of every registered config, as a mapping (a view of :data:`TASK_METRIC_SPECS`).
-TASK_METRICS: Mapping[str, TaskMetric] = _SpecView()
-
-#: The reference's keys for the eight configs whose HF names it does not use (it skips those files).
-REFERENCE_KEYS: dict[str, str] = {
-    "mnds-news_explicit-single": "mnds-news_explicit-single_cls+ret",
-    "thucnews_explicit-single": "thucnews_explicit-single_cls+ret",
-    "drcd_explicit-single": "drcd_explicit-single_ret",
-    "mnds-news_explicit-multiple": "mnds-news_explicit-multiple_cls+ret",
-    "thucnews_explicit-multiple": "thucnews_explicit-multiple_cls+ret",
-    "drcd_semantic-single": "drcd_semantic-single_qa",
-    "mnds-news_semantic-multiple": "mnds-news_semantic-multiple_cls+cnt",
-    "thucnews_semantic-multiple": "thucnews_semantic-multiple_cls+cnt",
-}
-_ALIASES = {v: k for k, v in REFERENCE_KEYS.items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# Per-task scoring
-
-
-def task_metric(task: str) -> TaskMetric:
-    """The metric spec of an M4LE config (HF name or the reference's key); unknown names raise with close matches."""
-    return TASK_METRIC_SPECS.get(_ALIASES.get(task, task))
-
-
-def prepare(task: str, prediction: str) -> str:
-    """The response as the metric sees it: quoted span (news2016), then cut at the end tokens."""
-    spec = task_metric(task)
+def prepare(spec: MetricSpec, prediction: str) -> str:
+    """The response as the metric sees it: quoted span (``spec.quoted``), then cut at the end tokens."""
     if spec.quoted and '"' in prediction:
         prediction = prediction.split('"')[1].strip()
     return cut_at(prediction, spec.end_tokens)
 
 
-def score(task: str, prediction: str, answers: Sequence[str]) -> float:
-    """Score one response of ``task`` (corpus metrics such as BLEU: the corpus score of this single pair)."""
-    spec = task_metric(task)
-    entry = METRICS.entry(spec.metric)
-    text = prepare(task, prediction)
-    if entry.meta.get("corpus"):
-        return entry.obj([text], [list(answers)], spec)
-    try:
-        return entry.obj(text, answers, spec)
-    except ValueError as exc:
-        raise ValueError(f"{task}: {exc}") from None
+def score(spec: MetricSpec, prediction: str, answers: Sequence[str]) -> float:
+    """Score one response (corpus metrics such as BLEU: the corpus score of this single pair)."""
+    fn = METRICS.get(spec.metric)
+    text = prepare(spec, prediction)
+    if spec.corpus:
+        return fn([text], [list(answers)], spec)
+    return fn(text, answers, spec)
 
 
-def bucket_scores(task: str, items: Iterable[tuple[int, str, Sequence[str]]]) -> dict[int, float]:
+def bucket_scores(spec: MetricSpec, items: Iterable[tuple[int, str, Sequence[str]]]) -> dict[int, float]:
     """Aggregate ``(length_bucket, prediction, answers)`` items per bucket as the reference does.
 
     Mean item score per bucket; corpus metrics (BLEU) get one corpus score per bucket.
     """
-    spec = task_metric(task)
-    entry = METRICS.entry(spec.metric)
     grouped: dict[int, list[tuple[str, Sequence[str]]]] = {}
     for bucket, pred, answers in items:
         grouped.setdefault(int(bucket), []).append((pred, answers))
     out: dict[int, float] = {}
     for bucket in sorted(grouped):
         pairs = grouped[bucket]
-        if entry.meta.get("corpus"):
-            out[bucket] = entry.obj([prepare(task, p) for p, _ in pairs], [list(a) for _, a in pairs], spec)
+        if spec.corpus:
+            out[bucket] = METRICS.get(spec.metric)([prepare(spec, p) for p, _ in pairs], [list(a) for _, a in pairs],
+                                                   spec)
         else:
-            out[bucket] = sum(score(task, p, a) for p, a in pairs) / len(pairs)
+            out[bucket] = sum(score(spec, p, a) for p, a in pairs) / len(pairs)
     return out

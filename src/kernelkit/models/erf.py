@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,14 +124,13 @@ def erf_images(n: int, size: int, data_root: str | Path | None = None, seed: int
     return (img - mean) / std, source
 
 
-def plot_erf(maps: dict[str, np.ndarray], ratios: dict[str, dict[str, float]] | None = None):
-    """Side-by-side heatmaps of normalised ERF scores; returns a matplotlib figure."""
-    import matplotlib
+def plot_erf(maps: dict[str, np.ndarray], ratios: dict[str, dict[str, float]] | None = None) -> Figure:
+    """Side-by-side heatmaps of normalised ERF scores; returns a :class:`matplotlib.figure.Figure`
+    (no pyplot state: the caller's matplotlib backend is left alone)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(maps), 4))
+    axes = fig.subplots(1, len(maps), squeeze=False)
     for ax, (name, data) in zip(axes[0], maps.items(), strict=True):
         im = ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=1)
         title = name

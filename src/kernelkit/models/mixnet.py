@@ -21,7 +21,7 @@ elementwise, about 5% of the total for these nets — so the paper's numbers are
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -33,8 +33,8 @@ from kernelkit.models._registry import register_model
 
 Activation = Literal["relu", "swish"]
 
-__all__ = ["BlockSpec", "MixNetSpec", "MixNet", "MIXNET_S", "MIXNET_M", "round_width", "scale_depths",
-           "timm_key_to_kernelkit", "load_timm_state_dict", "mixnet_s", "mixnet_m", "mixnet_l", "mixnet_xl"]
+__all__ = ["BlockSpec", "MixNetSpec", "MixNet", "MIXNET_S", "MIXNET_M", "MIXNET_VARIANTS", "round_width",
+           "scale_depths", "scale_spec", "timm_key_to_kernelkit", "load_timm_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -315,37 +315,28 @@ def load_timm_state_dict(model: MixNet, state_dict: Mapping[str, Tensor], strict
 
 # ---- variants -----------------------------------------------------------------------------------
 
-
-def _create(spec: MixNetSpec, num_classes: int, in_chans: int, features_only: bool, drop_rate: float | None,
-            impl: str) -> MixNet:
-    return MixNet(spec, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
-                  drop_rate=drop_rate, impl=impl)
-
-
-@register_model
-def mixnet_s(num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
-             drop_rate: float | None = None, impl: str = "auto") -> MixNet:
-    """MixNet-S (4,134,606 params with 1000 classes)."""
-    return _create(MIXNET_S, num_classes, in_chans, features_only, drop_rate, impl)
+# Every registered variant as data: (block table, width multiplier, depth multiplier).
+MIXNET_VARIANTS: dict[str, tuple[MixNetSpec, float, float]] = {
+    "mixnet_s": (MIXNET_S, 1.0, 1.0),  # 4,134,606 params with 1000 classes
+    "mixnet_m": (MIXNET_M, 1.0, 1.0),  # 5,014,382 params with 1000 classes
+    "mixnet_l": (MIXNET_M, 1.3, 1.0),  # MixNet-M at width 1.3
+    "mixnet_xl": (MIXNET_M, 1.6, 1.2),  # timm's, not the paper's: width 1.6, depth 1.2 (round truncation)
+}
 
 
-@register_model
-def mixnet_m(num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
-             drop_rate: float | None = None, impl: str = "auto") -> MixNet:
-    """MixNet-M (5,014,382 params with 1000 classes)."""
-    return _create(MIXNET_M, num_classes, in_chans, features_only, drop_rate, impl)
+def _variant_builder(name: str, spec: MixNetSpec, width: float, depth: float) -> Callable[..., MixNet]:
+    """The registered builder of one row of :data:`MIXNET_VARIANTS`."""
+    scaled = scale_spec(spec, width=width, depth=depth) if (width, depth) != (1.0, 1.0) else spec
+
+    def builder(num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
+                drop_rate: float | None = None, impl: str = "auto") -> MixNet:
+        return MixNet(scaled, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                      drop_rate=drop_rate, impl=impl)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{name}: MixNet block table at width x{width}, depth x{depth}."
+    return builder
 
 
-@register_model
-def mixnet_l(num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
-             drop_rate: float | None = None, impl: str = "auto") -> MixNet:
-    """MixNet-L: MixNet-M at width 1.3."""
-    return _create(scale_spec(MIXNET_M, width=1.3), num_classes, in_chans, features_only, drop_rate, impl)
-
-
-@register_model
-def mixnet_xl(num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
-              drop_rate: float | None = None, impl: str = "auto") -> MixNet:
-    """MixNet-XL (timm's, not the paper's): MixNet-M at width 1.6, depth 1.2 (round truncation)."""
-    return _create(scale_spec(MIXNET_M, width=1.6, depth=1.2), num_classes, in_chans, features_only, drop_rate,
-                   impl)
+for _name, (_spec, _width, _depth) in MIXNET_VARIANTS.items():
+    globals()[_name] = register_model(_variant_builder(_name, _spec, _width, _depth))

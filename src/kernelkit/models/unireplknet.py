@@ -14,16 +14,22 @@ Deploy-form blocks run fp32 CPU inference (no autograd) through a fused path: th
 position-major tokens of channels-last maps with oneDNN linear primitives (GELU and the residual add
 fused in), a few samples at a time so the 4C-wide hidden activations stay in cache, with the SE and
 GRN scales folded into the weights or the activations, whichever is smaller. It computes the same
-function as the official deploy model (relative output difference ~4e-7 in fp32; measured 1.7-2.6×
-its images/s for A and T at batch 1 and 32, ``benchmarks/unireplknet_inference.py``).
-``use_fused_inference(False)`` runs the plain torch ops instead (also used with gradients, other
-devices and dtypes, or when oneDNN is unavailable).
+function as the official deploy model (the tests check it to fp32 rounding); its speed against the
+official deploy model is measured by ``kernelkit bench unireplknet_inference``. The fused path is
+chosen per model: ``UniRepLKNet(..., fused_inference=False)`` (or ``create_model(name,
+fused_inference=False)``) builds a model whose deploy blocks always run the plain torch ops, and
+``with use_fused_inference(False): model(x)`` does the same for one block of code. The plain ops also
+run with gradients, on other devices and dtypes, and when oneDNN is unavailable.
+
+Variants are data: :data:`UNIREPLKNET_VARIANTS` holds each variant's ``model_args`` (blocks per stage
+and stage widths), and one loop registers a builder per row.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -42,22 +48,22 @@ TOTAL_STRIDE = 32
 # Rows (positions) per chunk of the fused deploy FFN: whole samples are grouped until about this many
 # rows, so that a chunk's 4C-wide hidden activations (1024 × 4C floats) stay in cache.
 FUSED_CHUNK_ROWS = 1024
-_FUSED = Switch(True)
-
-
-def set_fused_inference(enabled: bool) -> None:
-    """Turn the fused CPU inference path of deploy-form blocks on or off (it is on by default)."""
-    _FUSED.set(enabled)
+_FUSED = Switch(True)  # changed only inside ``with use_fused_inference(...)``
 
 
 def use_fused_inference(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """``with use_fused_inference(False): model(x)`` runs deploy blocks in plain torch ops."""
+    """``with use_fused_inference(False): model(x)`` runs deploy blocks in plain torch ops inside the block.
+
+    Scoped to the ``with`` block: the previous setting is restored after it. A model built with
+    ``fused_inference=False`` never takes the fused path.
+    """
     return _FUSED.use(enabled)
 
 
-def _fused_inference_ok(x: torch.Tensor, block: nn.Module) -> bool:
+def _fused_inference_ok(x: torch.Tensor, block: UniRepLKNetBlock) -> bool:
     """Whether a deploy block may take the fused path: fp32 CPU, no autograd, no active drop path."""
-    if not _FUSED.enabled or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
+    if not (block.fused_inference and _FUSED.enabled) or x.device.type != "cpu" or x.dtype != torch.float32 \
+            or x.dim() != 4:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters())):
         return False
@@ -143,12 +149,14 @@ class UniRepLKNetBlock(nn.Module):
 
     Training form: ``x + DropPath(γ · BN(Linear₂(GRN(GELU(Linear₁(SE(BN(dw(x)))))))))``.
     Deploy form (after :meth:`reparameterize`): ``x + Linear₂'(GRN_γ(GELU(Linear₁(SE(dw'(x))))))``.
+    ``fused_inference=False``: the deploy form always runs in plain torch ops (no oneDNN fused path).
     """
 
     def __init__(self, dim: int, kernel_size: int, drop_path: float = 0.0, layer_scale_init_value: float = 1e-6,
-                 deploy: bool = False, ffn_factor: int = 4):
+                 deploy: bool = False, ffn_factor: int = 4, fused_inference: bool = True):
         super().__init__()
         self.kernel_size = kernel_size
+        self.fused_inference = fused_inference
         self.dwconv: nn.Module
         if kernel_size == 0:
             self.dwconv = nn.Identity()
@@ -170,6 +178,19 @@ class UniRepLKNetBlock(nn.Module):
         use_ls = (not deploy) and layer_scale_init_value is not None and layer_scale_init_value > 0
         self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim)) if use_ls else None
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    # typed views of the FFN's parts (the Sequential containers keep the official parameter names)
+    @property
+    def lin1(self) -> nn.Linear:
+        return cast(nn.Linear, self.pwconv1[1])
+
+    @property
+    def grn(self) -> GRN:
+        return cast(GRN, self.act[1])
+
+    @property
+    def lin2(self) -> nn.Linear:
+        return cast(nn.Linear, self.pwconv2[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deployed:
@@ -194,7 +215,7 @@ class UniRepLKNetBlock(nn.Module):
         se = self.se
         s = torch.sigmoid(se.up(F.relu(se.down(F.adaptive_avg_pool2d(y, 1))))).view(b, 1, c)
         tokens = y.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels-last input
-        lin1, grn, lin2 = self.pwconv1[1], self.act[1], self.pwconv2[0]
+        lin1, grn, lin2 = self.lin1, self.grn, self.lin2
         fold = b == 1 or h * w >= c  # scaling the weights is cheaper than scaling the activations
         if fold:
             t = torch.baddbmm(lin1.bias.view(1, 1, -1), tokens, (lin1.weight * s).transpose(1, 2))  # (B, HW, 4C)
@@ -223,11 +244,11 @@ class UniRepLKNetBlock(nn.Module):
         hw = h * w
         tokens = y.permute(0, 2, 3, 1).reshape(b, hw, c)  # views for channels-last maps
         residual = x.permute(0, 2, 3, 1).reshape(b * hw, c).contiguous()
-        se, lin1, lin2 = self.se, self.pwconv1[1], self.pwconv2[0]
+        se, lin1, lin2 = self.se, self.lin1, self.lin2
         pooled = tokens.mean(1)  # (B, C)
         s = torch.sigmoid(F.linear(F.relu(F.linear(pooled, se.down.weight.flatten(1), se.down.bias)),
                                    se.up.weight.flatten(1), se.up.bias))  # (B, C)
-        gamma = self.act[1].gamma.view(1, -1)
+        gamma = self.grn.gamma.view(1, -1)
         per_chunk = max(1, FUSED_CHUNK_ROWS // hw)
         outs = []
         for i in range(0, b, per_chunk):
@@ -260,6 +281,7 @@ class UniRepLKNetBlock(nn.Module):
             self.dwconv.reparameterize()
         if isinstance(self.norm, nn.BatchNorm2d):
             conv = self.dwconv.lk_origin if isinstance(self.dwconv, DilatedReparamBlock) else self.dwconv
+            assert isinstance(conv, nn.Conv2d)
             w, b = bn_fold(conv.weight, conv.bias, self.norm)
             fused = DepthwiseConv2d(conv.in_channels, conv.kernel_size[0], bias=True).to(conv.weight)
             with torch.no_grad():
@@ -270,8 +292,8 @@ class UniRepLKNetBlock(nn.Module):
             else:
                 self.dwconv = fused
             self.norm = nn.Identity()
-        linear, bn = self.pwconv2[0], self.pwconv2[2]
-        grn = self.act[1]
+        linear, bn, grn = self.lin2, self.pwconv2[2], self.grn
+        assert isinstance(bn, nn.BatchNorm2d)
         w = linear.weight.detach().double()
         b = None if linear.bias is None else linear.bias.detach().double()
         if grn.beta is not None:
@@ -302,12 +324,13 @@ class UniRepLKNet(nn.Module):
         deploy: build the inference form directly.
         features_only: return the 4 stage outputs (strides 4, 8, 16, 32), each through its own
             channels-first LayerNorm ``norm0..norm3`` (the official dense-task backbone); no head.
+        fused_inference: let deploy-form blocks take the fused fp32 CPU inference path (same function).
     """
 
     def __init__(self, in_chans: int = 3, num_classes: int = 1000, depths: Sequence[int] = (3, 3, 27, 3),
                  dims: Sequence[int] = (96, 192, 384, 768), kernel_sizes: Sequence[Sequence[int]] | None = None,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0,
-                 deploy: bool = False, features_only: bool = False):
+                 deploy: bool = False, features_only: bool = False, fused_inference: bool = True):
         super().__init__()
         depths, dims = tuple(depths), tuple(dims)
         if len(depths) != 4 or len(dims) != 4:
@@ -345,7 +368,8 @@ class UniRepLKNet(nn.Module):
         for i in range(4):
             self.stages.append(nn.Sequential(*[
                 UniRepLKNetBlock(dims[i], kernel_sizes[i][j], drop_path=dp_rates[cur + j],
-                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy)
+                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy,
+                                 fused_inference=fused_inference)
                 for j in range(depths[i])]))
             cur += depths[i]
 
@@ -356,10 +380,11 @@ class UniRepLKNet(nn.Module):
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
             self.head: nn.Module = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
-        if isinstance(getattr(self, "head", None), nn.Linear):
+        head = getattr(self, "head", None)
+        if isinstance(head, nn.Linear):
             with torch.no_grad():
-                self.head.weight.mul_(head_init_scale)
-                self.head.bias.mul_(head_init_scale)
+                head.weight.mul_(head_init_scale)
+                head.bias.mul_(head_init_scale)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` naming the problem if ``x`` is not a (B, in_chans, H ≥ 32, W ≥ 32) tensor."""
@@ -427,64 +452,34 @@ def unireplknet(depths: Sequence[int], dims: Sequence[int], num_classes: int = 1
                        features_only=features_only, **kwargs)
 
 
-@register_model
-def unireplknet_a(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-A (4.4M params, 0.6G FLOPs at 224)."""
-    return unireplknet((2, 2, 6, 2), (40, 80, 160, 320), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
+# timm-style ``model_args`` of every registered variant: blocks per stage and stage widths (the official
+# layouts; kernel sizes follow :func:`kernel_layout`). Sizes as published ([P] Tables 4/5): params, FLOPs.
+UNIREPLKNET_VARIANTS: dict[str, dict[str, tuple[int, int, int, int]]] = {
+    "unireplknet_a": {"depths": (2, 2, 6, 2), "dims": (40, 80, 160, 320)},  # 4.4M, 0.6G at 224
+    "unireplknet_f": {"depths": (2, 2, 6, 2), "dims": (48, 96, 192, 384)},  # 6.2M, 0.9G at 224
+    "unireplknet_p": {"depths": (2, 2, 6, 2), "dims": (64, 128, 256, 512)},  # 10.7M, 1.6G at 224
+    "unireplknet_n": {"depths": (2, 2, 8, 2), "dims": (80, 160, 320, 640)},  # 18.3M, 2.8G at 224
+    "unireplknet_t": {"depths": (3, 3, 18, 3), "dims": (80, 160, 320, 640)},  # 31M, 4.9G at 224
+    "unireplknet_s": {"depths": (3, 3, 27, 3), "dims": (96, 192, 384, 768)},  # 56M, 9.1G at 224
+    "unireplknet_b": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024)},  # 98M, 47.2G at 384
+    "unireplknet_l": {"depths": (3, 3, 27, 3), "dims": (192, 384, 768, 1536)},  # 218M, 105.4G at 384
+    "unireplknet_xl": {"depths": (3, 3, 27, 3), "dims": (256, 512, 1024, 2048)},  # 386M, 187G at 384
+}
 
 
-@register_model
-def unireplknet_f(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-F (6.2M params, 0.9G FLOPs at 224)."""
-    return unireplknet((2, 2, 6, 2), (48, 96, 192, 384), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
+def _variant_builder(name: str, model_args: dict[str, tuple[int, int, int, int]]) -> Callable[..., UniRepLKNet]:
+    """The registered builder of one row of :data:`UNIREPLKNET_VARIANTS`."""
+
+    def builder(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, drop_path_rate: float = 0.0,
+                features_only: bool = False, **kwargs: Any) -> UniRepLKNet:
+        return unireplknet(model_args["depths"], model_args["dims"], num_classes, in_chans, deploy, drop_path_rate,
+                           features_only, **kwargs)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = (f"UniRepLKNet-{name.split('_', 1)[1].upper()}: depths {model_args['depths']}, dims "
+                       f"{model_args['dims']}; other arguments as :func:`unireplknet`.")
+    return builder
 
 
-@register_model
-def unireplknet_p(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-P (10.7M params, 1.6G FLOPs at 224)."""
-    return unireplknet((2, 2, 6, 2), (64, 128, 256, 512), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_n(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-N (18.3M params, 2.8G FLOPs at 224)."""
-    return unireplknet((2, 2, 8, 2), (80, 160, 320, 640), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_t(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-T (31M params, 4.9G FLOPs at 224)."""
-    return unireplknet((3, 3, 18, 3), (80, 160, 320, 640), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_s(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-S (56M params, 9.1G FLOPs at 224)."""
-    return unireplknet((3, 3, 27, 3), (96, 192, 384, 768), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_b(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-B (98M params, 47.2G FLOPs at 384)."""
-    return unireplknet((3, 3, 27, 3), (128, 256, 512, 1024), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_l(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-L (218M params, 105.4G FLOPs at 384)."""
-    return unireplknet((3, 3, 27, 3), (192, 384, 768, 1536), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
-
-
-@register_model
-def unireplknet_xl(num_classes=1000, in_chans=3, deploy=False, drop_path_rate=0.0, features_only=False, **kwargs):
-    """UniRepLKNet-XL (386M params, 187G FLOPs at 384)."""
-    return unireplknet((3, 3, 27, 3), (256, 512, 1024, 2048), num_classes, in_chans, deploy, drop_path_rate,
-                       features_only, **kwargs)
+for _name, _args in UNIREPLKNET_VARIANTS.items():
+    globals()[_name] = register_model(_variant_builder(_name, _args))

@@ -14,11 +14,11 @@
   model the fully connected layers are found with hooks and every other parameter is handled as in
   ``"jacobian"``.
 * ``"auto"``: ``"structured"`` for such chains and for models with fully connected layers, else
-  ``"jacobian"``. On chains with convolutions (where both routes form the same per-sample convolution
-  gradients, and at one or few logits the structured route's layout work can cost as much as it saves) the
-  first four calls for a given model structure, input shapes, dtype, trace, blocking and thread count
-  alternate the structured and Jacobian routes (a warm-up then a timed run of each); later calls use the
-  faster (an in-memory cache).
+  ``"jacobian"``. On chains with convolutions both routes form the same per-sample convolution gradients,
+  and at one or few logits the structured route's layout work can cost as much as it saves; there, with
+  tuning on (``KERNELKIT_TUNE=1`` or ``with kernelkit.tune.enabled():``), :mod:`kernelkit.tune` measures
+  both routes once per model structure, input shapes, dtype, trace, blocking and machine, and the faster
+  one is used from then on (kept in the tuner's cache). Tuning off (the default): ``"structured"``.
 
 Traced layer-wise kernels are accumulated over chunks of output logits (:func:`layerwise.logit_chunks`), so only
 one chunk's cotangents and per-sample gradients exist at a time.
@@ -29,8 +29,8 @@ torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.parameter import UninitializedParameter
 
+from kernelkit import tune
 from kernelkit.ntk import layerwise
 from kernelkit.ntk import nn as knn
 from kernelkit.ntk.analytic_kernel import _blocks, check_inputs
@@ -275,8 +276,8 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
     chain = layerwise.chain_layers(model) if method in ("auto", "structured") else None
     if chain is not None:
         try:
-            if method == "auto" and _worth_trying_jacobian(model, chain, x1, x2):
-                return _auto_measured(model, chain, x1, x2, trace, batch_size)
+            if method == "auto" and tune.is_enabled() and _worth_trying_jacobian(model, chain, x1, x2):
+                return _auto_tuned(model, chain, x1, x2, trace, batch_size)
             return _chain_kernel(model, chain, x1, x2, trace, batch_size)
         except layerwise.NotAChainError:
             pass
@@ -311,10 +312,7 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
     return _assemble(blocks, len(rows), len(cols))
 
 
-# "auto" on convolution chains: (model structure, input shapes, dtype, trace, blocks, threads) -> measured seconds
-# of "structured" and "jacobian"; once both are known, the faster one is used for that key.
-_AUTO_TRIALS: dict[tuple[Any, ...], dict[str, float]] = {}
-_AUTO_RUNS: dict[tuple[Any, ...], list[str]] = {}  # routes run so far for a key (first runs are warm-ups)
+TUNE_OP = "ntk"  # the tuner's name for the route of ``empirical(method="auto")`` on convolution chains
 _JACOBIAN_TRIAL_BYTES = 256 << 20
 
 
@@ -334,31 +332,29 @@ def _worth_trying_jacobian(model: nn.Module, chain: list[nn.Module], x1: Tensor,
 
 
 def _auto_key(chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
-              batch_size: int | None) -> tuple[Any, ...]:
-    layers = tuple((repr(m), tuple((tuple(p.shape), p.dtype, p.requires_grad) for p in m.parameters()))
-                   for m in chain)
-    return (layers, tuple(x1.shape), None if x2 is None else tuple(x2.shape), x1.dtype, x1.device.type, trace,
-            batch_size, torch.get_num_threads())
+              batch_size: int | None) -> str:
+    """The tuner's key: a digest of the chain's layers and parameters, input shapes, dtype, trace and blocking."""
+    layers = repr([(repr(m), [(tuple(p.shape), str(p.dtype), p.requires_grad) for p in m.parameters()])
+                   for m in chain])
+    digest = hashlib.sha1(layers.encode()).hexdigest()[:16]
+    shapes = "x".join(map(str, x1.shape)) + ("" if x2 is None else ",".join(["", *map(str, x2.shape)]))
+    return f"chain{digest}|{shapes}|{str(x1.dtype).removeprefix('torch.')}|trace={trace}|blocks={batch_size}"
 
 
-def _auto_measured(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
-                   batch_size: int | None) -> Tensor:
-    """``"auto"`` on a convolution chain: the first four calls for a key alternate the structured and Jacobian
-    routes (the first run of each is a warm-up, the second is timed), later calls use the faster of the two."""
-    key = _auto_key(chain, x1, x2, trace, batch_size)
-    trials, runs = _AUTO_TRIALS.setdefault(key, {}), _AUTO_RUNS.setdefault(key, [])
-    done = len(trials) == 2
-    choice = min(trials, key=lambda k: trials[k]) if done else ("structured", "jacobian")[len(runs) % 2]
-    t0 = time.perf_counter()
-    if choice == "structured":
-        k = _chain_kernel(model, chain, x1, x2, trace, batch_size)
-    else:
-        k = empirical(model, x1, x2, "jacobian", trace, batch_size)
-    if len(trials) < 2:
-        if choice in runs:
-            trials[choice] = time.perf_counter() - t0
-        runs.append(choice)
-    return k
+def _auto_tuned(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
+                batch_size: int | None) -> Tensor:
+    """``"auto"`` on a convolution chain with tuning on: the route :func:`kernelkit.tune.choose` picks
+    (``"structured"`` unless ``"jacobian"`` measured clearly faster for this key)."""
+    def routes(names: Sequence[str]) -> Mapping[str, Callable[[], object]]:
+        run = {"structured": lambda: _chain_kernel(model, chain, x1, x2, trace, batch_size),
+               "jacobian": lambda: empirical(model, x1, x2, "jacobian", trace, batch_size)}
+        return {n: run[n] for n in names}
+
+    route = tune.choose(TUNE_OP, _auto_key(chain, x1, x2, trace, batch_size), heuristic="structured",
+                        candidates=["structured", "jacobian"], paths=routes, device=x1.device)
+    if route == "jacobian":
+        return empirical(model, x1, x2, "jacobian", trace, batch_size)
+    return _chain_kernel(model, chain, x1, x2, trace, batch_size)
 
 
 def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,

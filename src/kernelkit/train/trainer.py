@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,19 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from kernelkit.console import console
+from kernelkit.console import ProgressBar
 from kernelkit.train import distributed as D
 from kernelkit.train.config import RESUME_VOLATILE, TrainConfig
 from kernelkit.train.core import count_correct, epoch_batches, epoch_seed, lr_at, shard, smoothed_cross_entropy
@@ -262,7 +253,8 @@ class Trainer:
         started = time.time()
         loader = self._loader(self.train_set, local, seed=epoch_seed(c.seed, epoch) + first)
         n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        with _EpochBar(f"epoch {epoch + 1}/{n_epochs}", len(local), self.quiet or not D.is_main()) as bar:
+        with ProgressBar(f"epoch {epoch + 1}/{n_epochs}", len(local), disable=self.quiet or not D.is_main()) as bar:
+            info: str | None = None  # the last logged loss and LR, shown after the ETA
             for (x, y), global_batch in zip(loader, remaining, strict=True):
                 loss = self._train_step(x, y, len(global_batch))
                 self.step += 1
@@ -271,8 +263,8 @@ class Trainer:
                         raise FloatingPointError(f"training loss is {loss} at step {self.step} "
                                                  f"(lr {self._lr_now():.3g}); lower lr or set grad_clip")
                     self._log({"step": self.step, "epoch": epoch + 1, "loss": loss, "lr": self._lr_now()})
-                    bar.info = f"loss {loss:.4f}  lr {self._lr_now():.3g}"
-                bar.advance()
+                    info = f"loss {loss:.4f}  lr {self._lr_now():.3g}"
+                bar.advance(info=info)
                 if self.step == last_step:
                     self._end_epoch(epoch, time.time() - started)
                     self._save()
@@ -465,31 +457,6 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-class _EpochBar:
-    """A rich progress bar for one epoch showing the last logged loss and LR (silent when disabled)."""
-
-    def __init__(self, description: str, total: int, disable: bool) -> None:
-        self.description, self.total, self.info = description, total, ""
-        self._bar: Progress | None = None if disable else Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=console, transient=not sys.stderr.isatty())
-
-    def __enter__(self) -> _EpochBar:
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(self.description, total=self.total, info="")
-        return self
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, info=self.info)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 __all__ = ["Trainer", "TrainResult", "no_decay_groups", "logits_of"]

@@ -10,12 +10,3 @@ from kernelkit.apps.bench.harness import (
 
 __all__ = ["BENCHMARKS", "BenchContext", "Comparison", "register_benchmark", "run_benchmarks"]
 
-
-def script_main(*names: str) -> None:
-    """Entry point for ``benchmarks/<claim>.py`` scripts: ``kernelkit bench NAME ...`` with argv flags."""
-    import sys
-
-    from kernelkit.apps.cli import app
-
-    sys.argv = ["kernelkit", "bench", *names, *sys.argv[1:]]
-    app()

@@ -19,9 +19,11 @@ from kernelkit.apps.cli.common import (
     ThreadsOpt,
     announce,
     fail,
+    prepare,
     setup,
     start_run,
 )
+from kernelkit.apps.configs.reproduce import BenchConfig, ReproduceConfig
 
 app = typer.Typer(
     name="kernelkit",
@@ -98,7 +100,7 @@ def reproduce(
     """Run every registered experiment and write one combined report."""
     import torch
 
-    from kernelkit.apps.recipes import EXPERIMENTS, SYSTEMS, run_experiments, select
+    from kernelkit.apps.recipes import EXPERIMENTS, SYSTEMS, recipe_configs, run_experiments, select
     from kernelkit.console import console
 
     if list_:
@@ -109,8 +111,9 @@ def reproduce(
         names = select(only)
     except ValueError as exc:
         fail(str(exc))
-    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
-    config = {"command": "reproduce", "quick": quick, "only": only or [], "experiments": names, **s}
+    config = prepare(ReproduceConfig(quick=quick, only=list(only or []), experiments=names,
+                                     recipes=recipe_configs(names, quick), device=device, seed=seed,
+                                     threads=threads, data_root=str(data_dir) if data_dir else None))
     with start_run("reproduce-quick" if quick else "reproduce", config, out, quiet) as run:
         if not names:
             sec = run.section("no_systems", "No systems registered")
@@ -131,8 +134,8 @@ def reproduce(
                     console.print(f"  {name}: [{'green' if sec.status == 'ok' else 'red'}]{sec.status}[/]"
                                   f" in {sec.seconds:.1f} s")
 
-            run_experiments(run, names, quick=quick, seed=seed, device=torch.device(s["device"]),
-                            data_root=Path(s["data_root"]), on_done=done)
+            run_experiments(run, names, quick=quick, seed=seed, device=torch.device(config.device),
+                            data_root=Path(str(config.data_root)), on_done=done)
     announce(run, as_json, quiet)
     failed = [sec.key for sec in run.sections if sec.status == "failed"]
     if failed:
@@ -145,7 +148,7 @@ def bench(
     names: Annotated[list[str] | None, typer.Argument(help="Benchmark names (default: all).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List benchmarks and exit.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Smoke-sized problems (for CI).")] = False,
-    min_run_time: Annotated[float, typer.Option(help="Seconds of timing per measurement.")] = 0.5,
+    min_run_time: Annotated[float, typer.Option(help="Seconds of timing per measurement.")] = BenchConfig.min_run_time,
     out: Annotated[Path | None, typer.Option("--out", help="JSON file for the results.")] = None,
     threads: ThreadsOpt = 0,
     quiet: QuietOpt = False,
@@ -162,12 +165,13 @@ def bench(
     for n in chosen:
         if n not in BENCHMARKS:
             fail(str(RegistryError(BENCHMARKS.unknown_message(n))))
-    setup(threads=threads)
+    config = BenchConfig(names=list(chosen), quick=quick, min_run_time=min_run_time, threads=threads)
+    setup(threads=config.threads)
     if out is None:
         from kernelkit.runs import timestamp
 
         out = Path("runs") / f"bench-{timestamp()}.json"
-    run_benchmarks(chosen, quick=quick, min_run_time=min_run_time, json_path=out, quiet=quiet)
+    run_benchmarks(config.names, quick=config.quick, min_run_time=config.min_run_time, json_path=out, quiet=quiet)
     if not quiet:
         typer.echo(f"results: {out}", err=True)
 
@@ -196,6 +200,12 @@ def main() -> None:
     """Console entry point."""
     _add_system_groups()
     app()
+
+
+def bench_script_main(*names: str) -> None:
+    """Entry point for ``benchmarks/<claim>.py`` scripts: ``kernelkit bench NAME ...`` with argv flags."""
+    sys.argv = ["kernelkit", "bench", *names, *sys.argv[1:]]
+    main()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from kernelkit.apps.configs.fscil import FscilTeenOmniglotConfig
 from kernelkit.apps.recipes import ExperimentContext, register_experiment
-from kernelkit.fscil.data import FSCILData, OmniglotProtocol, load_digits_fscil, load_omniglot_fscil
+from kernelkit.fscil.data import FSCILData, load_digits_fscil, load_omniglot_fscil
 from kernelkit.fscil.pipeline import FeatureCache, run_methods, train_base_model
 from kernelkit.fscil.report import (
     METRIC_NOTE,
@@ -27,57 +28,51 @@ from kernelkit.fscil.report import (
 )
 from kernelkit.fscil.training import BaseTrainConfig, extract_features
 
-TEEN_TAU, TEEN_ALPHA = 16.0, 0.1  # TEEN's CIFAR-100 setting, fixed before looking at any result
-TAUS = (1.0, 4.0, 16.0, 64.0)
-ALPHAS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
-NUM_PLAN_SEEDS = 3
+
+def _config(ctx: ExperimentContext) -> FscilTeenOmniglotConfig:
+    if isinstance(ctx.config, FscilTeenOmniglotConfig):
+        return ctx.config
+    return FscilTeenOmniglotConfig.quick() if ctx.quick else FscilTeenOmniglotConfig()
 
 
-def _settings(quick: bool, real: bool) -> dict[str, Any]:
-    if not real:
-        return {"backbone": "resnet8", "backbone_kwargs": {"width": 8}, "image_size": 8,
-                "train": BaseTrainConfig(epochs=4 if quick else 20, batch_size=64, lr=0.05, augment="omniglot")}
-    if quick:
-        return {"backbone": "resnet8", "backbone_kwargs": {"width": 16}, "image_size": 28,
-                "protocol": OmniglotProtocol(num_base=60, way=10, shot=5, num_sessions=6),
-                "train": BaseTrainConfig(epochs=8, batch_size=64, lr=0.05, augment="omniglot")}
-    return {"backbone": "resnet8", "backbone_kwargs": {"width": 16}, "image_size": 28,
-            "protocol": OmniglotProtocol(num_base=100, way=10, shot=5, num_sessions=9),
-            "train": BaseTrainConfig(epochs=12, batch_size=64, lr=0.05, augment="omniglot")}
-
-
-def _load(ctx: ExperimentContext) -> tuple[FSCILData, dict[str, Any], bool]:
+def _load(ctx: ExperimentContext, c: FscilTeenOmniglotConfig) -> tuple[FSCILData, dict[str, Any], bool]:
+    """The data and the backbone/training settings for it: the Omniglot arrays if present, else the digits."""
     folder = ctx.data_root / "omniglot" / "full_npz"
     real = (folder / "images_background.npz").is_file() and (folder / "images_evaluation.npz").is_file()
-    s = _settings(ctx.quick, real)
+    train = BaseTrainConfig(epochs=c.epochs if real else c.fallback_epochs, batch_size=c.batch_size, lr=c.lr,
+                            augment=c.augment, seed=ctx.seed)
     if real:
-        data = load_omniglot_fscil(folder, s["protocol"], seed=ctx.seed)
+        protocol = c.protocol()
+        data = load_omniglot_fscil(folder, protocol, seed=ctx.seed)
+        s = {"backbone_kwargs": {"width": c.width}, "image_size": protocol.image_size, "train": train}
     else:
-        data = load_digits_fscil(seed=ctx.seed, image_size=s["image_size"])
+        data = load_digits_fscil(seed=ctx.seed, image_size=c.fallback_image_size)
+        s = {"backbone_kwargs": {"width": c.fallback_width}, "image_size": c.fallback_image_size, "train": train}
     return data, s, real
 
 
 @register_experiment("fscil_teen_omniglot", system="fscil",
-                     title="TEEN vs prototype baseline on an Omniglot FSCIL protocol, tau/alpha sensitivity")
+                     title="TEEN vs prototype baseline on an Omniglot FSCIL protocol, tau/alpha sensitivity",
+                     config=FscilTeenOmniglotConfig)
 def teen_omniglot(ctx: ExperimentContext) -> None:
     sec = ctx.section
+    c = _config(ctx)
     t0 = time.time()
-    data, s, real = _load(ctx)
+    data, s, real = _load(ctx, c)
     sec.data_source(data.source)
     cfg: BaseTrainConfig = s["train"]
-    cfg.seed = ctx.seed
     sec.text(
         "Protocol: base classes train a backbone with a cosine classifier (temperature 16, SGD + Nesterov, cosine "
         "LR, random-shift augmentation); the checkpoint is chosen on held-out validation drawings of the base "
         "classes (the official TEEN code selects on the test set). The backbone is then frozen; each incremental "
         "session adds 5-shot prototypes. TEEN calibrates them towards the base prototypes "
-        f"(tau={TEEN_TAU:g}, alpha={TEEN_ALPHA:g}, TEEN's CIFAR-100 values, fixed in advance). Each seed draws "
+        f"(tau={c.tau:g}, alpha={c.alpha:g}, TEEN's CIFAR-100 values, fixed in advance). Each seed draws "
         "which new classes arrive and their shots; the base model is shared by all seeds."
-        + (" Quick mode: a smaller backbone, fewer base classes and epochs, same code path." if ctx.quick else ""))
-    net, base = train_base_model(data, data.plan, s["backbone"], cfg, sec.dir / "base", image_size=s["image_size"],
+        + (" Quick mode: fewer base classes, sessions and epochs, same code path." if ctx.quick else ""))
+    net, base = train_base_model(data, data.plan, c.backbone, cfg, sec.dir / "base", image_size=s["image_size"],
                                  device=ctx.device, section=sec, quiet=True, backbone_kwargs=s["backbone_kwargs"])
     t_train = time.time() - t0
-    sec.table("Base model", [{"backbone": s["backbone"], "features": base["num_features"], "params": base["params"],
+    sec.table("Base model", [{"backbone": c.backbone, "features": base["num_features"], "params": base["params"],
                               "base classes": data.plan.num_base, "train rows": base["base_train_rows"],
                               "val rows": base["val_rows"], "epochs": cfg.epochs,
                               "val acc (cosine head)": fmt(base.get("val_head_acc", float("nan"))),
@@ -85,11 +80,11 @@ def teen_omniglot(ctx: ExperimentContext) -> None:
     cache = FeatureCache(net, data.train, ctx.device)
     test_features = extract_features(net, data.test, device=ctx.device)
     assert data.make_plan is not None
-    plans = [data.make_plan(ctx.seed + k) for k in range(NUM_PLAN_SEEDS)]
+    plans = [data.make_plan(ctx.seed + k) for k in range(c.plan_seeds)]
     sec.table("Session plan (seed 0)", plans[0].summary())
 
     main = {"prototype": ("prototype", {"temperature": cfg.temperature}),
-            "teen": ("teen", {"tau": TEEN_TAU, "alpha": TEEN_ALPHA, "temperature": cfg.temperature})}
+            "teen": ("teen", {"tau": c.tau, "alpha": c.alpha, "temperature": cfg.temperature})}
     per_seed = [run_methods(p, data.train.labels, cache, test_features, main) for p in plans]
     results = {label: [r[label] for r in per_seed] for label in main}
     sec.table("Summary (mean ± std over seeds, %)", summary_table(results), note=METRIC_NOTE)
@@ -120,14 +115,14 @@ def teen_omniglot(ctx: ExperimentContext) -> None:
     sec.table("Confusion summary (seed 0, counts)", confusion_rows(results["prototype"][0], "prototype")
               + confusion_rows(results["teen"][0], "teen"))
 
-    grid = _sensitivity(plans, data, cache, test_features, cfg.temperature)
+    grid = _sensitivity(plans, data, cache, test_features, cfg.temperature, c.taus, c.alphas)
     sec.table("tau/alpha sensitivity: last-session new-class acc (%, mean over seeds)",
-              [{"tau": tau, **{f"alpha={a:g}": fmt(grid[(tau, a)]["new"]) for a in ALPHAS}} for tau in TAUS],
+              [{"tau": tau, **{f"alpha={a:g}": fmt(grid[(tau, a)]["new"]) for a in c.alphas}} for tau in c.taus],
               note="alpha=0 is the prototype baseline for every tau.")
     sec.table("tau/alpha sensitivity: last-session joint acc (%, mean over seeds)",
-              [{"tau": tau, **{f"alpha={a:g}": fmt(grid[(tau, a)]["acc"]) for a in ALPHAS}} for tau in TAUS])
+              [{"tau": tau, **{f"alpha={a:g}": fmt(grid[(tau, a)]["acc"]) for a in c.alphas}} for tau in c.taus])
     sec.record(dataset="omniglot" if real else "digits-fallback", quick=ctx.quick, base=_strip(base),
-               tau=TEEN_TAU, alpha=TEEN_ALPHA, seeds=[ctx.seed + k for k in range(NUM_PLAN_SEEDS)],
+               tau=c.tau, alpha=c.alpha, seeds=[ctx.seed + k for k in range(c.plan_seeds)],
                per_session={label: [r.sessions for r in runs] for label, runs in results.items()},
                summary={label: [r.summary() for r in runs] for label, runs in results.items()},
                new_acc_diff_mean=d_mean, new_acc_diff_std=d_std, new_acc_diff_last_mean=l_mean,
@@ -136,14 +131,14 @@ def teen_omniglot(ctx: ExperimentContext) -> None:
                seconds_train=t_train, seconds_total=time.time() - t0)
 
 
-def _sensitivity(plans: list, data: FSCILData, cache: FeatureCache, test_features: Any,
-                 temperature: float) -> dict[tuple[float, float], dict[str, float]]:
+def _sensitivity(plans: list, data: FSCILData, cache: FeatureCache, test_features: Any, temperature: float,
+                 taus: tuple[float, ...], alphas: tuple[float, ...]) -> dict[tuple[float, float], dict[str, float]]:
     methods = {f"{tau}/{a}": ("teen", {"tau": tau, "alpha": a, "temperature": temperature})
-               for tau in TAUS for a in ALPHAS}
+               for tau in taus for a in alphas}
     runs = [run_methods(p, data.train.labels, cache, test_features, methods) for p in plans]
     out = {}
-    for tau in TAUS:
-        for a in ALPHAS:
+    for tau in taus:
+        for a in alphas:
             last = [r[f"{tau}/{a}"].sessions[-1] for r in runs]
             out[(tau, a)] = {"new": float(np.mean([x["new_acc"] for x in last])),
                              "acc": float(np.mean([x["acc"] for x in last]))}

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kernelkit.longctx.length import text_length
+from kernelkit.longctx.metrics import MetricSpec
 from kernelkit.longctx.records import Record
-from kernelkit.longctx.tasks.base import BuildContext, fit_natural, make_record, register_task
+from kernelkit.longctx.tasks.base import SUM_EN, BuildContext, fit_natural, make_record, register_task
 from kernelkit.longctx.tasks.formats import iter_jsonl, need, read_csv
 from kernelkit.longctx.tasks.patterns import Item, Prompt, continuation, natural, semantic_single
 
@@ -58,6 +59,7 @@ def read_bigpatent(root: Path, answer: str = "abstract") -> list[Item]:
 _CPC_LIST = " ".join(f"{i}: {name}." for i, (_l, name) in enumerate(CPC_SECTIONS, 1))
 
 register_task("bigpatent_global_cls", ability="global", task_type="CLS", lang="en", source="BigPatent test",
+              metric=MetricSpec("acc", "en", (":",)),
               official=True, rule="first_below", load=lambda root: read_bigpatent(root, "section"),
               data_files=("bigpatent/test",))(
     natural(Prompt(f"Classify the patent below into one of these sections; give the index and the name. {_CPC_LIST}",
@@ -65,6 +67,7 @@ register_task("bigpatent_global_cls", ability="global", task_type="CLS", lang="e
                    demo="Description: a solution of sodium aluminate is stabilised with triethanolamine .\n"
                         "Class: 3: chemistry, metallurgy.")))
 register_task("bigpatent_global_sum", ability="global", task_type="SUM", lang="en", source="BigPatent test",
+              metric=SUM_EN,
               official=True, rule="first_below", load=read_bigpatent, data_files=("bigpatent/test",))(
     natural(Prompt("Write the abstract of the patent below.", "Description: {text}", "Summary:")))
 
@@ -87,6 +90,7 @@ BOOKSUM_INSTRUCTION = "Summarize the content extracted from a book."
 
 
 @register_task("booksum", ability="global", task_type="SUM", lang="en", source="BookSum paragraph alignments",
+               metric=SUM_EN,
                official=True, rule="first_below", load=read_booksum,
                data_files=("booksum/chapter_summary_aligned_train_split.jsonl.gathered",),
                note="consecutive aligned paragraphs of one book joined up to the bucket, as the reference")
@@ -132,6 +136,7 @@ def read_wikihow(root: Path) -> list[Item]:
 
 
 register_task("wikihow", ability="semantic_single", task_type="SUM+RET", lang="en", source="WikiHow (wikihowAll)",
+              metric=SUM_EN,
               official=True, load=read_wikihow, data_files=("wikihow/wikihowAll.csv",))(
     semantic_single(Prompt(
         "Below are numbered WikiHow articles. At the end, summarize the article with the given title.",
@@ -163,6 +168,7 @@ def read_wiki2019zh(root: Path, min_chars: int = 140) -> dict[str, list[str]]:
 
 
 register_task("wiki2019zh", ability="semantic_single", task_type="NLI+RET", lang="zh", source="wiki2019zh",
+              metric=MetricSpec("exact_match", "zh", ("。",)),
               official=True, load=read_wiki2019zh, data_files=("wiki_zh",))(
     continuation(Prompt(
         "下面给出一个主段落和若干带编号的候选段落，其中只有一个能接在主段落之后。请给出该候选段落的编号。",

@@ -34,7 +34,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kernelkit.longctx.tasks.base import register_task
+from kernelkit.longctx.metrics import MetricSpec
+from kernelkit.longctx.tasks.base import SUM_EN, SUM_ZH, register_task
 from kernelkit.longctx.tasks.formats import iter_jsonl, need, read_csv
 from kernelkit.longctx.tasks.patterns import (
     Item,
@@ -61,12 +62,14 @@ def read_mnds(root: Path) -> list[Item]:
     return out
 
 
-def _mnds(name: str, ability: str, task_type: str):
+def _mnds(name: str, ability: str, task_type: str, metric: MetricSpec):
+    """Register an MN-DS config; the reference's key for it adds its task type (``..._cls+ret``)."""
     return register_task(name, ability=ability, task_type=task_type, lang="en", source="MN-DS news classification",
-                         official=True, load=read_mnds, data_files=("mnds/MN-DS-news-classification.csv",))
+                         official=True, load=read_mnds, metric=metric, reference_key=f"{name}_{task_type.lower()}",
+                         data_files=("mnds/MN-DS-news-classification.csv",))
 
 
-_mnds("mnds-news_explicit-single", "explicit_single", "CLS+RET")(
+_mnds("mnds-news_explicit-single", "explicit_single", "CLS+RET", MetricSpec("exact_match", "en"))(
     explicit_single(Prompt(
         "Below are news articles, each with an ID. Each belongs to one of 17 categories. At the end you are asked "
         "for the category of one article.",
@@ -74,7 +77,8 @@ _mnds("mnds-news_explicit-single", "explicit_single", "CLS+RET")(
         demo="Article 3D9F01: The striker scored twice in the final minutes.\n"
              "Article 77AB2C: The central bank raised interest rates again.\n"
              "Question: What is the category of article 77AB2C?\nAnswer: economy, business and finance")))
-_mnds("mnds-news_explicit-multiple", "explicit_multiple", "CLS+RET")(
+_mnds("mnds-news_explicit-multiple", "explicit_multiple", "CLS+RET",
+      MetricSpec("set_f1", "en", id_sep=",", id_stop="."))(
     explicit_multiple(Prompt(
         "Below are news articles, each with an ID. Each belongs to one of 17 categories. Return the IDs of all "
         "articles of the category asked at the end.",
@@ -83,7 +87,8 @@ _mnds("mnds-news_explicit-multiple", "explicit_multiple", "CLS+RET")(
              "Article 77AB2C: The central bank raised interest rates again.\n"
              "Article 12EE90: The team signed a new goalkeeper.\n"
              "Question: Give the IDs of all articles about 'sport'.\nAnswer: 3D9F01, 12EE90."), sep=", ", stop="."))
-_mnds("mnds-news_semantic-multiple", "semantic_multiple", "CLS+CNT")(
+_mnds("mnds-news_semantic-multiple", "semantic_multiple", "CLS+CNT",
+      MetricSpec("exact_match", "en", (".",), gold_stop="."))(
     semantic_count(Prompt(
         "Below are news articles. Each belongs to one of 17 categories. Count the articles of the category asked "
         "at the end.",
@@ -110,24 +115,28 @@ def read_thucnews(root: Path, per_class: int = 100) -> list[Item]:
     return out
 
 
-def _thuc(name: str, ability: str, task_type: str):
+def _thuc(name: str, ability: str, task_type: str, metric: MetricSpec):
+    """Register a THUCNews config; the reference's key for it adds its task type (``..._cls+ret``)."""
     return register_task(name, ability=ability, task_type=task_type, lang="zh", source="THUCNews", official=True,
-                         load=read_thucnews, data_files=("thucnews",))
+                         load=read_thucnews, metric=metric, reference_key=f"{name}_{task_type.lower()}",
+                         data_files=("thucnews",))
 
 _THUC_CLASSES = "体育、娱乐、家居、彩票、房产、教育、时尚、时政、星座、游戏、社会、科技、股票、财经"
 
-_thuc("thucnews_explicit-single", "explicit_single", "CLS+RET")(
+_thuc("thucnews_explicit-single", "explicit_single", "CLS+RET", MetricSpec("exact_match", "zh"))(
     explicit_single(Prompt(
         f"下面有多篇带编号的新闻，每篇属于以下类别之一：{_THUC_CLASSES}。最后会问其中一篇新闻的类别。",
         "新闻{label}：{text}", "问题：新闻{label}属于哪个类别？\n答案：",
         demo="新闻2B7C10：主队在加时赛中绝杀对手。\n新闻9E0A44：新楼盘本周开盘，均价下降。\n问题：新闻2B7C10属于哪个类别？\n答案：体育")))
-_thuc("thucnews_explicit-multiple", "explicit_multiple", "CLS+RET")(
+_thuc("thucnews_explicit-multiple", "explicit_multiple", "CLS+RET",
+      MetricSpec("set_f1", "zh", id_sep="，", id_stop="。"))(
     explicit_multiple(Prompt(
         f"下面有多篇带编号的新闻，每篇属于以下类别之一：{_THUC_CLASSES}。请列出指定类别的所有新闻编号。",
         "新闻{label}：{text}", "问题：哪些新闻属于{cls}类？\n答案：",
         demo="新闻2B7C10：主队在加时赛中绝杀对手。\n新闻9E0A44：新楼盘本周开盘，均价下降。\n新闻0C3D55：女排夺得冠军。\n"
              "问题：哪些新闻属于体育类？\n答案：2B7C10，0C3D55。"), sep="，", stop="。"))
-_thuc("thucnews_semantic-multiple", "semantic_multiple", "CLS+CNT")(
+_thuc("thucnews_semantic-multiple", "semantic_multiple", "CLS+CNT",
+      MetricSpec("exact_match", "zh", ("。",), gold_stop="。"))(
     semantic_count(Prompt(
         f"下面有多篇新闻，每篇属于以下类别之一：{_THUC_CLASSES}。请数出指定类别的新闻篇数。",
         "新闻{label}：{text}", "问题：有几篇新闻属于{cls}类？\n答案：",
@@ -168,7 +177,7 @@ def read_cnn(root: Path) -> list[Item]:
     return out
 
 
-register_task("cnnnews", ability="explicit_single", task_type="SUM+RET", lang="en", source="CNN stories",
+register_task("cnnnews", metric=SUM_EN, ability="explicit_single", task_type="SUM+RET", lang="en", source="CNN stories",
               official=True, load=read_cnn, data_files=("cnn/stories",))(
     explicit_single(Prompt(
         "Below are news articles, each with an ID. At the end, write the highlights of the article asked for.",
@@ -192,6 +201,7 @@ def read_news2016(root: Path) -> list[Item]:
 
 
 register_task("news2016", ability="semantic_single", task_type="SUM+RET", lang="zh", source="news2016zh valid",
+              metric=MetricSpec("rouge", "zh", ("\n",), quoted=True),
               official=True, load=read_news2016, data_files=("news2016zh/news2016zh_valid.json",))(
     semantic_single(Prompt(
         "下面有若干段新闻。请根据关键词找出最相关的一段新闻，并为它写一个约三十字的标题。",
@@ -224,6 +234,7 @@ def read_lcsts(root: Path) -> list[Item]:
 
 
 register_task("lcsts", ability="explicit_single", task_type="SUM+RET", lang="zh", source="LCSTS part II (score 5)",
+              metric=SUM_ZH,
               official=True, load=read_lcsts, data_files=("lcsts/PART_II.txt",))(
     explicit_single(Prompt(
         "以下是多则带编号的微博段落。最后请为指定的段落写一个摘要。",
@@ -245,6 +256,7 @@ def read_clts(root: Path) -> list[Item]:
 
 
 register_task("clts+", ability="global", task_type="SUM", lang="zh", source="CLTS test", official=True,
+              metric=MetricSpec("rouge", "zh", ("\n", "新闻")),
               rule="first_below", load=read_clts, data_files=("clts/test.src", "clts/test.tgt"))(
     natural(Prompt("请为下面的新闻写一个摘要。", "新闻: {text}", "摘要:",
                    demo="新闻: 气象台发布暴雨预警，提醒市民减少外出。\n摘要: 气象台发布暴雨预警")))
@@ -278,6 +290,7 @@ def read_ncls(root: Path) -> list[Item]:
 
 
 register_task("ncls", ability="explicit_single", task_type="SUM+RET", lang="mixed", source="NCLS EN2ZHSUM test",
+              metric=SUM_ZH,
               official=True, load=read_ncls, data_files=("ncls/EN2ZHSUM_test.txt",),
               note="English articles, Chinese summaries (length: English words + Chinese characters)")(
     explicit_single(Prompt(
@@ -302,6 +315,7 @@ def read_cepsum(root: Path) -> list[Item]:
 
 
 register_task("cepsum", ability="explicit_single", task_type="SUM+RET", lang="zh", source="CEPSUM product descriptions",
+              metric=SUM_ZH,
               official=True, load=read_cepsum, data_files=("cepsum/train.jsonl",))(
     explicit_single(Prompt(
         "以下是多个带编号的产品描述。最后请为指定的产品写一个摘要。",

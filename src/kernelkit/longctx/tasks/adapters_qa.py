@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernelkit.longctx.tasks.base import register_task
+from kernelkit.longctx.metrics import MetricSpec
+from kernelkit.longctx.tasks.base import QA_EN, QA_ZH, register_task
 from kernelkit.longctx.tasks.formats import iter_jsonl, need, read_json
 from kernelkit.longctx.tasks.patterns import Item, Prompt, explicit_single, natural, semantic_single
 
@@ -50,6 +51,7 @@ def read_newsqa(root: Path) -> list[Item]:
 
 
 register_task("newsqa", ability="explicit_single", task_type="QA+RET", lang="en", source="NewsQA", official=True,
+              metric=QA_EN,
               load=read_newsqa, data_files=("newsqa/combined-newsqa-data-v1.json",))(
     explicit_single(Prompt(
         "Below are numbered news articles. Answer the question about the article it names.",
@@ -74,6 +76,7 @@ def read_duorc(root: Path) -> list[Item]:
 
 
 register_task("duorc", ability="semantic_single", task_type="QA", lang="en", source="DuoRC ParaphraseRC test",
+              metric=QA_EN,
               official=True, load=read_duorc, data_files=("duorc/ParaphraseRC_test.json",))(
     semantic_single(Prompt(
         "Answer the question using only the movie plots below (most of them are irrelevant).",
@@ -99,6 +102,7 @@ def read_dureader(root: Path) -> list[Item]:
 
 
 register_task("dureader", ability="semantic_single", task_type="QA", lang="zh", source="DuReader dev (search+zhidao)",
+              metric=QA_ZH,
               official=True, rule="first_below", load=read_dureader,
               data_files=("dureader/devset/search.dev.json", "dureader/devset/zhidao.dev.json"))(
     natural(Prompt("请仅根据下面提供的文章回答问题（部分文章可能与问题无关）。", "{text}", "问题：{question}\n答案：",
@@ -132,6 +136,7 @@ def read_triviaqa(root: Path) -> list[Item]:
 
 
 register_task("triviaqa", ability="global", task_type="QA", lang="en", source="TriviaQA RC dev, first evidence doc",
+              metric=QA_EN,
               official=True, rule="first_below", load=read_triviaqa,
               data_files=("triviaqa/qa/web-dev.json", "triviaqa/qa/wikipedia-dev.json"))(
     natural(Prompt("Answer the question based on the given context.", "Context: {text}",
@@ -155,6 +160,7 @@ def read_wow(root: Path, words: int = 110) -> list[Item]:
 
 
 register_task("wow", ability="explicit_single", task_type="RET", lang="en", source="Wizard of Wikipedia topics",
+              metric=MetricSpec("acc", "en", (",", "\n")),
               official=True, load=read_wow, data_files=("wow/data.json",))(
     explicit_single(Prompt(
         "Below are pairs of a topic phrase and its article, each with an ID. Remember the phrases: at the end you "

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelkit.longctx.length import previous_bucket, text_length
+from kernelkit.longctx.metrics import MetricSpec
 from kernelkit.longctx.records import Record
 from kernelkit.longctx.tasks.base import BuildContext, fit_natural, make_record, register_task
 from kernelkit.longctx.tasks.formats import AlignedDocument, need, opus_sentences, read_opus
@@ -49,6 +50,11 @@ class Parallel:
         if direction == "en2zh":
             return Item(self.en, [self.zh], key=self.en_title)
         return Item(self.zh, [self.en], key=self.zh_title)
+
+
+def _bleu(direction: str) -> MetricSpec:
+    """Corpus BLEU in the target language of ``direction`` (``en2zh`` or ``zh2en``)."""
+    return MetricSpec("bleu", direction[-2:])
 
 
 def _loader(read: Callable[[Path], list[Parallel]], direction: str) -> Callable[[Path], list[Item]]:
@@ -114,7 +120,7 @@ _TED = {
 
 for _dir, _prompt in _TED.items():
     register_task(f"tedtalks-{_dir}", ability="semantic_single", task_type="TRAN+RET", lang="mixed",
-                  source="TED talks XML 2016-04-08", official=True, rule="upper_half",
+                  source="TED talks XML 2016-04-08", official=True, rule="upper_half", metric=_bleu(_dir),
                   load=_loader(read_ted, _dir),
                   data_files=("tedtalks/ted_en-20160408.xml", "tedtalks/ted_zh-cn-20160408.xml"))(
         semantic_single(_prompt, rule="upper_half"))
@@ -161,7 +167,7 @@ _NEWS = {
 
 for _dir, _prompt in _NEWS.items():
     register_task(f"news-commentary-{_dir}", ability="semantic_single", task_type="TRAN+RET", lang="mixed",
-                  source="News-Commentary v16 (OPUS)", official=True, rule="upper_half",
+                  source="News-Commentary v16 (OPUS)", official=True, rule="upper_half", metric=_bleu(_dir),
                   load=_loader(read_news_commentary, _dir),
                   data_files=("news-commentary/en-zh.xml",),
                   note="the README lists it as global; its builder picks a paragraph by headline (semantic single)")(
@@ -218,4 +224,5 @@ def translate_stretch(direction: str, skip: int = 20) -> Callable[[list[AlignedD
 for _dir in ("en2zh", "zh2en"):
     register_task(f"open-subtitles-{_dir}", ability="global", task_type="TRAN", lang="mixed",
                   source="OpenSubtitles v2018 (OPUS)", official=True, rule="upper_half", load=read_open_subtitles,
+                  metric=_bleu(_dir),
                   data_files=("open-subtitles/en-zh_cn.xml",))(translate_stretch(_dir))

@@ -1,5 +1,10 @@
 """Task registry and the shared construction rules of M4LE instances.
 
+A task is defined once, where it is registered: its source loader, builder and prompt, and how its
+responses are scored (a :class:`~kernelkit.longctx.metrics.MetricSpec`: metric, language, end tokens /
+stop marks). :func:`score`, :func:`bucket_scores`, :func:`prepare` and :func:`task_metric` look a task up
+here by name (or by the reference's key for it) and apply its spec.
+
 An M4LE instance concatenates short items from one source (gold plus sampled distractors), labels them
 (6-digit uppercase hex IDs or ordinals), and ends with a question and an answer cue. The rules kept from
 the reference: gold position cycles through :func:`~kernelkit.longctx.length.gold_positions`, a fixed
@@ -11,16 +16,28 @@ one-shot demonstration precedes the context, items are resampled until the insta
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelkit.longctx import metrics
 from kernelkit.longctx.length import BUCKETS, BucketRule, fits_bucket, gold_positions, text_length
+from kernelkit.longctx.metrics import MetricSpec
 from kernelkit.longctx.records import Record
 from kernelkit.registry import Registry
 
 ABILITIES = ("explicit_single", "semantic_single", "explicit_multiple", "semantic_multiple", "global")
+
+#: Default instances per bucket and build seed (``build_task`` and ``kernelkit m4le build``).
+DEFAULT_N = 200
+DEFAULT_SEED = 111
+
+#: Metric specs shared by many tasks: question answering (accuracy after the end-token cut) and summaries.
+QA_EN = MetricSpec("acc", "en", ("\n", "."))
+QA_ZH = MetricSpec("acc", "zh", ("\n", "。"))
+SUM_EN = MetricSpec("rouge", "en", ("\n",))
+SUM_ZH = MetricSpec("rouge", "zh", ("\n",))
 
 
 class BucketFitError(RuntimeError):
@@ -43,7 +60,12 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class TaskDef:
-    """A registered task: metadata plus ``load(data_root) -> source`` and ``build(source, ctx) -> records``."""
+    """A registered task: metadata, ``load(data_root) -> source``, ``build(source, ctx) -> records`` and
+    ``metric`` (how its responses are scored; its stop marks are ``metric.stop_marks``).
+
+    ``reference_key`` is the reference's name for the task where it differs from the Hugging Face config
+    name (lookups accept either).
+    """
 
     name: str
     ability: str
@@ -53,18 +75,20 @@ class TaskDef:
     official: bool
     load: Callable[[Path], Any]
     build: Callable[[Any, BuildContext], list[Record]]
+    metric: MetricSpec
     note: str = ""
     data_files: tuple[str, ...] = field(default_factory=tuple)
     rule: BucketRule = "range"
+    reference_key: str | None = None
 
 
 TASKS: Registry[TaskDef] = Registry("m4le task", discover=("kernelkit.longctx.tasks",))
 
 
 def register_task(name: str, *, ability: str, task_type: str, lang: str, source: str, official: bool,
-                  load: Callable[[Path], Any], data_files: Sequence[str] = (), note: str = "",
-                  rule: BucketRule = "range"):
-    """Register ``build(source, ctx)`` as the builder of task ``name``.
+                  load: Callable[[Path], Any], metric: MetricSpec, data_files: Sequence[str] = (), note: str = "",
+                  rule: BucketRule = "range", reference_key: str | None = None):
+    """Register ``build(source, ctx)`` as the builder of task ``name``, scored by ``metric``.
 
     ``rule`` is the bucket rule its instances satisfy: ``"range"`` for concatenations, ``"first_below"``
     for naturally long documents.
@@ -73,11 +97,51 @@ def register_task(name: str, *, ability: str, task_type: str, lang: str, source:
         raise ValueError(f"unknown ability {ability!r}; expected one of {ABILITIES}")
 
     def deco(build: Callable[[Any, BuildContext], list[Record]]):
-        TASKS.register(name, ability=ability, lang=lang, official=official)(
-            TaskDef(name, ability, task_type, lang, source, official, load, build, note, tuple(data_files), rule))
+        TASKS.register(name, ability=ability, lang=lang, official=official, metric=metric.metric)(
+            TaskDef(name, ability, task_type, lang, source, official, load, build, metric, note, tuple(data_files),
+                    rule, reference_key))
         return build
 
     return deco
+
+
+def task_def(name: str) -> TaskDef:
+    """The task registered as ``name`` or whose ``reference_key`` is ``name``; unknown names raise with close
+    matches."""
+    if name not in TASKS:
+        for entry in TASKS.entries():
+            if entry.obj.reference_key == name:
+                return entry.obj
+    return TASKS.get(name)
+
+
+def task_metric(name: str) -> MetricSpec:
+    """How task ``name`` (config name or the reference's key) is scored."""
+    return task_def(name).metric
+
+
+def prepare(task: str, prediction: str) -> str:
+    """The response of ``task`` as its metric sees it (quoted span, end-token cut)."""
+    return metrics.prepare(task_metric(task), prediction)
+
+
+def score(task: str, prediction: str, answers: Sequence[str]) -> float:
+    """Score one response of ``task`` with its metric (corpus metrics: the corpus score of this single pair)."""
+    spec = task_metric(task)
+    try:
+        return metrics.score(spec, prediction, answers)
+    except ValueError as exc:
+        raise ValueError(f"{task}: {exc}") from None
+
+
+def bucket_scores(task: str, items: Iterable[tuple[int, str, Sequence[str]]]) -> dict[int, float]:
+    """Per-bucket scores of ``(length_bucket, prediction, answers)`` items of ``task``, as the reference
+    aggregates them (see :func:`kernelkit.longctx.metrics.bucket_scores`)."""
+    spec = task_metric(task)
+    try:
+        return metrics.bucket_scores(spec, items)
+    except ValueError as exc:
+        raise ValueError(f"{task}: {exc}") from None
 
 
 def task_rng(seed: int, task: str, bucket: int) -> random.Random:
@@ -85,8 +149,9 @@ def task_rng(seed: int, task: str, bucket: int) -> random.Random:
     return random.Random(f"m4le:{seed}:{task}:{bucket}")
 
 
-def build_task(name: str, data_root: str | Path | None = None, buckets: Sequence[int] = BUCKETS, n: int = 200,
-               seed: int = 111, one_shot: bool = True, source: Any = None, skip_unfit: bool = True) -> list[Record]:
+def build_task(name: str, data_root: str | Path | None = None, buckets: Sequence[int] = BUCKETS,
+               n: int = DEFAULT_N, seed: int = DEFAULT_SEED, one_shot: bool = True, source: Any = None,
+               skip_unfit: bool = True) -> list[Record]:
     """Build ``n`` instances per bucket of task ``name`` from its source under ``data_root``.
 
     ``source`` (already loaded data) overrides loading. Buckets the source cannot fill are skipped when

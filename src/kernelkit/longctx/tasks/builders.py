@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kernelkit.longctx.metrics import MetricSpec
 from kernelkit.longctx.records import Record
 from kernelkit.longctx.tasks import sources as src
-from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, fit_natural, hex_id, make_record, register_task
+from kernelkit.longctx.tasks.base import (
+    QA_EN,
+    QA_ZH,
+    SUM_EN,
+    SUM_ZH,
+    BuildContext,
+    fit_concatenated,
+    fit_natural,
+    hex_id,
+    make_record,
+    register_task,
+)
 from kernelkit.longctx.tasks.patterns import Prompt, continuation, mean_length
 
 
@@ -21,7 +33,7 @@ C3_DEMO = ("段落1: 小王每天早上跑步，所以身体很好。\n段落2: 
            "问题：根据段落2，这家饭店怎么样？ A. 菜很贵 B. 服务很好 C. 菜很便宜\n答案：C. 菜很便宜")
 
 
-@register_task("c3", ability="explicit_single", task_type="QA+RET", lang="zh", source="C3-M test",
+@register_task("c3", metric=QA_ZH, ability="explicit_single", task_type="QA+RET", lang="zh", source="C3-M test",
                official=True, load=src.read_c3, data_files=("c3/c3-m-test.json",))
 def build_c3(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
     def make(n_items: int, gold: int, k: int) -> Record:
@@ -52,6 +64,7 @@ def _drcd_topics(root: Path) -> list[tuple[str, str]]:
 
 
 @register_task("drcd_explicit-single", ability="explicit_single", task_type="RET", lang="zh", source="DRCD test",
+               metric=MetricSpec("acc", "en", ("，", "\n")), reference_key="drcd_explicit-single_ret",
                official=True, load=_drcd_topics, data_files=("drcd/DRCD_test.json",),
                note="Traditional Chinese kept (the reference converts to Simplified)")
 def build_drcd_retrieval(topics: list[tuple[str, str]], ctx: BuildContext) -> list[Record]:
@@ -78,6 +91,7 @@ SHOP_DEMO = ("评论5A1C22: 质量很好，物流也快。\n评论0B9F13: 用了
 
 
 @register_task("online-shopping", ability="explicit_multiple", task_type="CLS+RET", lang="zh",
+               metric=MetricSpec("set_f1", "zh", id_sep="，", id_stop="。"),
                source="online_shopping_10_cats", official=True, load=src.read_online_shopping,
                data_files=("online_shopping_10_cats/online_shopping_10_cats.zip",))
 def build_online_shopping(reviews: list[src.Review], ctx: BuildContext) -> list[Record]:
@@ -113,6 +127,7 @@ def _search_results_qa(results: list[str], demo: str, question: str, one_shot: b
 
 
 @register_task("nq-open", ability="semantic_single", task_type="QA", lang="en", source="NQ-open oracle passages",
+               metric=QA_EN,
                official=True, load=src.read_nq_open_oracle,
                data_files=("nq_open_lost_in_the_middle/nq-open-oracle.jsonl.gz",),
                note="distractors are other questions' gold passages without the answer "
@@ -137,6 +152,7 @@ DRCD_QA_DEMO = "文章 [{n}](标题: 长城) 长城始建于春秋战国时期�
 
 
 @register_task("drcd_semantic-single", ability="semantic_single", task_type="QA", lang="zh", source="DRCD test",
+               metric=QA_ZH, reference_key="drcd_semantic-single_qa",
                official=True, load=src.read_drcd, data_files=("drcd/DRCD_test.json",),
                note="Traditional Chinese kept (the reference converts to Simplified)")
 def build_drcd_qa(items: list[src.QAItem], ctx: BuildContext) -> list[Record]:
@@ -161,6 +177,7 @@ WIKI_DEMO = ("Query Paragraph: The bridge opened in 1932 after six years of cons
 
 
 register_task("wikitext-103", ability="semantic_single", task_type="NLI+RET", lang="en", source="WikiText-2 test",
+              metric=MetricSpec("exact_match", "en", (".",)),
               official=True, load=src.read_wikitext_topics, data_files=("wikitext-2/test.txt",),
               note="WikiText-2 test as in the reference code, but the tokenized v1 text (raw not in the data root)")(
     continuation(Prompt(WIKI_INSTRUCTION, "Candidate Paragraph {label}: {text}", "Answer:", demo=WIKI_DEMO,
@@ -176,7 +193,7 @@ HOTPOT_DEMO = ("Paragraph 1: The Nile flows north through eleven countries into 
                "Answer: the Mediterranean Sea.")
 
 
-@register_task("hotpotqa", ability="semantic_multiple", task_type="QA", lang="en",
+@register_task("hotpotqa", metric=QA_EN, ability="semantic_multiple", task_type="QA", lang="en",
                source="HotpotQA dev distractor (53-example excerpt)", official=True,
                rule="first_below", load=src.read_hotpotqa,
                data_files=("hotpotqa/hotpot_dev_distractor_v1.first53.json",))
@@ -197,6 +214,7 @@ QMSUM_INSTRUCTION = "Read the meeting transcript and answer the query with a sho
 
 
 @register_task("qmsum", ability="global", task_type="SUM", lang="en", source="QMSum test", official=False,
+               metric=SUM_EN,
                rule="first_below", load=src.read_qmsum, data_files=("qmsum/test",),
                note="new M4LE-style task: query-based meeting summarization (whole meeting or relevant span)")
 def build_qmsum(meetings: list[src.Meeting], ctx: BuildContext) -> list[Record]:
@@ -213,6 +231,7 @@ VCSUM_INSTRUCTION = "阅读下面的会议记录片段，用一段话总结其�
 
 
 @register_task("vcsum", ability="global", task_type="SUM", lang="zh", source="VCSum dev segments", official=False,
+               metric=SUM_ZH,
                rule="first_below", load=src.read_vcsum, data_files=("vcsum/short_dev.txt",),
                note="new M4LE-style task: Chinese meeting-segment summarization")
 def build_vcsum(meetings: list[src.Meeting], ctx: BuildContext) -> list[Record]:

@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernelkit.longctx.metrics import MetricSpec
 from kernelkit.longctx.records import Record
-from kernelkit.longctx.tasks.base import BuildContext, fit_concatenated, hex_id, make_record, register_task
+from kernelkit.longctx.tasks.base import SUM_EN, BuildContext, fit_concatenated, hex_id, make_record, register_task
 from kernelkit.longctx.tasks.formats import read_jsonl
 from kernelkit.longctx.tasks.patterns import Item, Prompt, natural
 
@@ -40,7 +41,8 @@ def _cohan_loader(name: str):
 
 for _name in ("arxiv", "pubmed"):
     register_task(_name, ability="global", task_type="SUM", lang="en", source=f"{_name} test (Cohan et al.)",
-                  official=True, rule="first_below", load=_cohan_loader(_name), data_files=(f"{_name}/test.txt",))(
+                  official=True, metric=SUM_EN, rule="first_below", load=_cohan_loader(_name),
+                  data_files=(f"{_name}/test.txt",))(
         natural(Prompt("Summarize the paper below in one paragraph.", "Paper:\n{text}\n", "Summary:")))
 
 
@@ -56,6 +58,7 @@ def read_cnewsum(root: Path) -> list[Item]:
 
 
 register_task("cnewsum", ability="global", task_type="SUM", lang="zh", source="CNewSum v2 test", official=True,
+              metric=MetricSpec("rouge", "zh", ("\n", "新闻")),
               rule="first_below", load=read_cnewsum, data_files=("cnewsum/test.simple.label.jsonl",))(
     natural(Prompt("请用一段话总结下面的新闻。", "新闻：\n{text}\n", "总结：")))
 
@@ -83,6 +86,7 @@ MARC_DEMO = ("Review 1F2E3D: Works great, fast delivery.\nReview 9A8B7C: 质量�
 
 
 @register_task("marc", ability="explicit_multiple", task_type="CLS+RET", lang="mixed",
+               metric=MetricSpec("set_f1", "en", id_sep=",", id_stop=".", gold_stop="."),
                source="Multilingual Amazon Reviews test", official=True, load=read_marc,
                data_files=("marc/dataset_en_test.json", "marc/dataset_zh_test.json"))
 def build_marc(reviews: list[StarReview], ctx: BuildContext) -> list[Record]:

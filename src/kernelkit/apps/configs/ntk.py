@@ -1,0 +1,121 @@
+"""Configs of the ``kernelkit ntk`` commands and of the ``ntk_fig1/2/3`` recipes (Jacot et al. 2018, Section 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kernelkit.apps.configs.base import RunSettings
+
+PAPER_BETA = 0.1  # bias standard deviation β of the paper's networks
+
+
+# --------------------------------------------------------------------------------------------- commands
+@dataclass(kw_only=True)
+class NtkNetworkConfig(RunSettings):
+    """The fully connected network of the NTK commands (``kernelkit.ntk.training.fc_network``)."""
+
+    device: str = "cpu"
+    depth: int = 3  # weight layers (paper: L)
+    activation: str = "relu"  # relu, erf, abs or identity
+    beta: float = PAPER_BETA  # bias standard deviation (0: no bias)
+    parametrization: str = "ntk"  # ntk or standard
+
+
+@dataclass(kw_only=True)
+class NtkAnalyticConfig(NtkNetworkConfig):
+    """``kernelkit ntk analytic``: infinite-width NNGP and NTK on ``inputs`` (x ``inputs2``)."""
+
+    inputs: str = "circle"  # file (.npy/.npz/.csv) or built-in: circle, digits, mnist
+    inputs2: str | None = None  # second input set (None: same as inputs)
+    n: int | None = None  # use the first n samples
+    batch_size: int | None = None  # block size bounding memory
+
+
+@dataclass(kw_only=True)
+class NtkEmpiricalConfig(NtkAnalyticConfig):
+    """``kernelkit ntk empirical``: the NTK of a randomly initialized network of ``width``."""
+
+    width: int = 512
+    method: str = "auto"  # auto, jacobian, ntvp, structured
+    compare: bool = True  # also report the distance to the analytic limit
+
+
+@dataclass(kw_only=True)
+class NtkPredictConfig(NtkNetworkConfig):
+    """``kernelkit ntk predict``: closed-form gradient-descent prediction of infinite-width networks."""
+
+    train: str = "circle"  # training inputs (.npz with x, y; or built-in)
+    test: str = "circle"
+    y: str | None = None  # targets (.npy/.csv) for file inputs without y
+    n_train: int = 8
+    n_test: int = 64
+    times: tuple[float, ...] = (100.0, 1000.0)  # times t = steps x learning rate; t = inf is always added
+    learning_rate: float = 1.0
+    diag_reg: float = 1e-6
+
+
+@dataclass(kw_only=True)
+class NtkReproduceConfig(RunSettings):
+    """``kernelkit ntk reproduce``: the paper's figures; ``recipes`` records each chosen recipe's config."""
+
+    device: str = "cpu"
+    quick: bool = False
+    only: tuple[str, ...] = ()
+    recipes: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- recipes
+@dataclass(kw_only=True)
+class NtkFig1Config:
+    """Fig. 1: empirical NTK Θ(x₀, x) on the circle at init and after training, for each width over seeds."""
+
+    widths: tuple[int, ...] = (500, 10000)
+    seeds: int = 10
+    points: int = 97  # circle points γ ∈ [−3, 3]
+    depth: int = 4
+    beta: float = PAPER_BETA
+    n_train: int = 10
+    steps: int = 200
+    lr: float = 1.0
+
+    @classmethod
+    def quick(cls) -> NtkFig1Config:
+        return replace(cls(), widths=(500, 1000), seeds=3, points=49)
+
+
+@dataclass(kw_only=True)
+class NtkFig2Config:
+    """Fig. 2: trained networks of each width vs the limiting Gaussian process."""
+
+    widths: tuple[int, ...] = (50, 1000)
+    seeds: int = 10
+    depth: int = 4
+    beta: float = PAPER_BETA
+    train_gamma: tuple[float, ...] = (-2.4, -0.9, 0.6, 2.2)  # training points (cos γ, sin γ)
+    test_points: int = 100
+    steps: int = 1000
+    lr: float = 1.0
+
+    @classmethod
+    def quick(cls) -> NtkFig2Config:
+        return replace(cls(), seeds=5)
+
+
+@dataclass(kw_only=True)
+class NtkFig3Config:
+    """Fig. 3: principal components of the limiting NTK on digits, and training along the second one."""
+
+    n_digits: int = 512
+    depths: tuple[int, ...] = (2, 3, 4, 5, 6)  # depths of the eigenvalue table
+    beta: float = PAPER_BETA
+    footnote_beta: float = 1.0  # the paper's footnote 3, shown at depth ``depth``
+    depth: int = 5  # the depth whose eigenvalues are closest to the paper's
+    widths: tuple[int, ...] = (100, 1000)
+    trials: int = 2
+    lr: float = 8.0
+    t_max: float = 4000.0
+
+    @classmethod
+    def quick(cls) -> NtkFig3Config:
+        return replace(cls(), widths=(100, 300), trials=1, t_max=2000.0)
