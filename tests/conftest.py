@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernelkit.layers.mixconv import CACHE_DIR_ENV, CHOICE_ENV, clear_impl_cache
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,12 +41,3 @@ def needs_data(relative: str):
         not present,
         reason=f"real data {relative!r} not found (set KERNELKIT_DATA or place the shared data at ../shared/data)",
     )
-
-@pytest.fixture
-def heuristic_mixconv_paths(tmp_path, monkeypatch):
-    """MixConv paths by the fixed heuristic (no timing in tests), nothing written to the user cache."""
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(CHOICE_ENV, "heuristic")
-    clear_impl_cache()
-    yield
-    clear_impl_cache()

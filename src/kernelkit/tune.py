@@ -222,9 +222,10 @@ def entries() -> dict[str, dict[str, Any]]:
 
 
 def clear(disk: bool = False) -> None:
-    """Forget this process's tables (``disk=True``: also delete the cache file in use)."""
+    """Forget this process's tables and warnings (``disk=True``: also delete the cache file in use)."""
     with _LOCK:
         _TABLES.clear()
+        _WARNED.clear()
         if disk:
             cache_path().unlink(missing_ok=True)
 
@@ -234,12 +235,12 @@ def clear(disk: bool = False) -> None:
 
 def _timing_meaningless() -> bool:
     """Under a ``TorchDispatchMode`` (FLOP counters), ``torch.compile`` tracing or TorchScript."""
+    if torch.compiler.is_compiling() or torch.jit.is_scripting():
+        return True
     try:
-        if torch._C._len_torch_dispatch_stack():
-            return True
+        return bool(torch._C._len_torch_dispatch_stack())
     except AttributeError:  # pragma: no cover - private API moved
-        pass
-    return bool(torch.compiler.is_compiling() or torch.jit.is_scripting())
+        return False
 
 
 def choose(op: str, key: str, *, heuristic: str, candidates: Sequence[str],
@@ -257,7 +258,7 @@ def choose(op: str, key: str, *, heuristic: str, candidates: Sequence[str],
         device: where the paths run (the cache key names its model; CUDA timings synchronize).
         baseline: the path another must beat clearly to be chosen (default: ``heuristic``).
     """
-    if not is_enabled() or len(candidates) < 2 or _timing_meaningless():
+    if len(candidates) < 2 or _timing_meaningless() or not is_enabled():
         return heuristic
     baseline = heuristic if baseline is None else baseline
     entry = lookup(op, key, device)
@@ -290,8 +291,8 @@ def measure(fns: Mapping[str, Callable[[], object]], sync: Callable[[], None] = 
     """Interleaved medians of seconds per call, and per path the ratio ``baseline / path``.
 
     The first entry of ``fns`` is the baseline. One warm-up call per path (allocations, oneDNN primitives),
-    one timed call; a path whose timed call exceeds ``DROP_FACTOR`` x the baseline's (or whose warm-up alone
-    exceeds twice that) is not timed further (reported with that single time, and no ratio). Then 3-7
+    one timed call; a path whose timed call exceeds ``DROP_FACTOR`` x the baseline's is not timed further
+    (reported with that single time, and no ratio). Then 3-7
     rounds, each running every remaining path ``reps`` times in a rotating order, ``sync()`` before each
     clock reading. The ratio of a path is the *smallest*, over the clocks, of the median per-round ratio
     and the ratio of the best rounds, so a path counts as faster only if every clock and both statistics
@@ -302,14 +303,8 @@ def measure(fns: Mapping[str, Callable[[], object]], sync: Callable[[], None] = 
     first: dict[str, float] = {}
     clock = clocks[0]
     for name in names:
+        fns[name]()  # warm-up (it may include a nested choice being measured, e.g. MixConv's depthwise path)
         sync()
-        t0 = clock()
-        fns[name]()  # warm-up
-        sync()
-        warm = clock() - t0
-        if name != base and warm > 2 * DROP_FACTOR * first[base]:
-            first[name] = warm  # hopeless even allowing for first-call overhead: no second call
-            continue
         t0 = clock()
         fns[name]()
         sync()

@@ -90,3 +90,19 @@ def test_session_metrics_by_hand() -> None:
     assert core.average_accuracy([0.8, 0.7, 0.6]) == pytest.approx(0.7)
     with pytest.raises(ValueError, match="label 9"):
         core.confusion_matrix(torch.tensor([9]), torch.tensor([0]), [0, 1])
+
+
+def test_teen_defaults_and_range_come_from_teen_config() -> None:
+    import inspect
+
+    from kernelkit.fscil import TEEN, TeenConfig
+
+    sig = inspect.signature(core.teen_calibrate).parameters
+    assert (sig["tau"].default, sig["alpha"].default) == (TeenConfig.tau, TeenConfig.alpha)
+    m = TEEN()
+    assert (m.tau, m.alpha) == (TeenConfig.tau, TeenConfig.alpha)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+            TeenConfig(alpha=bad)
+        with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+            TEEN(alpha=bad)

@@ -1,11 +1,7 @@
-"""End to end: the official CIFAR-100 protocol on generated files in the real format, base training, CLI."""
+"""End to end: the official CIFAR-100 protocol on generated files in the real format, base training."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from kernelkit.fscil import TeenConfig
 from kernelkit.fscil.data import load_digits_fscil, load_fscil_dataset
 from kernelkit.fscil.pipeline import FeatureCache, default_methods, run_methods, train_base_model
 from kernelkit.fscil.training import BaseTrainConfig, extract_features
@@ -51,8 +48,8 @@ def test_official_cifar100_protocol_end_to_end(tmp_path: Path) -> None:
                               image_size=32)
     cache = FeatureCache(net, data.train)
     test = extract_features(net, data.test, batch_size=1000)
-    results = run_methods(data.plan, data.train.labels, cache, test, default_methods(16.0, 16.0, 0.1,
-                                                                                     ["prototype", "teen"]))
+    results = run_methods(data.plan, data.train.labels, cache, test,
+                          default_methods(16.0, TeenConfig.tau, TeenConfig.alpha, ["prototype", "teen"]))
     for r in results.values():
         assert [s["num_test"] for s in r.sessions] == [6000 + 500 * t for t in range(9)]
         assert [s["classes"] for s in r.sessions] == [60 + 5 * t for t in range(9)]
@@ -75,35 +72,6 @@ def test_base_training_selects_on_validation_and_resumes(tmp_path: Path) -> None
     assert summary2["val_head_acc"] == pytest.approx(summary["val_head_acc"])  # resumed, not retrained
     for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KERNELKIT_DATA": ""}
-    return subprocess.run([sys.executable, "-m", "kernelkit", "fscil", "run", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
-def test_cli_run_writes_sessions_confusion_and_plots(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    proc = _cli("--dataset", "digits", "--epochs", "1", "--width", "4", "--batch-size", "64", "--lr", "0.05",
-                "--threads", "2", "--out", str(out), "--json", "--quiet")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.loads(proc.stdout)
-    sec = results["sections"]["fscil"]
-    assert set(sec["sessions"]) == {"prototype", "teen(tau=16,alpha=0.1)"}
-    assert [s["session"] for s in sec["sessions"]["prototype"]] == [0, 1, 2]
-    for name in ("fscil_accuracy_per_session.png", "fscil_new_to_base.png"):
-        assert (out / "plots" / name).stat().st_size > 0
-    report = (out / "report.html").read_text()
-    assert "Confusion summary" in report and "EMBEDDED FALLBACK" in report and "TEEN (utils.harm_mean)" in report
-
-
-def test_cli_bad_input_exits_with_a_clear_message(tmp_path: Path) -> None:
-    proc = _cli("--dataset", "cifar100", "--data-dir", str(tmp_path), "--epochs", "0", "--out", str(tmp_path / "r"))
-    assert proc.returncode == 2
-    assert "cifar-100-python" in proc.stderr
-    proc = _cli("--dataset", "digits", "--method", "fancy", "--out", str(tmp_path / "r2"))
-    assert proc.returncode == 2 and "unknown" in proc.stderr and "fancy" in proc.stderr
 
 
 def _write_cub(root: Path, split: Path) -> None:

@@ -132,6 +132,34 @@ def test_bad_input_errors(args, kwargs, error, match):
         depthwise_conv2d(*args, **kwargs)
 
 
+def test_auto_is_the_fixed_rule_unless_tuning(tmp_path, monkeypatch):
+    """Tuning off: ``choose_strategy``, nothing timed or cached. Tuning on: measured once per key, cached, exact."""
+    from kernelkit import tune
+    from kernelkit.layers import depthwise as dw
+
+    x = torch.randn(2, 8, 24, 24, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, 1, 9, 9, dtype=torch.float64, requires_grad=True)
+    geo = resolve_geometry(x, w, 1, "same", 1)
+    cache = tmp_path / "tune.json"
+    tune.clear()
+    with tune.enabled(False, cache=cache):
+        assert dw.tuned_strategy(x, w, None, geo) == choose_strategy(x, w, geo) == "direct_grouped"
+    assert not cache.exists()
+    b, gy = torch.zeros(8, dtype=x.dtype), torch.ones(2, 8, 24, 24, dtype=x.dtype)
+    ref = _values_and_grads(lambda a, b, c: _reference(a, b, c, 1, "same", 1), x, w, b, gy)
+    with tune.enabled(cache=cache):
+        got = _values_and_grads(lambda a, b, c: depthwise_conv2d(a, b, c), x, w, b, gy)
+        for g, r in zip(got, ref, strict=True):
+            torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+        (key,) = tune.entries()
+        entry = tune.entries()[key]
+        assert key.startswith(f"{dw.TUNE_OP}|") and key.endswith("|2x8x24x24|k9x9|s1x1|d1x1|p4,4,4,4|float64|grad")
+        assert entry["choice"] in STRATEGIES and {"direct", "direct_grouped", "dft", "fft"} <= set(entry["ms"])
+        monkeypatch.setattr(tune, "measure", lambda *a, **k: pytest.fail("measured again"))
+        assert dw.tuned_strategy(x, w, b.requires_grad_(), geo) == entry["choice"]
+    tune.clear()
+
+
 def test_benchmark_smoke():
     from kernelkit.apps.bench import BenchContext
     from kernelkit.apps.bench.depthwise import bench_depthwise_conv

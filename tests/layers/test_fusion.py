@@ -153,3 +153,25 @@ def test_drb_fast_depthwise_path_matches_plain_conv_with_gradients() -> None:
         results.append((y.detach(), xi.grad, *grads))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_depthwise_is_a_constructor_argument_and_a_scoped_switch(monkeypatch) -> None:
+    from kernelkit.layers import reparam
+
+    calls: list[int] = []
+    real = reparam.depthwise_conv2d
+    monkeypatch.setattr(reparam, "depthwise_conv2d", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    x = torch.randn(1, 4, 12, 12)
+    fast, plain = DilatedReparamBlock(4, 7).eval(), DilatedReparamBlock(4, 7, fast_depthwise=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+        n = len(calls)
+        assert n > 0  # only the block built with the fast path used it
+        with reparam.use_fast_depthwise(False):
+            fast(x)
+        assert len(calls) == n
+        fast(x)  # the setting is back after the block
+        assert len(calls) > n
+    plain.reparameterize()
+    assert plain.lk_origin.fast is False  # the merged conv keeps the block's choice

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernelkit import tune
 from kernelkit.conv import MixConv2d, split_channels
-from kernelkit.layers import mixconv as mixconv_module
-from kernelkit.layers.mixconv import (
-    CACHE_DIR_ENV,
-    CHOICE_ENV,
-    cache_path,
-    clear_impl_cache,
-    heuristic_impl,
-    impl_cache,
-    pick_from_measurement,
-    use_impl,
-)
+from kernelkit.layers.mixconv import PATHS, TUNE_OP, fresh_choices, heuristic_impl, use_impl
 
 
-@pytest.fixture(autouse=True)
-def _private_choice_cache(tmp_path, monkeypatch):
-    """Every test gets its own on-disk path cache and a clean in-process table."""
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(CHOICE_ENV, raising=False)
-    clear_impl_cache()
-    yield
-    clear_impl_cache()
+@pytest.fixture
+def tuning(tmp_path):
+    """Tuning on with a private cache file (yielded) and clean in-process tables."""
+    tune.clear()
+    with tune.enabled(cache=tmp_path / "cache" / "tune.json") as path:
+        yield path
+    tune.clear()
+
+
+def _mixconv_entries() -> dict:
+    return {k: v for k, v in tune.entries().items() if k.startswith(f"{TUNE_OP}|")}
 
 
 # ---- split_channels ----------------------------------------------------------------------------
@@ -162,7 +154,7 @@ def test_mixconv_equals_one_padded_depthwise_conv(channels, kernels, stride, spl
         out = m.run(x, impl)
         assert out.shape == ref.shape
         torch.testing.assert_close(out, ref, rtol=0, atol=1e-12, msg=f"path {impl}")
-    with torch.no_grad():  # the automatic choice (measured once, forward only) is one of the paths above
+    with torch.no_grad():  # the automatic choice is one of the paths above
         torch.testing.assert_close(m(x), ref, rtol=0, atol=1e-12)
 
 
@@ -236,26 +228,26 @@ def test_grouped_pointwise_matches_block_reference() -> None:
     assert uneven.available_impls() == ["split"]
 
 
-def test_auto_choice_is_cached_and_forced_impl_respected() -> None:
+def test_auto_choice_is_cached_and_forced_impl_respected(tuning) -> None:
     m = MixConv2d(16, kernel_sizes=(3, 5, 7, 9))
     x = torch.randn(2, 16, 24, 24)  # above TINY_NUMEL: measured
     with torch.no_grad():
         m(x)
-    cache = impl_cache()
-    assert len(cache) == 1 and next(iter(cache.values())) in m.available_impls()
+    cache = _mixconv_entries()
+    assert len(cache) == 1 and next(iter(cache.values()))["choice"] in m.available_impls()
     with torch.no_grad():
         m(x)
-    assert len(impl_cache()) == 1  # no re-measurement for the same shape
+    assert len(_mixconv_entries()) == 1  # no re-measurement for the same shape
     m(x.requires_grad_())  # training: measured separately (forward + backward)
-    assert len(impl_cache()) == 2
-    keys = sorted(impl_cache())
+    assert len(_mixconv_entries()) == 2
+    keys = sorted(_mixconv_entries())
     assert keys[0].endswith("|grad") and keys[1].endswith("|nograd")
-    assert f"threads{torch.get_num_threads()}" in keys[0] and f"torch{torch.__version__}" in keys[0]
+    assert f"|threads{torch.get_num_threads()}|" in keys[0] and f"|torch{torch.__version__}|" in keys[0]
     with use_impl("split"):
         assert m.choose_impl(x) == "split"
     with torch.no_grad():
-        assert m(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)  # tiny: one padded conv, nothing measured
-    assert len(impl_cache()) == 2
+        assert m(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)  # tiny: the fixed rule, nothing measured
+    assert len(_mixconv_entries()) == 2
     with pytest.raises(ValueError, match="not available"):
         MixConv2d(8, 8, (1, 1), depthwise=False, impl="padded").choose_impl(torch.randn(1, 8, 2, 2))
 
@@ -264,19 +256,18 @@ def _no_timing(*args, **kwargs):
     raise AssertionError("a path was timed although the choice should come from a cache or the heuristic")
 
 
-def test_choices_persist_on_disk_for_the_next_process(monkeypatch) -> None:
+def test_choices_persist_on_disk_for_the_next_process(tuning, monkeypatch) -> None:
     m = MixConv2d(16, kernel_sizes=(3, 5, 7))
     x = torch.randn(2, 16, 24, 24)
     with torch.no_grad():
         first = m.choose_impl(x)
-    path = cache_path()
-    assert path is not None and path.exists()
-    entries = json_entries(path)
+    assert tuning.exists()
+    entries = json_entries(tuning)
     assert len(entries) == 1
     (entry,) = entries.values()
-    assert entry["impl"] == first and set(entry["ms"]) <= set(m.available_impls()) and "split" in entry["ms"]
-    clear_impl_cache()  # a new process: empty in-memory table, same file
-    monkeypatch.setattr(mixconv_module, "_time_paths", _no_timing)
+    assert entry["choice"] == first and set(entry["ms"]) <= set(m.available_impls()) and "split" in entry["ms"]
+    tune.clear()  # a new process: empty in-memory table, same file
+    monkeypatch.setattr(tune, "measure", _no_timing)
     fresh = MixConv2d(16, kernel_sizes=(3, 5, 7))
     with torch.no_grad():
         assert fresh.choose_impl(x) == first
@@ -288,112 +279,54 @@ def json_entries(path) -> dict:
     import json
 
     data = json.loads(path.read_text())
-    assert data["version"] == mixconv_module.CACHE_VERSION
+    assert data["version"] == tune.CACHE_VERSION
     return data["entries"]
 
 
-def test_unreadable_cache_is_replaced_with_a_warning(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "bad"))
-    clear_impl_cache()
-    path = cache_path()
-    assert path is not None
-    path.parent.mkdir(parents=True)
-    path.write_text("{ not json")
-    mixconv_module._WARNED.discard("read")
-    with pytest.warns(RuntimeWarning, match="unreadable"), torch.no_grad():
-        MixConv2d(16, kernel_sizes=(3, 5)).choose_impl(torch.randn(2, 16, 24, 24))
-    assert len(json_entries(path)) == 1
-
-
-def test_cache_can_be_switched_off(monkeypatch) -> None:
-    monkeypatch.setenv(CACHE_DIR_ENV, "off")
-    clear_impl_cache()
-    assert cache_path() is None
-    with torch.no_grad():
-        MixConv2d(16, kernel_sizes=(3, 5)).choose_impl(torch.randn(2, 16, 24, 24))
-    assert len(impl_cache()) == 1
-
-
-def test_heuristic_mode_times_nothing_and_is_deterministic(monkeypatch) -> None:
-    monkeypatch.setattr(mixconv_module, "_time_paths", _no_timing)
-    monkeypatch.setenv(CHOICE_ENV, "heuristic")
+def test_default_times_nothing_reads_nothing_and_is_deterministic(tmp_path, monkeypatch) -> None:
+    """Tuning off (the default): the fixed rule, no timing, no cache file read or written."""
+    monkeypatch.setattr(tune, "measure", _no_timing)
+    cache = tmp_path / "tune.json"
+    cache.write_text('{"version": 1, "entries": {}}')  # present but never consulted
     m = MixConv2d(32, kernel_sizes=(3, 5, 7, 9))
     x = torch.randn(4, 32, 28, 28)
-    with torch.no_grad():
-        assert m.choose_impl(x) == "padded"
-    assert m.choose_impl(x.requires_grad_()) == "split_cl"
-    assert m.choose_impl(x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()) == "split"
-    assert MixConv2d(32, kernel_sizes=(5,)).choose_impl(x) == "split"
-    assert MixConv2d(32, 16, (1, 1), depthwise=False).choose_impl(x) == "split"
-    assert impl_cache() == {}
-    monkeypatch.delenv(CHOICE_ENV)
-    with torch.no_grad():  # the argument form, without the environment variable
+    with tune.enabled(False, cache=cache):
+        with torch.no_grad():
+            assert m.choose_impl(x) == "padded"
+        assert m.choose_impl(x.requires_grad_()) == "split_cl"
+        assert m.choose_impl(x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()) == "split"
+        assert MixConv2d(32, kernel_sizes=(5,)).choose_impl(x) == "split"
+        assert MixConv2d(32, 16, (1, 1), depthwise=False).choose_impl(x) == "split"
+    assert cache.read_text() == '{"version": 1, "entries": {}}'
+    with tune.enabled(cache=cache), torch.no_grad():  # the fixed rule on request, even with tuning on
         assert MixConv2d(32, kernel_sizes=(3, 5), impl="heuristic").choose_impl(x.detach()) == "padded"
         with use_impl("heuristic"):
             assert m.choose_impl(x.detach()) == "padded"
     big = torch.empty(64, 64, 56, 56)  # > 8M elements: torch's NCHW padded kernel lost here
     assert heuristic_impl(m.available_impls(), big, False, m.kernel_sizes) == "split"
-    monkeypatch.setenv(CHOICE_ENV, "fastest")
-    with pytest.raises(ValueError, match="KERNELKIT_MIXCONV_AUTO"):
-        m.choose_impl(x)
 
 
-def test_switch_guard_keeps_split_unless_clearly_faster() -> None:
-    assert pick_from_measurement({"split": 1.0, "padded": 0.5}, {"split": 1.0, "padded": 2.0}) == "padded"
-    # a near tie (4% faster) stays with split-concat
-    assert pick_from_measurement({"split": 1.0, "padded": 0.96}, {"split": 1.0, "padded": 1.04}) == "split"
-    # faster in the medians but not in the paired per-round ratios (load drifted): split-concat
-    assert pick_from_measurement({"split": 1.0, "padded": 0.8}, {"split": 1.0, "padded": 1.01}) == "split"
-    assert pick_from_measurement({"split": 1.0, "padded": 1.5}, {"split": 1.0, "padded": 0.6}) == "split"
+def test_fresh_choices_measures_into_a_private_file(monkeypatch) -> None:
+    m = MixConv2d(16, kernel_sizes=(3, 5))
+    x = torch.randn(2, 16, 24, 24)
+    with fresh_choices() as path, torch.no_grad():
+        m(x)
+        assert path.exists() and len(json_entries(path)) == 1
+    assert not path.exists()
+    monkeypatch.setattr(tune, "measure", _no_timing)
+    with fresh_choices("heuristic"), torch.no_grad():
+        assert m.choose_impl(x) == "padded"
+    with pytest.raises(ValueError, match="mode"), fresh_choices("fastest"):
+        pass
 
 
-class _FakeClock:
-    """A clock that advances only when a fake path runs: deterministic timings for the measurement logic."""
+def test_flop_counting_sees_split_concat(tuning, monkeypatch) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.calls: dict[str, int] = {}
-
-    def __call__(self) -> float:
-        return self.now
-
-    def path(self, name: str, cost: float, first_cost: float | None = None):
-        def run() -> None:
-            n = self.calls.get(name, 0)
-            self.calls[name] = n + 1
-            self.now += first_cost if (n == 0 and first_cost is not None) else cost
-        return run
-
-
-def test_measurement_interleaves_and_drops_hopeless_paths() -> None:
-    clock = _FakeClock()
-    fns = {"split": clock.path("split", 1e-3, first_cost=5e-3), "padded": clock.path("padded", 0.5e-3),
-           "slow": clock.path("slow", 5e-3), "awful": clock.path("awful", 1.0)}
-    times, ratios = mixconv_module._time_paths(fns, clocks=(clock,))
-    assert times["split"] == pytest.approx(1e-3) and times["padded"] == pytest.approx(0.5e-3)
-    assert ratios["padded"] == pytest.approx(2.0)
-    assert clock.calls["awful"] == 1  # its warm-up alone was hopeless
-    assert clock.calls["slow"] == 2  # warm-up + one timed call, then dropped
-    assert "slow" not in ratios and "awful" not in ratios and times["slow"] == pytest.approx(5e-3)
-    assert clock.calls["padded"] > 5 and clock.calls["split"] > 5
-    assert pick_from_measurement(times, ratios) == "padded"
-
-
-def test_a_path_must_win_on_every_clock() -> None:
-    wall, cpu = _FakeClock(), _FakeClock()
-
-    def both(name: str, wall_cost: float, cpu_cost: float):
-        w, c = wall.path(name, wall_cost), cpu.path(name, cpu_cost)
-
-        def run() -> None:
-            w()
-            c()
-        return run
-    # faster on the wall clock only (e.g. the split rounds were preempted), not in CPU time
-    fns = {"split": both("split", 2e-3, 1e-3), "padded": both("padded", 1e-3, 1e-3)}
-    times, ratios = mixconv_module._time_paths(fns, clocks=(wall, cpu))
-    assert times["padded"] == pytest.approx(1e-3) and ratios["padded"] == pytest.approx(1.0)
-    assert pick_from_measurement(times, ratios) == "split"
+    monkeypatch.setattr(tune, "measure", _no_timing)
+    m = MixConv2d(16, kernel_sizes=(3, 5, 7))
+    with FlopCounterMode(display=False), torch.no_grad():
+        assert m.choose_impl(torch.randn(2, 16, 24, 24)) == "split"
 
 
 def test_cached_inference_weight_follows_weight_updates() -> None:
@@ -412,9 +345,7 @@ def test_cached_inference_weight_follows_weight_updates() -> None:
     assert w.requires_grad  # autograd needs it: built differentiably, not cached
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kernelkit.layers.depthwise") is None,
-                    reason="kernelkit.layers.depthwise not in this tree")
-def test_large_kernel_depthwise_path_when_present() -> None:
+def test_large_kernel_depthwise_path() -> None:
     m = MixConv2d(10, kernel_sizes=(3, 5, 7, 9)).double()
     assert "depthwise" in m.available_impls()
     x = torch.randn(2, 10, 12, 12, dtype=torch.float64, requires_grad=True)
@@ -423,3 +354,16 @@ def test_large_kernel_depthwise_path_when_present() -> None:
     gb = torch.autograd.grad(m.run(x, "split").sum(), [x, *m.parameters()])
     for a, b in zip(ga, gb, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_benchmark_smoke() -> None:
+    from kernelkit.apps.bench import BenchContext
+    from kernelkit.apps.bench.mixconv import bench_mixconv
+
+    ctx = BenchContext("mixconv", quick=True, min_run_time=0.003, rounds=1)
+    bench_mixconv(ctx)
+    labels = [r.label for r in ctx.results]
+    assert "C=96 28² B=1 fwd [auto path, fixed rule]" in labels and "C=96 28² B=4 fwd+bwd [auto path, tuned]" in labels
+    assert all(r.extra["chosen"] in PATHS for r in ctx.results)
+    assert all(r.extra["choice_ms"] for r in ctx.results if "tuned" in r.label)
+    assert not tune.is_enabled()

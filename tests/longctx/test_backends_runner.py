@@ -41,6 +41,48 @@ def test_smollm2_default_sends_the_reference_prompt_raw(smollm2):
     assert backend.chat_template is False and backend.encode(prompt) == tok(prompt)["input_ids"]
 
 
+def test_two_smollm2_backends_keep_their_own_model_and_rope(smollm2):
+    """A second backend with another RoPE setting leaves the first one's model, config and answers as they were."""
+    import torch
+
+    from kernelkit.longctx.backends import BACKENDS
+
+    _, tok = smollm2
+    ids = torch.tensor([tok("The capital of France is a city called")["input_ids"]])
+    reqs = [Request("q", "What is the capital of France? Answer in one word.", 6)]
+    plain = BACKENDS.get("smollm2")()
+    with torch.no_grad():
+        logits = plain.model(ids).logits
+    answer = plain.generate(reqs)[0].text
+    scaled = BACKENDS.get("smollm2")(rope="linear", rope_factor=4.0)
+    assert scaled.model is not plain.model
+    assert plain.describe()["rope"]["rope_type"] == "default" and scaled.describe()["rope"]["rope_type"] == "linear"
+    with torch.no_grad():
+        assert torch.equal(plain.model(ids).logits, logits)
+        assert not torch.allclose(scaled.model(ids).logits, logits, atol=1e-3)
+    assert plain.generate(reqs)[0].text == answer
+
+
+def test_two_hf_backends_keep_their_own_rope(tiny_lm):
+    import torch
+
+    from kernelkit.longctx.backends import BACKENDS
+
+    _, _, folder = tiny_lm
+    ids = torch.arange(1, 41).unsqueeze(0)
+    reqs = [Request("a", "one two three four five six seven eight nine ten", 8)]
+    plain = BACKENDS.get("hf")(str(folder))
+    with torch.no_grad():
+        logits = plain.model(ids).logits
+    answer = plain.generate(reqs)[0].text
+    scaled = BACKENDS.get("hf")(str(folder), rope="yarn", rope_factor=4.0)
+    assert scaled.model is not plain.model
+    with torch.no_grad():
+        assert torch.equal(plain.model(ids).logits, logits)
+        assert not torch.allclose(scaled.model(ids).logits, logits, atol=1e-4)
+    assert plain.generate(reqs)[0].text == answer
+
+
 _TEXT = st.text(alphabet="ab .,\n\t。新闻", max_size=12)
 _MARKS = st.lists(st.sampled_from(["\n", ".", ",", "。", "新闻"]), min_size=1, max_size=3, unique=True)
 

@@ -1,11 +1,10 @@
-"""ERF: gradient maps of known receptive fields, the area-ratio analysis, and the CLI."""
+"""ERF: gradient maps of known receptive fields, the area-ratio analysis, the plot."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from kernelkit.models.erf import (
     area_ratios,
@@ -13,6 +12,7 @@ from kernelkit.models.erf import (
     erf_images,
     high_contribution_area_ratio,
     normalise_scores,
+    plot_erf,
 )
 
 
@@ -55,16 +55,11 @@ def test_erf_images_fall_back_to_generated(tmp_path) -> None:
     assert "generated" in source
 
 
-def test_erf_cli_large_vs_small_kernel(tmp_path) -> None:
-    from kernelkit.apps.cli.convnet import app
+def test_plot_is_a_plain_figure_and_leaves_the_backend_alone() -> None:
+    import matplotlib
+    from matplotlib.figure import Figure
 
-    res = CliRunner().invoke(app, ["erf", "--model", "unireplknet_a", "--images", "1", "--size", "32",
-                                   "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--quiet", "--json"])
-    assert res.exit_code == 0, res.output
-    import json
-
-    out = json.loads((tmp_path / "run" / "results.json").read_text())
-    ratios = out["sections"]["erf"]["area_ratios"]
-    assert set(ratios) == {"unireplknet_a", "unireplknet_a (large kernels → 3)"}
-    bad = CliRunner().invoke(app, ["erf", "--model", "unireplknet_zz", "--out", str(tmp_path / "r2")])
-    assert bad.exit_code == 2 and "unireplknet_zz" in bad.output
+    backend = matplotlib.get_backend()
+    fig = plot_erf({"a": np.ones((5, 5)), "b": np.zeros((5, 5))}, {"a": {"t=20%": 0.1}})
+    assert isinstance(fig, Figure) and len(fig.axes) == 4  # two heatmaps, two colour bars
+    assert matplotlib.get_backend() == backend

@@ -22,8 +22,6 @@ from kernelkit.models import create_model, list_models
 from kernelkit.models.mixnet import MIXNET_M, load_timm_state_dict, round_width, scale_depths, scale_spec
 from kernelkit.utils.counting import count_macs, count_params
 
-pytestmark = pytest.mark.usefixtures("heuristic_mixconv_paths")
-
 REF = json.loads((Path(__file__).parent / "test_mixnet_timm_reference.json").read_text())
 MODELS = ["mixnet_s", "mixnet_m", "mixnet_l", "mixnet_xl"]
 

@@ -127,3 +127,17 @@ def test_video_grid_vs_official_reshape() -> None:
         assert model(grid).shape == (1, 400)
     with pytest.raises(ValueError, match="perfect square"):
         video_to_map(torch.zeros(1, 3, 5, 8, 8))
+
+
+def test_modality_maps_dispatch_and_channels() -> None:
+    from kernelkit.models.modalities import MODALITY_CHANNELS, modality_maps
+
+    torch.manual_seed(0)
+    cases = {"audio": torch.randn(2, 16000), "timeseries": torch.randn(2, 48, 7),
+             "pointcloud": torch.randn(2, 100, 3), "video": torch.randn(2, 3, 16, 8, 8)}
+    for kind, raw in cases.items():
+        maps, per_sample = modality_maps(kind, raw, d_model=48, size=32)
+        assert maps.shape[1] == MODALITY_CHANNELS[kind] and maps.shape[0] == 2 * per_sample
+    assert modality_maps("pointcloud", cases["pointcloud"], views=3, size=32)[0].shape == (6, 3, 32, 32)
+    with pytest.raises(ValueError, match="unknown modality"):
+        modality_maps("smell", torch.zeros(1))

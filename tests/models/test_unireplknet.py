@@ -223,3 +223,37 @@ def test_fused_deploy_inference_equals_plain_ops_and_training_form() -> None:
     x = torch.randn(2, 3, 64, 64, requires_grad=True)
     deploy(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_variants_are_a_table_of_model_args() -> None:
+    from kernelkit.models.unireplknet import UNIREPLKNET_VARIANTS, unireplknet
+
+    assert sorted(UNIREPLKNET_VARIANTS) == list_models("unireplknet_*")
+    for name, args in UNIREPLKNET_VARIANTS.items():
+        with torch.device("meta"):
+            built = create_model(name, num_classes=7, in_chans=1)
+            direct = unireplknet(args["depths"], args["dims"], num_classes=7, in_chans=1)
+        assert built.depths == args["depths"] and built.dims == args["dims"]
+        assert [(k, v.shape) for k, v in built.state_dict().items()] == \
+            [(k, v.shape) for k, v in direct.state_dict().items()]
+    with pytest.raises(TypeError):
+        create_model("unireplknet_a", depths=(1, 1, 1, 1))  # a variant's numbers are fixed
+
+
+def test_fused_inference_is_a_constructor_argument() -> None:
+    from kernelkit.models import unireplknet as module
+
+    assert not hasattr(module, "set_fused_inference")  # no process-wide switch
+    torch.manual_seed(0)
+    fused = create_model("unireplknet_a", num_classes=4, deploy=True).eval()
+    plain = create_model("unireplknet_a", num_classes=4, deploy=True, fused_inference=False).eval()
+    plain.load_state_dict(fused.state_dict())
+    assert all(not b.fused_inference for s in plain.stages for b in s)
+    assert all(b.fused_inference for s in fused.stages for b in s)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), fused(x), rtol=1e-5, atol=1e-5)
+    assert module._FUSED.enabled  # the context manager restores the setting
+    with module.use_fused_inference(False):
+        assert not module._fused_inference_ok(x, fused.stages[0][0])
+    assert module._FUSED.enabled

@@ -225,18 +225,30 @@ def test_layerwise_logit_chunks_sum_to_traced_kernel():
     assert float((total - ref).abs().max() / ref.abs().max()) < 1e-10
 
 
-def test_auto_measured_choice_on_convolution_chains():
-    """``auto`` on a convolution chain runs the structured and Jacobian routes twice each on its first four calls
-    for a given key (timing the second runs), then keeps the faster; every call returns the same kernel."""
+def test_auto_route_on_convolution_chains_is_fixed_unless_tuning(tmp_path, monkeypatch):
+    """``auto`` on a convolution chain takes the structured route by default (nothing timed or cached); with tuning
+    on it measures the structured and Jacobian routes once for a key and keeps the faster in the tuner's cache;
+    every call returns the same kernel."""
+    from kernelkit import tune
     from kernelkit.ntk import empirical_kernel
 
     torch.manual_seed(10)
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).double()
     x1, x2 = _data(3, 2, 4, 4), _data(2, 2, 4, 4, seed=1)
     ref = brute_force_ntk(model, x1, x2).diagonal(dim1=2, dim2=3).mean(-1)
-    for _ in range(5):
+    cache = tmp_path / "tune.json"
+    tune.clear()
+    with tune.enabled(False, cache=cache):
         got = empirical(model, x1, x2)
-        assert float((got - ref).abs().max() / ref.abs().max()) < 1e-10
-    trials = [t for key, t in empirical_kernel._AUTO_TRIALS.items()
-              if key[1] == (3, 2, 4, 4) and key[2] == (2, 2, 4, 4)]
-    assert trials and set(trials[0]) == {"structured", "jacobian"}
+    assert float((got - ref).abs().max() / ref.abs().max()) < 1e-10 and not cache.exists()
+    with tune.enabled(cache=cache):
+        for _ in range(3):
+            got = empirical(model, x1, x2)
+            assert float((got - ref).abs().max() / ref.abs().max()) < 1e-10
+        (key,) = [k for k in tune.entries() if k.startswith(f"{empirical_kernel.TUNE_OP}|")]
+        entry = tune.entries()[key]
+        assert "|3x2x4x4,2x2x4x4|float64|trace=mean|" in key
+        assert entry["choice"] in ("structured", "jacobian") and set(entry["ms"]) == {"structured", "jacobian"}
+        monkeypatch.setattr(tune, "measure", lambda *a, **k: pytest.fail("measured again"))
+        empirical(model, x1, x2)
+    tune.clear()

@@ -100,14 +100,23 @@ def test_data_root_precedence_and_source(tmp_path, monkeypatch):
 
 
 def test_switch_use_restores_the_previous_value_even_after_an_error():
+    import threading
+
     from kernelkit.utils.switch import Switch
 
     sw = Switch(True)
     with sw.use(False):
         assert sw.enabled is False
+        with sw.use(True):
+            assert sw.enabled is True
+        assert sw.enabled is False
+        seen: list[bool] = []
+        worker = threading.Thread(target=lambda: seen.append(sw.enabled))
+        worker.start()
+        worker.join()
+        assert seen == [True]  # a block in one thread does not change the setting in another
     assert sw.enabled is True
     with pytest.raises(RuntimeError), sw.use(False):
         raise RuntimeError("boom")
     assert sw.enabled is True
-    sw.set(False)
-    assert sw.enabled is False
+    assert not hasattr(sw, "set")  # no process-wide setter

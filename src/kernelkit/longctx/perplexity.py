@@ -66,13 +66,12 @@ def long_text(paragraphs: dict[str, list[str]] | Sequence[str], tokenizer: Any, 
 
 
 def plot_position_losses(by_method: dict[str, list[dict[str, Any]]], trained: int | None = None):
-    """Loss per position range, one line per method; a dashed line marks the trained context."""
-    import matplotlib
+    """Loss per position range, one line per method; a dashed line marks the trained context (a
+    ``matplotlib.figure.Figure``)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig = Figure(figsize=(5.5, 3.2))
+    ax = fig.subplots()
     for method, rows in by_method.items():
         ax.plot([(r["start"] + r["end"]) / 2000 for r in rows], [r["loss"] for r in rows], marker="o", label=method)
     if trained:

@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelkit.console import ProgressBar
 from kernelkit.longctx.backends.base import TRUNCATION_POLICIES, Request, Result
-from kernelkit.longctx.metrics import task_metric
 from kernelkit.longctx.records import Record
+from kernelkit.longctx.tasks import task_metric
+from kernelkit.utils.io import append_jsonl, read_jsonl, repair_jsonl_tail
 
 #: Output budget per metric family. The reference uses the bucket size (8000 new tokens at 8k). Here a
 #: generation also ends as soon as its cut answer is final (see :func:`stop_marks`), so the budget only
@@ -36,21 +38,12 @@ def default_max_new_tokens(task: str) -> int:
 
 
 def stop_marks(task: str) -> tuple[str, ...]:
-    """The marks the metric of ``task`` cuts a response at, in order (empty: the whole response counts).
-
-    End tokens first, then the list stop of set-F1 tasks. A task that first extracts a quoted span
-    (news2016) gets none: a later quote can still change what is scored.
-    """
+    """The stop marks of ``task`` (its metric spec's :attr:`~kernelkit.longctx.metrics.MetricSpec.stop_marks`);
+    empty for a task the registry does not know."""
     try:
-        spec = task_metric(task)
+        return task_metric(task).stop_marks
     except KeyError:
         return ()
-    if spec.quoted:
-        return ()
-    marks = tuple(spec.end_tokens)
-    if spec.metric == "set_f1" and spec.id_stop:
-        marks += (spec.id_stop,)
-    return marks
 
 
 @dataclass(frozen=True)
@@ -75,50 +68,15 @@ def result_key(model: str, task: str, bucket: int, sample_id: str, params: GenPa
     return f"{model}|{task}|{bucket}|{sample_id}|{params.digest()}"
 
 
-def repair_tail(path: Path) -> int:
-    """Cut a torn final line (no trailing newline) off ``path``; returns the bytes removed."""
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return 0
-        f.seek(0)
-        data = f.read()
-        keep = data.rfind(b"\n") + 1
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - keep
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    line = json.dumps(row, ensure_ascii=False) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def load_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Result rows of a results file, first occurrence per key; a malformed inner line names file:line."""
+    """Result rows of a results file, first occurrence per key; a malformed inner line names file:line.
+
+    A missing file has no rows."""
     path = Path(path)
-    rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines):  # torn last line of an interrupted run
-                break
-            raise ValueError(f"{path}:{i}: malformed result line ({exc.msg})") from None
+    rows: dict[str, dict[str, Any]] = {}
+    for row in read_jsonl(path):  # a torn last line (interrupted append) is skipped
         rows.setdefault(row["key"], row)
     return list(rows.values())
 
@@ -166,8 +124,8 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
     path = Path(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     errors_path = path.with_name(path.stem + ".errors.jsonl")
-    repair_tail(path)
-    repair_tail(errors_path)
+    repair_jsonl_tail(path)
+    repair_jsonl_tail(errors_path)
     done = {row["key"] for row in load_results(path)}
     model = str(model or getattr(backend, "name", "model"))
     todo: list[tuple[str, Record, str]] = []
@@ -181,8 +139,7 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
             done.add(key)  # duplicates within the input are generated once
     summary = RunSummary(str(path), total=len(records), skipped=len(records) - len(todo))
     t0 = time.perf_counter()
-    bar = _progress_bar(len(todo)) if progress is True else None
-    try:
+    with ProgressBar("m4le generate", total=len(todo), disable=progress is not True) as bar:
         for start in range(0, len(todo), max(1, batch_size)):
             chunk = todo[start:start + max(1, batch_size)]
             requests = [Request(key, rec.prompt, params.max_new_tokens or (rec.length_bucket if params.bucket_budget
@@ -192,13 +149,9 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
             results = backend.generate(requests)
             for (key, rec, name), res, req in zip(chunk, results, requests, strict=True):
                 _store(path, errors_path, key, rec, name, res, req, model, params, summary)
-            if bar is not None:
-                bar[0].advance(bar[1], len(chunk))
-            elif callable(progress):
+            bar.advance(len(chunk))
+            if callable(progress):
                 progress(start + len(chunk), len(todo))
-    finally:
-        if bar is not None:
-            bar[0].stop()
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -210,28 +163,10 @@ def _store(path: Path, errors_path: Path, key: str, rec: Record, task: str, res:
     if not res.ok:
         summary.errors += 1
         summary.error_messages.append(f"{rec.sample_id}: {res.error}")
-        _append(errors_path, {**base, "error": res.error, "time": time.time()})
+        append_jsonl(errors_path, {**base, "error": res.error, "time": time.time()})
         return
     summary.generated += 1
     summary.truncated += int(res.truncated)
     summary.budget_spent += int(res.info.get("stop") == "length")
-    _append(path, {**base, "prediction": res.text, "answers": rec.answers, "prompt_tokens": res.prompt_tokens,
+    append_jsonl(path, {**base, "prediction": res.text, "answers": rec.answers, "prompt_tokens": res.prompt_tokens,
                    "truncated": res.truncated, "ability": rec.extras.get("ability"), "stop": res.info.get("stop")})
-
-
-def _progress_bar(total: int):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from kernelkit.console import console
-
-    bar = Progress(TextColumn("m4le"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn(), console=console, transient=True)
-    bar.start()
-    return bar, bar.add_task("generate", total=total)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kernelkit.longctx.metrics import bucket_scores
+from kernelkit.longctx.tasks import bucket_scores
 
 #: s / (2 * s_ref_1k) and s / (s + s_ref_1k): both give the reference model 0.5 at 1k, as published.
 NORMALISERS: dict[str, Callable[[float, float], float]] = {
@@ -86,15 +86,13 @@ def slope(values: Sequence[float]) -> float:
 
 
 def plot_by_ability(table: Sequence[dict[str, Any]], value: str = "score"):
-    """Score vs length bucket, one panel per ability, one line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Score vs length bucket, one panel per ability, one line per model (a ``matplotlib.figure.Figure``)."""
+    from matplotlib.figure import Figure
 
     agg = aggregate(table, value=value)
     abilities = sorted({r["ability"] for r in agg})
-    fig, axes = plt.subplots(1, max(1, len(abilities)), figsize=(3.2 * max(1, len(abilities)), 3), squeeze=False)
+    fig = Figure(figsize=(3.2 * max(1, len(abilities)), 3))
+    axes = fig.subplots(1, max(1, len(abilities)), squeeze=False)
     for ax, ability in zip(axes[0], abilities, strict=False):
         for model in sorted({r["model"] for r in agg}):
             pts = sorted((r["bucket"], r[value]) for r in agg if r["ability"] == ability and r["model"] == model)
@@ -109,12 +107,9 @@ def plot_by_ability(table: Sequence[dict[str, Any]], value: str = "score"):
 
 
 def plot_heatmap(table: Sequence[dict[str, Any]], model: str, value: str = "score"):
-    """Task x bucket heatmap of one model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Task x bucket heatmap of one model (a ``matplotlib.figure.Figure``)."""
     import numpy as np
+    from matplotlib.figure import Figure
 
     rows = [r for r in table if r["model"] == model]
     tasks = sorted({r["task"] for r in rows})
@@ -122,7 +117,8 @@ def plot_heatmap(table: Sequence[dict[str, Any]], model: str, value: str = "scor
     grid = np.full((len(tasks), len(buckets)), np.nan)
     for r in rows:
         grid[tasks.index(r["task"]), buckets.index(r["bucket"])] = r[value]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(buckets), 0.8 + 0.35 * len(tasks)))
+    fig = Figure(figsize=(1.2 + 0.9 * len(buckets), 0.8 + 0.35 * len(tasks)))
+    ax = fig.subplots()
     im = ax.imshow(grid, vmin=0, vmax=max(1.0, float(np.nanmax(grid)) if np.isfinite(grid).any() else 1.0),
                    cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(buckets)), [f"{b // 1000}k" for b in buckets])

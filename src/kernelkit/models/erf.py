@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelkit.data.stats import IMAGENET_MEAN, IMAGENET_STD
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def centre_gradient_map(features: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor) -> torch.Tensor:

@@ -199,3 +199,34 @@ def video_to_map(video: torch.Tensor, arrangement: Literal["grid", "reshape"] = 
     if arrangement == "grid":
         return video.reshape(b, c, g, g, h, w).permute(0, 1, 2, 4, 3, 5).reshape(b, c, g * h, g * w)
     raise ValueError(f"arrangement must be 'grid' or 'reshape', got {arrangement!r}")
+
+
+# ------------------------------------------------------------------------------------------ dispatch
+
+MODALITY_CHANNELS = {"audio": 1, "timeseries": 1, "pointcloud": 3, "video": 3}
+
+
+def modality_maps(modality: str, raw: torch.Tensor, *, sample_rate: int = 16000, n_mels: int = 128,
+                  frames: int = 128, d_model: int = 768, embedding: nn.Module | None = None, views: int = 4,
+                  size: int = 224, arrangement: Literal["grid", "reshape"] = "grid") -> tuple[torch.Tensor, int]:
+    """A batch of raw inputs of ``modality`` → ``(maps (N, C', H, W), maps per sample)`` for a UniRepLKNet.
+
+    ``audio`` ``(B, samples)`` → :func:`audio_to_map`; ``timeseries`` ``(B, length, variables)`` →
+    ``embedding`` (default: a new :class:`TimeSeriesToMap` of width ``d_model``); ``pointcloud``
+    ``(B, points, 3)`` → :func:`point_cloud_to_views`, the ``views`` renderings of a sample as
+    consecutive maps (``maps per sample = views``); ``video`` ``(B, C, T, H, W)`` → :func:`video_to_map`.
+    The network's ``in_chans`` is ``maps.shape[1]`` (:data:`MODALITY_CHANNELS`).
+    """
+    if modality == "audio":
+        return audio_to_map(raw, sample_rate, n_mels, frames), 1
+    if modality == "timeseries":
+        if raw.dim() != 3:
+            raise ValueError(f"expected a (batch, length, variables) series, got shape {tuple(raw.shape)}")
+        embed = embedding if embedding is not None else TimeSeriesToMap(raw.shape[-1], d_model)
+        return embed(raw.float()), 1
+    if modality == "pointcloud":
+        v = point_cloud_to_views(raw, views, size)
+        return v.reshape(-1, *v.shape[2:]), views
+    if modality == "video":
+        return video_to_map(raw, arrangement), 1
+    raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITY_CHANNELS)}")

@@ -64,8 +64,8 @@ def _blocks(n: int, size: int | None) -> list[slice]:
 
 
 def _auto_block(x: Tensor) -> int:
-    """Block size keeping one block's position-pair tensor near 2¹⁸ entries (cache-sized; much faster on CPU
-    than one huge tensor, and memory stays bounded for any N)."""
+    """Block size keeping one block's position-pair tensor near 2¹⁸ entries (cache-sized rather than one huge
+    tensor, so memory stays bounded for any N)."""
     positions = math.prod(x.shape[2:])
     return max(1, int(math.sqrt(2**18) / positions))
 

@@ -337,7 +337,7 @@ def _auto_key(chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str 
     layers = repr([(repr(m), [(tuple(p.shape), str(p.dtype), p.requires_grad) for p in m.parameters()])
                    for m in chain])
     digest = hashlib.sha1(layers.encode()).hexdigest()[:16]
-    shapes = "x".join(map(str, x1.shape)) + ("" if x2 is None else ",".join(["", *map(str, x2.shape)]))
+    shapes = "x".join(map(str, x1.shape)) + ("" if x2 is None else "," + "x".join(map(str, x2.shape)))
     return f"chain{digest}|{shapes}|{str(x1.dtype).removeprefix('torch.')}|trace={trace}|blocks={batch_size}"
 
 

@@ -10,7 +10,7 @@ every output logit at each layer's output are propagated backwards for the whole
   patches ``U``, contracted with one matrix product (cheaper than the ``P²`` position-pair form).
 
 For float32 on CPU the convolution input cotangents are computed in channels-last layout (oneDNN's transposed
-convolution; the NCHW fallback is several times slower) and kept in that layout through elementwise layers and
+convolution rather than its NCHW fallback) and kept in that layout through elementwise layers and
 the next convolution's per-sample weight gradients, so no transposing copy is made.
 
 Cost for an MLP: ``N·O·Σ in·out`` for the cotangents plus ``N²·O·Σ (in + out)`` for the contractions,
@@ -169,9 +169,9 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
                                           + dilation[i] * (ks[i] - 1) + 1) for i in range(2))
         gf = g.reshape(n * o, *g.shape[2:])
         if gf.dtype == torch.float32 and gf.device.type == "cpu":
-            # channels-last takes oneDNN's transposed convolution (about 4x faster than the NCHW fallback on CPU)
+            # channels-last takes oneDNN's transposed convolution instead of the NCHW fallback on CPU
             gf = gf.contiguous(memory_format=torch.channels_last)
-        w = m.weight.detach()  # a Parameter takes a slower oneDNN path here even under no_grad
+        w = m.weight.detach()  # a Parameter takes a different oneDNN path here even under no_grad
         gi = F.conv_transpose2d(gf, w if ws == 1.0 else w * ws,
                                 stride=stride, padding=padding, output_padding=extra, dilation=dilation)
         if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
@@ -190,8 +190,8 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
 
 
 def _batched_nt(a: Tensor, b: Tensor) -> Tensor:
-    """``a[i] @ b[i].T`` for ``(B, M, K)`` and ``(B, N, K)`` (one oneDNN product per item for float32 on CPU,
-    faster here than ``bmm`` for the small per-sample products)."""
+    """``a[i] @ b[i].T`` for ``(B, M, K)`` and ``(B, N, K)`` (one oneDNN product per item for large float32
+    items on CPU, ``bmm`` otherwise)."""
     big = a.shape[1] * a.shape[2] * b.shape[1] >= 1_000_000  # per-item calls pay off only for large items
     if big and a.dtype == torch.float32 and a.device.type == "cpu" and onednn.available():
         out = a.new_empty(a.shape[0], a.shape[1], b.shape[1])
@@ -208,8 +208,8 @@ def _channels_last(g: Tensor) -> bool:
 
 def _unfold(x: Tensor, ks: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
             dilation: tuple[int, int]) -> Tensor:
-    """``F.unfold`` (``(N, C·kh·kw, P)`` patches); undilated kernels use strided views and one copy, which is
-    several times faster on CPU than ``im2col``'s per-sample loop."""
+    """``F.unfold`` (``(N, C·kh·kw, P)`` patches); undilated kernels use strided views and one copy instead of
+    ``im2col``'s per-sample loop."""
     if dilation != (1, 1):
         return F.unfold(x, ks, dilation=dilation, padding=padding, stride=stride)
     if padding != (0, 0):

@@ -67,8 +67,8 @@ def _rank_update(m: nn.Module, g: Tensor, inputs: Tensor, lr: float, trained: se
 
 class _RankUpdateStep:
     """GD step for fully connected layers: ``W -= lr·s·Gᵀ A`` in place (``G``: loss gradient at the layer output,
-    ``A``: the layer input), identical to autograd + SGD but without materialising the ``out × in`` gradient,
-    which dominates the cost of wide layers on small batches."""
+    ``A``: the layer input), identical to autograd + SGD but without materialising the ``out × in`` gradient
+    (the largest tensor for wide layers on small batches)."""
 
     def __init__(self, layers: list[nn.Module]) -> None:
         self.layers = layers
@@ -104,7 +104,7 @@ def train_mse(model: torch.nn.Module, x: Tensor, y: Tensor, lr: float, steps: in
     """Full-batch gradient descent on ``‖f − y‖² / (2·y.numel())`` (the paper's ½·E_pin for one output).
 
     Networks of fully connected layers take the same steps as ``torch.optim.SGD`` through an in-place rank-N
-    weight update (much faster for wide layers); other models use autograd and SGD.
+    weight update that never forms the ``out × in`` weight gradient; other models use autograd and SGD.
     ``callback(step, outputs)`` is called at step 0 and every ``every`` steps with the training outputs.
     Returns the final training outputs.
     """

@@ -3,9 +3,8 @@
 glibc's malloc serves blocks above its mmap threshold (128 KiB at process start, raised on the fly up to 32 MiB
 as large blocks are freed) with fresh pages and trims free heap above a trim threshold back to the system. Each
 new large tensor then pays one page fault per 4 KiB page when it is first written, and how often that happens
-depends on the process's allocation history. Measured here (1-2 threads): a 9.6 MB depthwise-conv output took
-4.0 ms with reused memory and 7.5-16.7 ms freshly faulted, so the same layer ran at very different speeds in two
-processes, and MixConv's measured path choice could flip. :func:`retain_freed_memory` fixes both thresholds
+depends on the process's allocation history, so the same layer can run at very different speeds in two
+processes and a measured path choice can flip. :func:`retain_freed_memory` fixes both thresholds
 (``mallopt``; the same as starting Python with ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set):
 blocks up to 32 MiB come from the heap and up to 128 MiB of free heap is kept for reuse.
 

@@ -1,6 +1,7 @@
 """oneDNN's fused float32 CPU linear (``torch.ops.mkldnn._linear_pointwise``), behind one availability check.
 
-On some CPUs ``F.linear`` / ``torch.mm`` run at about half oneDNN's speed. The op is private to torch, so it
+On some CPUs ``F.linear`` / ``torch.mm`` go to a slower GEMM than oneDNN's (``kernelkit bench`` measures it
+where it matters, e.g. the M4LE inference benchmark). The op is private to torch, so it
 is probed once per process (present, runs, and computes ``x @ w.T + b`` with each post-op this module
 offers); callers fall back to plain ops when :func:`available` is false.
 """
@@ -16,8 +17,8 @@ from torch import nn
 
 __all__ = ["MIN_MACS", "accelerate_linears", "available", "linear"]
 
-#: Products smaller than this many multiply-adds stay on ``F.linear`` (oneDNN's call overhead is larger there:
-#: 1x576x576 ran at 0.70x, 1x576x1536 at 1.23x, 1x576x49152 at 2.73x and 556x576x1536 at 2.17x of ``F.linear``).
+#: Products smaller than this many multiply-adds stay on ``F.linear``, where oneDNN's per-call overhead outweighs
+#: its faster GEMM.
 MIN_MACS = 1 << 19
 
 

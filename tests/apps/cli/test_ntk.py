@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import fields
 
 import numpy as np
 
+from kernelkit.apps.configs.ntk import NtkEmpiricalConfig, NtkPredictConfig
 from kernelkit.utils.checkpoint import load_tensors
 
 
@@ -34,6 +36,9 @@ def test_analytic_and_empirical_from_csv(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["sections"]["ntk_empirical"]
     assert 0 < res["relative_frobenius_distance_to_limit"] < 1
+    config = json.loads((out2 / "config.json").read_text())
+    assert set(config) == {f.name for f in fields(NtkEmpiricalConfig)}
+    assert config["compare"] is True and config["width"] == 64 and config["inputs"] == str(tmp_path / "x.npy")
 
 
 def test_predict_and_bad_input(tmp_path):
@@ -43,9 +48,29 @@ def test_predict_and_bad_input(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["sections"]["ntk_predict"]["predictions"]
     assert [row["t"] for row in rows] == ["50", "inf"]
+    config = json.loads((out / "config.json").read_text())
+    assert set(config) == {f.name for f in fields(NtkPredictConfig)}
+    assert config["times"] == [50.0] and config["y"] is None and config["n_train"] == 6
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\n3,nan\n")
     r = _run("analytic", "--inputs", str(bad), "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "NaN" in r.stderr
     r = _run("analytic", "--inputs", str(tmp_path / "missing.npy"))
     assert r.returncode == 2 and "missing.npy" in r.stderr
+
+
+def test_targets_file_is_recorded(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", rng.normal(size=(5, 2)))
+    np.save(tmp_path / "y.npy", rng.normal(size=5))
+    out = tmp_path / "p"
+    r = _run("predict", "--train", str(tmp_path / "x.npy"), "--y", str(tmp_path / "y.npy"), "--test", "circle",
+             "--n-test", "4", "--n-train", "5", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["y"] == str(tmp_path / "y.npy") and config["times"] == [100.0, 1000.0]
+
+
+def test_reproduce_rejects_an_unknown_figure(tmp_path):
+    r = _run("reproduce", "--quick", "--only", "ntk_fig9", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "ntk_fig9" in r.stderr and "ntk_fig1" in r.stderr

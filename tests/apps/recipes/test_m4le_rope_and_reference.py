@@ -6,12 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from kernelkit.apps.recipes import EXPERIMENTS, ExperimentContext
+from kernelkit.apps.configs.m4le import M4leRopeScalingConfig
+from kernelkit.apps.recipes import EXPERIMENTS, ExperimentContext, recipe_config
+from tests.longctx import conftest as longctx_fixtures
+
+# the model fixtures of tests/longctx (offline SmolLM2, a tiny random Llama)
+smollm2 = longctx_fixtures.smollm2
+tiny_lm = longctx_fixtures.tiny_lm
 
 
-def test_experiment_is_registered_for_m4le():
+def test_experiment_is_registered_for_m4le_with_its_config():
     entry = EXPERIMENTS.entry("m4le_rope_scaling")
-    assert entry.meta["system"] == "m4le"
+    assert entry.meta["system"] == "m4le" and entry.meta["config"] is M4leRopeScalingConfig
+    quick, full = recipe_config("m4le_rope_scaling", True), recipe_config("m4le_rope_scaling", False)
+    assert quick == M4leRopeScalingConfig.quick() and full == M4leRopeScalingConfig()
+    assert quick.tasks == ("nq-open", "wikitext-103") and quick.buckets == (1000, 2000) and quick.n == 2
+    assert full.buckets == (1000, 2000, 4000, 6000, 8000) and full.methods == quick.methods and full.factor == 2.0
+    with pytest.raises(ValueError, match="--rope"):
+        M4leRopeScalingConfig(methods=("none", "magic"))
 
 
 def test_build_records_falls_back_to_embedded_corpus(tmp_path):

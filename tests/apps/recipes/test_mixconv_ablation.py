@@ -18,8 +18,6 @@ from kernelkit.layers.mixconv import use_impl
 from kernelkit.models import create_model
 from kernelkit.utils.counting import count_macs, count_params
 
-pytestmark = pytest.mark.usefixtures("heuristic_mixconv_paths")
-
 
 def test_kernel_set_3_is_mobilenetv2() -> None:
     # MobileNetV2 1.0 has 3,504,872 parameters (Sandler et al.; torchvision's mobilenet_v2 reports the same)

@@ -3,8 +3,8 @@
 Cases (issue "Performance"): C=384, 32×32, batch 8; dense K ∈ {7, 13, 17, 31} and the dilated
 training branches (k=3 with r=3, 4, 5; k=7 with r=2), forward (no grad) and forward+backward; plus
 the whole training-form Dilated Reparam Block (K=13, all branches with their BN) forward+backward
-with the fast path on vs off. Each row records the strategy ``auto`` picked. ``ctx.quick`` uses
-smoke sizes.
+with the fast path on vs off. Each row records the strategy ``auto`` picked (the fixed rule, or the
+tuned choice when ``KERNELKIT_TUNE=1``). ``ctx.quick`` uses smoke sizes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from kernelkit.apps.bench import BenchContext, register_benchmark
 from kernelkit.layers._dw_geometry import resolve_geometry
-from kernelkit.layers.depthwise import choose_strategy, depthwise_conv2d
+from kernelkit.layers.depthwise import depthwise_conv2d, tuned_strategy
 
 DENSE_KERNELS = (7, 13, 17, 31)
 DILATED_BRANCHES = ((3, 3), (3, 4), (3, 5), (7, 2))
@@ -54,13 +54,13 @@ def _compare_conv(ctx: BenchContext, x: torch.Tensor, k: int, dilation: int, lab
 
     geo = resolve_geometry(x, w, 1, "same", dilation)
     with torch.no_grad():
-        picked = choose_strategy(x, w, geo)
+        picked = tuned_strategy(x, w, None, geo)
     ctx.compare(f"{label} forward", kernelkit=_no_grad(ours(x, w)), baseline=_no_grad(torch_conv(x, w)),
                 baseline_name="F.conv2d(groups=C)", strategy=picked)
     xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
     ctx.compare(f"{label} forward+backward", kernelkit=_train_step(ours(xr, wr)),
                 baseline=_train_step(torch_conv(xr, wr)), baseline_name="F.conv2d(groups=C)",
-                strategy=choose_strategy(xr, wr, geo))
+                strategy=tuned_strategy(xr, wr, None, geo))
 
 
 def _compare_reparam_block(ctx: BenchContext, x: torch.Tensor, kernel_size: int) -> None:

@@ -1,6 +1,6 @@
 """Side-by-side timing on ``torch.utils.benchmark``.
 
-Each system registers benchmarks in ``kernelkit/<system>/benchmarks.py``::
+Each benchmark is one module in ``kernelkit/apps/bench/`` that registers itself::
 
     @register_benchmark("depthwise_conv", title="Large-kernel depthwise conv vs F.conv2d")
     def bench(b: BenchContext) -> None:
@@ -10,6 +10,8 @@ Each system registers benchmarks in ``kernelkit/<system>/benchmarks.py``::
 
 Both callables are timed in the same process, alternating rounds, and the ratio
 ``baseline median / kernelkit median`` is printed (> 1 means kernelkit is faster).
+:func:`run_benchmarks` writes the results as JSON and as a markdown page that names the command, date,
+commit and machine that produced them: measured numbers live there, not in docstrings.
 """
 
 from __future__ import annotations
@@ -139,6 +141,41 @@ def run_benchmarks(names: Sequence[str], quick: bool = False, min_run_time: floa
         console.print(table)
     if json_path is not None:
         from kernelkit.runs import environment_info
+        from kernelkit.utils.io import write_text
 
-        write_json(json_path, {"environment": environment_info(), "results": all_results})
+        env = environment_info()
+        write_json(json_path, {"environment": env, "results": all_results})
+        write_text(Path(json_path).with_suffix(".md"), results_markdown(all_results, env))
     return all_results
+
+
+def results_markdown(results: Sequence[Comparison], env: dict[str, Any]) -> str:
+    """A markdown page of benchmark results headed by the command, date, commit and machine that produced them."""
+
+    def fmt(s: float | None) -> str:
+        return "—" if s is None else (f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s")
+
+    machine = f"{env.get('processor')}, {env.get('cpu_count')} CPUs, {env.get('torch_threads')} torch threads"
+    if env.get("cuda_device"):
+        machine += f", {env['cuda_device']}"
+    lines = [
+        "# kernelkit benchmark results",
+        "",
+        f"- command: `{' '.join(str(a) for a in env.get('argv') or [])}`",
+        f"- date: {env.get('time')}",
+        f"- commit: {env.get('git_commit') or 'unknown'}",
+        f"- machine: {machine}; {env.get('platform')}",
+        f"- versions: kernelkit {env.get('kernelkit')}, torch {env.get('torch')}, python {env.get('python')}",
+        "",
+        "ratio = baseline median / kernelkit median (> 1: kernelkit is faster); both sides timed in this process,",
+        "alternating rounds, same warm-up and statistic.",
+        "",
+        "| benchmark | case | kernelkit | baseline | baseline time | ratio | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}×"
+        notes = "; ".join(f"{k}: {v}" for k, v in r.extra.items()).replace("|", "/")
+        lines.append(f"| {r.benchmark} | {r.label} | {fmt(r.kernelkit_s)} | {r.baseline_name} | {fmt(r.baseline_s)} "
+                     f"| {ratio} | {notes} |")
+    return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ from kernelkit.apps.bench import BenchContext, register_benchmark
 
 def _fuzz_rows(task: str, n: int, rng: random.Random) -> list[dict]:
     """Predictions/answers exercising a task's cut, metric and bucketing (deterministic)."""
-    from kernelkit.longctx.metrics import task_metric
+    from kernelkit.longctx.tasks import task_metric
 
     spec = task_metric(task)
     words = "the cat sat on a mat . dog ran Paris London 42 3.5 and , in of to"
@@ -42,7 +42,7 @@ def _fuzz_rows(task: str, n: int, rng: random.Random) -> list[dict]:
 @register_benchmark("m4le_reference", title="M4LE scoring and inference vs the official scripts")
 def bench_reference(ctx: BenchContext) -> None:
     from kernelkit.apps.bench import m4le_reference as reference
-    from kernelkit.longctx.metrics import REFERENCE_KEYS, TASK_METRICS, bucket_scores
+    from kernelkit.longctx.tasks import TASKS, bucket_scores
 
     ref, why = reference.find_reference()
     if ref is None:
@@ -50,8 +50,9 @@ def bench_reference(ctx: BenchContext) -> None:
         return
     rng = random.Random(0)
     n = 40 if ctx.quick else 200
-    # configs the reference scores under their HF names (the other eight it silently skips)
-    tasks = [t for t in TASK_METRICS if t not in REFERENCE_KEYS and t not in ("qmsum", "vcsum")]
+    # official configs the reference scores under their HF names (those with a reference key of their own it
+    # silently skips)
+    tasks = [e.name for e in TASKS.entries() if e.obj.official and e.obj.reference_key is None]
     rows = {t: _fuzz_rows(t, n, rng) for t in tasks}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

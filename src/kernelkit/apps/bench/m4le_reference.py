@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelkit.utils.io import read_jsonl
+
 _DATASETS_SHIM = '''"""Local stand-in for datasets.load_dataset (side-by-side runs only)."""
 import json, os
 
@@ -114,8 +116,7 @@ def run_inference(ref: Reference, workdir: Path, model_dir: Path, task: str, rec
     if proc.returncode:
         raise RuntimeError(f"reference inference.py failed for {task}: {proc.stderr[-2000:]}")
     out = workdir / "outputs" / model_dir.name / f"{task}.jsonl"
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows, seconds
+    return read_jsonl(out), seconds
 
 
 #: Configs kernelkit builds from the real sources that the official evaluation.py scores under their HF
@@ -145,10 +146,9 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
 
     from transformers import AutoTokenizer
 
-    from kernelkit.longctx.metrics import bucket_scores, prepare
     from kernelkit.longctx.records import write_records
     from kernelkit.longctx.runner import load_results
-    from kernelkit.longctx.tasks import build_task
+    from kernelkit.longctx.tasks import bucket_scores, build_task, prepare
 
     model_dir = Path(model_dir)
     tmp = None

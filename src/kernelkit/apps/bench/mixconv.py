@@ -2,10 +2,11 @@
 
 Kernels (3, 5, 7, 9), the issue's shapes (C=96 at 28², C=240 at 14²), batch 1 and 32, forward and
 forward+backward (gradients of the input and the per-group weights), NCHW float32 input. The baseline
-is the same layer forced to ``impl="split"``; the kernelkit side is ``impl="auto"``. The choice is made
-fresh in this process (a private, empty path cache), during the harness's warm-up call, so the row
-shows what a first-time user gets; the chosen path is printed with each row. A second row per case
-times the plain zero-padded 9x9 ``F.conv2d`` (what the issue measured) for reference.
+is the same layer forced to ``impl="split"``; the kernelkit side is ``impl="auto"``, twice: as by default
+(the fixed rule, tuning off) and tuned (:mod:`kernelkit.tune` on, with a private, empty cache, so the
+choice is measured in this process during the harness's warm-up call, as ``kernelkit tune`` would). The
+chosen path (and for the tuned row the measured milliseconds per path) is recorded with each row. A
+further row per case times the plain zero-padded 9x9 ``F.conv2d`` (what the issue measured) for reference.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from kernelkit import tune
 from kernelkit.apps.bench import BenchContext, register_benchmark
-from kernelkit.layers.mixconv import MixConv2d, fresh_choices, measured_choice
+from kernelkit.layers.mixconv import TUNE_OP, MixConv2d, fresh_choices
 
 KERNELS = (3, 5, 7, 9)
 SHAPES = [(96, 28), (240, 14)]
@@ -48,11 +50,6 @@ def _padded_plain(m: MixConv2d, x: torch.Tensor, backward: bool) -> Callable[[],
 
 @register_benchmark("mixconv", title="MixConv (3,5,7,9): automatically chosen exact path vs split-concat")
 def bench_mixconv(ctx: BenchContext) -> None:
-    with fresh_choices():  # decide fresh, as on a first run
-        _run(ctx)
-
-
-def _run(ctx: BenchContext) -> None:
     torch.manual_seed(0)
     batches = (1, 4) if ctx.quick else (1, 32)
     shapes = SHAPES[:1] if ctx.quick else SHAPES
@@ -61,16 +58,17 @@ def _run(ctx: BenchContext) -> None:
             for backward in (False, True):
                 m = MixConv2d(channels, kernel_sizes=KERNELS)
                 x = torch.randn(batch, channels, size, size, requires_grad=backward)
-                mode = "fwd+bwd" if backward else "fwd"
-                label = f"C={channels} {size}² B={batch} {mode}"
-                kk = _step(m, x, None, backward)
-                kk()  # the choice is measured here (first call), outside the timed rounds
-                with torch.set_grad_enabled(backward):
+                label = f"C={channels} {size}² B={batch} {'fwd+bwd' if backward else 'fwd'}"
+                split = _step(m, x, "split", backward)
+                with fresh_choices("heuristic"), torch.set_grad_enabled(backward):
                     chosen = m.choose_impl(x)
-                    key = m.choice_key(x, backward)
-                measured = (measured_choice(key) or {}).get("ms", {})
-                ctx.compare(label, kernelkit=kk, baseline=_step(m, x, "split", backward),
-                            baseline_name="split-concat", chosen=chosen, choice_ms=measured)
+                ctx.compare(label + " [auto path, fixed rule]", kernelkit=_step(m, x, chosen, backward), baseline=split,
+                            baseline_name="split-concat", chosen=chosen)
+                with fresh_choices(), torch.set_grad_enabled(backward):  # tuned fresh, as by `kernelkit tune`
+                    tuned = m.choose_impl(x)  # measured here, outside the timed rounds
+                    entry = tune.lookup(TUNE_OP, m.choice_key(x, backward), x.device) or {}
+                ctx.compare(label + " [auto path, tuned]", kernelkit=_step(m, x, tuned, backward), baseline=split,
+                            baseline_name="split-concat", chosen=tuned, choice_ms=entry.get("ms", {}))
                 if not ctx.quick:
                     ctx.compare(label + " [plain padded 9x9 F.conv2d]", kernelkit=_padded_plain(m, x, backward),
-                                baseline=_step(m, x, "split", backward), baseline_name="split-concat")
+                                baseline=split, baseline_name="split-concat")

@@ -142,7 +142,7 @@ def bench_empirical(b: BenchContext) -> None:
             model = make(o)
             x1, x2 = torch.randn(n, *shape), torch.randn(n, *shape)
             for compute, trace in (("trace", "sum"), ("full", None)):
-                if compute == "full" and (o == 1 or arch == "mlp"):  # the tutorial's full MLP kernel takes minutes
+                if compute == "full" and (o == 1 or arch == "mlp"):  # the tutorial's full MLP kernel is not timed
                     continue
                 ours = empirical(model, x1, x2, trace=trace)
                 t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def bench_empirical(b: BenchContext) -> None:
                 info = {"N": n, "O": o, "max_rel_diff": f"{err:.1e}", "note": nt_note}
                 tutorial = "torch.func tutorial (jacobian contraction)"
                 ours_fn = functools.partial(empirical, model, x1, x2, trace=trace)
-                for _ in range(4):  # settle auto's one-time measured route choice before timing the steady state
+                for _ in range(4):  # warm-up calls (lazy set-up, caches) before timing the steady state
                     ours_fn()
                 if ref_s > 5.0:  # a slow baseline is timed once (its first call above), kernelkit as a median of 5
                     del ref
@@ -162,7 +162,7 @@ def bench_empirical(b: BenchContext) -> None:
                 else:
                     res = b.compare(label, kernelkit=ours_fn, baseline=functools.partial(
                         tutorial_jacobian_contraction, model, x1, x2, compute), baseline_name=tutorial, **info)
-                # implementations 1 and 2 take seconds on the MLP (0.27-26 s measured); 2 is slowest on the CNN
+                # neural-tangents implementations compared: 3 on the MLP, 1 and 3 on the CNN
                 impls = (3,) if arch == "mlp" else (1, 3)
                 nt = _neural_tangents_empirical(arch, model, x1, x2, trace is not None, impls, 5)
                 if nt:

@@ -44,6 +44,7 @@ def _add_system_groups() -> None:
     app.add_typer(convnet_app, name="convnet", help="Large-kernel ConvNets and MixConv/MixNet.")
     app.add_typer(fscil_app, name="fscil", help="Few-shot class-incremental learning with TEEN.")
     app.add_typer(m4le_app, name="m4le", help="M4LE long-context evaluation and RoPE scaling.")
+    app.add_typer(__import__("kernelkit.apps.cli.tune", fromlist=["app"]).app, name="tune")
 
 
 @app.command()
@@ -149,7 +150,8 @@ def bench(
     list_: Annotated[bool, typer.Option("--list", help="List benchmarks and exit.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Smoke-sized problems (for CI).")] = False,
     min_run_time: Annotated[float, typer.Option(help="Seconds of timing per measurement.")] = BenchConfig.min_run_time,
-    out: Annotated[Path | None, typer.Option("--out", help="JSON file for the results.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="JSON file for the results; a markdown page (same name, .md) is written beside it.")] = None,
     threads: ThreadsOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -173,7 +175,7 @@ def bench(
         out = Path("runs") / f"bench-{timestamp()}.json"
     run_benchmarks(config.names, quick=config.quick, min_run_time=config.min_run_time, json_path=out, quiet=quiet)
     if not quiet:
-        typer.echo(f"results: {out}", err=True)
+        typer.echo(f"results: {out} and {out.with_suffix('.md')}", err=True)
 
 
 @app.command("list")

@@ -33,18 +33,21 @@ Dataset = Enum("Dataset", {name: name for name in DATASET_DEFAULTS}, type=str)  
 def run(
     dataset: Annotated[Dataset, typer.Option("--dataset", help="Benchmark (digits = embedded toy fallback).")],
     backbone: Annotated[str | None, typer.Option(
-        "--backbone", help="Any registered model used with num_classes=0 (default per dataset).")] = None,
+        "--backbone",
+        help="Any registered model used with num_classes=0 (default per dataset).")] = FscilRunConfig.backbone,
     method: Annotated[list[str] | None, typer.Option(
         "--method", help="prototype and/or teen (repeatable; default both).")] = None,
     tau: Annotated[float, typer.Option("--tau", help="TEEN softmax temperature.")] = FscilRunConfig.tau,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="TEEN shift weight (default per dataset).")] = None,
+    alpha: Annotated[float | None, typer.Option(
+        "--alpha", help="TEEN shift weight (default per dataset).")] = FscilRunConfig.alpha,
     temperature: Annotated[float | None, typer.Option(
-        "--temperature", help="Cosine logit scale (default per dataset).")] = None,
+        "--temperature", help="Cosine logit scale (default per dataset).")] = FscilRunConfig.temperature,
     epochs: Annotated[int, typer.Option(
         "--epochs", min=0, help="Base-session epochs (0: untrained backbone).")] = FscilRunConfig.epochs,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = FscilRunConfig.batch_size,
     lr: Annotated[float, typer.Option("--lr", help="Base learning rate (SGD, Nesterov, cosine).")] = FscilRunConfig.lr,
-    width: Annotated[int | None, typer.Option("--width", help="Width of a CIFAR ResNet backbone.")] = None,
+    width: Annotated[int | None, typer.Option(
+        "--width", help="Width of a CIFAR ResNet backbone.")] = FscilRunConfig.width,
     split_dir: Annotated[Path | None, typer.Option(
         "--split-dir", help="Official session files (default <data root>/fscil_index_list/<dataset>).")] = None,
     val_fraction: Annotated[float, typer.Option(

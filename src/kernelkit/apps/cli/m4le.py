@@ -1,9 +1,13 @@
-"""``kernelkit m4le`` commands: tasks, build, run, score, report, serve."""
+"""``kernelkit m4le`` commands: tasks, build, run, score, report, serve.
+
+Each command turns its options into its config (:mod:`kernelkit.apps.configs.m4le`), whose defaults the
+options reference, and records it as ``config.json``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +21,18 @@ from kernelkit.apps.cli.common import (
     ThreadsOpt,
     announce,
     fail,
-    setup,
+    prepare,
     start_run,
 )
+from kernelkit.apps.configs.m4le import (
+    M4leBuildConfig,
+    M4leReportConfig,
+    M4leRunConfig,
+    M4leScoreConfig,
+    M4leServeConfig,
+    M4leTasksConfig,
+)
+from kernelkit.longctx.runner import GenParams
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -27,31 +40,38 @@ BucketsOpt = Annotated[str, typer.Option("--buckets", help="Comma-separated buck
 
 
 def _buckets(text: str) -> tuple[int, ...]:
+    """The sorted distinct integers of ``--buckets`` (their range is checked by the config)."""
     try:
-        values = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+        return tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
         fail(f"--buckets: expected comma-separated integers, got {text!r}")
-    if not values or min(values) <= 0:
-        fail(f"--buckets: need positive integers, got {text!r}")
-    return values
+
+
+def _config(cls: type, **kwargs: Any) -> Any:
+    """``cls(**kwargs)``; a rejected input exits 2 with the config's message (naming the option)."""
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @app.command("tasks")
 def tasks(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List the registered M4LE tasks (ability, language, source, whether its files are present)."""
+    """List the registered M4LE tasks (ability, language, metric, source, whether its files are present)."""
     import json
 
     from kernelkit.data.root import data_root
     from kernelkit.longctx.tasks import TASKS
 
-    root = data_root(data_dir) if data_dir else data_root()
+    cfg = M4leTasksConfig(data_root=str(data_dir) if data_dir else None)
+    root = data_root(Path(cfg.data_root)) if cfg.data_root else data_root()
     rows = []
     for entry in TASKS.entries():
         t = entry.obj
         present = all((root / f).exists() for f in t.data_files)
         rows.append({"task": t.name, "ability": t.ability, "type": t.task_type, "lang": t.lang,
-                     "official": t.official, "source": t.source, "data": "present" if present else "missing",
-                     "note": t.note})
+                     "metric": t.metric.metric, "official": t.official, "source": t.source,
+                     "data": "present" if present else "missing", "note": t.note})
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -69,10 +89,10 @@ def tasks(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("build")
 def build(
     task: Annotated[list[str], typer.Argument(help="Task names (see `kernelkit m4le tasks`).")],
-    buckets: BucketsOpt = "1000,2000,4000,6000,8000",
-    n: Annotated[int, typer.Option("--n", min=1, help="Instances per bucket.")] = 200,
+    buckets: BucketsOpt = ",".join(map(str, M4leBuildConfig.buckets)),
+    n: Annotated[int, typer.Option("--n", min=1, help="Instances per bucket.")] = M4leBuildConfig.n,
     no_one_shot: Annotated[bool, typer.Option("--no-one-shot", help="Leave out the demonstration.")] = False,
-    out: OutOpt = None, seed: SeedOpt = 111, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
+    out: OutOpt = None, seed: SeedOpt = M4leBuildConfig.seed, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Build seeded M4LE instances from the real sources into ``<run dir>/records.jsonl``."""
@@ -83,19 +103,20 @@ def build(
     for name in task:
         if name not in TASKS:
             fail(TASKS.unknown_message(name))
-    settings = setup("cpu", seed, 0, data_dir)
-    bks = _buckets(buckets)
-    config = {**settings, "tasks": task, "buckets": bks, "n": n, "one_shot": not no_one_shot}
-    with start_run("m4le-build", config, out, quiet) as run:
+    cfg = _config(M4leBuildConfig, tasks=tuple(task), buckets=_buckets(buckets), n=n, one_shot=not no_one_shot,
+                  seed=seed, data_root=str(data_dir) if data_dir else None)
+    cfg = prepare(cfg)
+    with start_run("m4le-build", cfg, out, quiet) as run:
         sec = run.section("build", "M4LE instances")
         records, counts = [], []
-        for name in task:
+        for name in cfg.tasks:
             try:
-                recs = build_task(name, settings["data_root"], buckets=bks, n=n, seed=seed, one_shot=not no_one_shot)
+                recs = build_task(name, cfg.data_root, buckets=cfg.buckets, n=cfg.n, seed=cfg.seed,
+                                  one_shot=cfg.one_shot)
             except DataNotFoundError as exc:
                 fail(str(exc))
-            sec.data_source(f"{name}: {', '.join(TASKS.get(name).data_files)} under {settings['data_root']}")
-            for b in bks:
+            sec.data_source(f"{name}: {', '.join(TASKS.get(name).data_files)} under {cfg.data_root}")
+            for b in cfg.buckets:
                 counts.append({"task": name, "bucket": b, "instances": sum(r.length_bucket == b for r in recs)})
             records += recs
         path = write_records(run.dir / "records.jsonl", records)
@@ -107,82 +128,85 @@ def build(
 @app.command("run")
 def run_cmd(
     records: Annotated[Path, typer.Option("--records", help="M4LE jsonl (built or official files).")],
-    backend: Annotated[str, typer.Option("--backend", help="smollm2 (offline default), hf or openai.")] = "smollm2",
+    backend: Annotated[str, typer.Option(
+        "--backend", help="smollm2 (offline default), hf or openai.")] = M4leRunConfig.backend,
     model: Annotated[str | None, typer.Option("--model", help="HF folder/id, or the served model name.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible URL (…/v1).")] = None,
-    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Chat template / chat endpoint.")] = False,
+    chat: Annotated[bool, typer.Option(
+        "--chat/--no-chat", help="Chat template / chat endpoint.")] = GenParams.chat_template,
     task: Annotated[str | None, typer.Option("--task", help="Config name for records without a task field.")] = None,
     results: Annotated[Path | None, typer.Option(
         "--results", help="Append-only results file (default <run dir>/results.jsonl); reruns resume.")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="At most N instances per task and bucket.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1,
-    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1,
-                                                       help="Default: per task (short answers).")] = None,
-    truncation: Annotated[str, typer.Option("--truncation", help="none, middle, left or error.")] = "middle",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = M4leRunConfig.batch_size,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        "--max-new-tokens", min=1, help="Default: per task (short answers).")] = GenParams.max_new_tokens,
+    truncation: Annotated[str, typer.Option(
+        "--truncation", help="none, middle, left or error.")] = GenParams.truncation,
     stop_at_cut: Annotated[bool, typer.Option(
         "--stop-at-cut/--no-stop-at-cut",
-        help="End each answer once the task's end-token cut is final (same score, fewer tokens).")] = True,
+        help="End each answer once the task's end-token cut is final (same score, fewer tokens).")
+    ] = GenParams.stop_at_cut,
     bucket_budget: Annotated[bool, typer.Option(
         "--bucket-budget", help="Budget = the record's bucket size, as the reference (with --stop-at-cut the cut "
-                                "answers equal the reference's; an answer that never ends costs as much).")] = False,
-    rope: Annotated[str, typer.Option("--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = "none",
-    rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = 1.0,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI backend.")] = 4,
-    dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16 (HF backend).")] = "float32",
-    out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
-    as_json: JsonOpt = False, quiet: QuietOpt = False,
+                                "answers equal the reference's; an answer that never ends costs as much).")
+    ] = GenParams.bucket_budget,
+    rope: Annotated[str, typer.Option(
+        "--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = M4leRunConfig.rope,
+    rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = M4leRunConfig.rope_factor,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="OpenAI backend.")] = M4leRunConfig.concurrency,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, bfloat16 or float16 (HF backend).")] = M4leRunConfig.dtype,
+    out: OutOpt = None, device: DeviceOpt = M4leRunConfig.device, seed: SeedOpt = M4leRunConfig.seed,
+    threads: ThreadsOpt = M4leRunConfig.threads, as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Generate answers for M4LE records with a backend, appending to a resumable results file."""
     from kernelkit.longctx import runner
-    from kernelkit.longctx.backends import BACKENDS, TRUNCATION_POLICIES
+    from kernelkit.longctx.backends import BACKENDS
     from kernelkit.longctx.records import RecordError, read_records
-    from kernelkit.longctx.rope import METHODS
 
-    if truncation not in TRUNCATION_POLICIES:
-        fail(f"--truncation: expected one of {', '.join(TRUNCATION_POLICIES)}, got {truncation!r}")
-    if rope not in METHODS:
-        fail(f"--rope: expected one of {', '.join(METHODS)}, got {rope!r}")
-    if backend not in BACKENDS:
-        fail(BACKENDS.unknown_message(backend))
-    if dtype not in ("float32", "bfloat16", "float16"):
-        fail(f"--dtype: expected float32, bfloat16 or float16, got {dtype!r}")
-    if backend == "openai" and not (base_url and model):
-        fail("--backend openai needs --base-url and --model")
-    if backend == "hf" and not model:
-        fail("--backend hf needs --model (a local folder or a cached hub id)")
     try:
-        recs = read_records(records)
+        gen = GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
+                        stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
+    except ValueError as exc:
+        fail(f"--truncation: {exc}")
+    cfg = _config(M4leRunConfig, records=str(records), backend=backend, model=model, base_url=base_url, task=task,
+                  results=str(results) if results else None, limit=limit, batch_size=batch_size, gen=gen, rope=rope,
+                  rope_factor=rope_factor, concurrency=concurrency, dtype=dtype, device=device, seed=seed,
+                  threads=threads)
+    try:
+        recs = read_records(cfg.records)
     except (RecordError, FileNotFoundError) as exc:
         fail(str(exc))
-    settings = setup(device, seed, threads, None)
-    chosen = runner.select(recs, limit=limit)
-    params = runner.GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
-                              stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
-    config = {**settings, "records": str(records), "backend": backend, "model": model, "base_url": base_url,
-              "limit": limit, "gen": params.__dict__, "rope": rope, "rope_factor": rope_factor, "dtype": dtype}
-    with start_run("m4le-run", config, out, quiet) as run:
-        if backend == "openai":
-            be = BACKENDS.get("openai")(base_url, model, chat=chat, concurrency=concurrency)
-        elif backend == "hf":
-            be = BACKENDS.get("hf")(model, batch_size=batch_size, chat_template=chat, truncation=truncation,
-                                     device=settings["device"], rope=rope, rope_factor=rope_factor, dtype=dtype)
+    cfg = prepare(cfg)
+    chosen = runner.select(recs, limit=cfg.limit)
+    with start_run("m4le-run", cfg, out, quiet) as run:
+        if cfg.backend == "openai":
+            be = BACKENDS.get("openai")(cfg.base_url, cfg.model, chat=cfg.gen.chat_template,
+                                        concurrency=cfg.concurrency)
+        elif cfg.backend == "hf":
+            be = BACKENDS.get("hf")(cfg.model, batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
+                                    truncation=cfg.gen.truncation, device=cfg.device, rope=cfg.rope,
+                                    rope_factor=cfg.rope_factor, dtype=cfg.dtype)
         else:
-            be = BACKENDS.get("smollm2")(batch_size=batch_size, chat_template=chat, truncation=truncation,
-                                         rope=rope, rope_factor=rope_factor)
-        path = results or run.dir / "results.jsonl"
+            be = BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
+                                         truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor)
+        path = Path(cfg.results) if cfg.results else run.dir / "results.jsonl"
         sec = run.section("run", "Generation")
-        sec.data_source(f"records from {records}")
+        sec.data_source(f"records from {cfg.records}")
         try:
-            summary = runner.run_records(chosen, be, path, params, batch_size=max(batch_size, concurrency)
-                                         if backend == "openai" else batch_size, progress=not quiet, task=task)
+            summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, cfg.concurrency)
+                                         if cfg.backend == "openai" else cfg.batch_size, progress=not quiet,
+                                         task=cfg.task)
         except ValueError as exc:
             fail(str(exc))
         sec.table("Run", [{"instances": summary.total, "resumed": summary.skipped, "generated": summary.generated,
                            "errors": summary.errors, "truncated prompts": summary.truncated,
                            "budget spent before the cut": summary.budget_spent,
                            "seconds": round(summary.seconds, 1)}],
-                  note=f"truncation policy: {truncation}; backend: {be.describe()}")
+                  note=f"truncation policy: {cfg.gen.truncation}; backend: {be.describe()}")
         if summary.error_messages:
             sec.table("Errors (not recorded as answers; a rerun retries them)",
                       [{"error": m} for m in summary.error_messages[:50]])
@@ -191,12 +215,13 @@ def run_cmd(
     announce(run, as_json, quiet)
 
 
-def _score_rows(results: list[Path]):
+def _score_rows(results: tuple[str, ...]) -> list[dict[str, Any]]:
     from kernelkit.longctx import scoring
     from kernelkit.longctx.runner import load_results
 
     rows = []
-    for p in results:
+    for name in results:
+        p = Path(name)
         if not p.exists():
             fail(f"{p}: no such results file")
         try:
@@ -214,8 +239,9 @@ def score(
     out: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Score results per model, task and bucket with the reference metrics."""
-    table = _score_rows(results)
-    with start_run("m4le-score", {"results": [str(p) for p in results]}, out, quiet) as run:
+    cfg = M4leScoreConfig(results=tuple(str(p) for p in results))
+    table = _score_rows(cfg.results)
+    with start_run("m4le-score", cfg, out, quiet) as run:
         sec = run.section("score", "Scores per task and bucket")
         sec.table("Scores", [{**r, "score": round(r["score"], 4)} for r in table])
         sec.record(scores=table)
@@ -227,22 +253,24 @@ def report(
     results: Annotated[list[Path], typer.Argument(help="Results files written by `kernelkit m4le run`.")],
     reference_model: Annotated[str | None, typer.Option(
         "--reference-model", help="Normalise each task by this model's first-bucket score.")] = None,
-    normaliser: Annotated[str, typer.Option("--normaliser", help="half: s/(2 ref); share: s/(s+ref).")] = "half",
+    normaliser: Annotated[str, typer.Option(
+        "--normaliser", help="half: s/(2 ref); share: s/(s+ref).")] = M4leReportConfig.normaliser,
     out: OutOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Scores, per-ability aggregates, normalisation, slopes over buckets, plots and a heatmap."""
     from kernelkit.longctx import scoring
 
-    table = _score_rows(results)
+    cfg = _config(M4leReportConfig, results=tuple(str(p) for p in results), reference_model=reference_model,
+                  normaliser=normaliser)
+    table = _score_rows(cfg.results)
     value = "score"
-    if reference_model:
+    if cfg.reference_model:
         try:
-            table = scoring.normalise(table, reference_model, normaliser)
+            table = scoring.normalise(table, cfg.reference_model, cfg.normaliser)
         except ValueError as exc:
             fail(str(exc))
         value = "normalised"
-    config = {"results": [str(p) for p in results], "reference_model": reference_model, "normaliser": normaliser}
-    with start_run("m4le-report", config, out, quiet) as run:
+    with start_run("m4le-report", cfg, out, quiet) as run:
         sec = run.section("report", "M4LE report")
         sec.table("Scores per task and bucket", table)
         abilities = scoring.aggregate(table, value=value)
@@ -263,28 +291,27 @@ def report(
 
 @app.command("serve")
 def serve(
-    backend: Annotated[str, typer.Option("--backend", help="smollm2 or hf.")] = "smollm2",
+    backend: Annotated[str, typer.Option("--backend", help="smollm2 or hf.")] = M4leServeConfig.backend,
     model: Annotated[str | None, typer.Option("--model", help="HF folder/id for --backend hf.")] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Apply the chat template to prompts.")] = False,
-    rope: Annotated[str, typer.Option("--rope")] = "none",
-    rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = 1.0,
+    host: Annotated[str, typer.Option("--host")] = M4leServeConfig.host,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = M4leServeConfig.port,
+    chat: Annotated[bool, typer.Option(
+        "--chat/--no-chat", help="Apply the chat template to prompts.")] = M4leServeConfig.chat,
+    rope: Annotated[str, typer.Option("--rope")] = M4leServeConfig.rope,
+    rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = M4leServeConfig.rope_factor,
 ) -> None:
     """Serve a local model behind an OpenAI-compatible HTTP API (completions and chat)."""
     from kernelkit.console import console
     from kernelkit.longctx.backends import BACKENDS
     from kernelkit.longctx.serve import OpenAICompatServer
 
-    if backend == "hf":
-        if not model:
-            fail("--backend hf needs --model")
-        be = BACKENDS.get("hf")(model, chat_template=chat, rope=rope, rope_factor=rope_factor)
-    elif backend == "smollm2":
-        be = BACKENDS.get("smollm2")(chat_template=chat, rope=rope, rope_factor=rope_factor)
+    cfg = _config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,
+                  rope_factor=rope_factor)
+    if cfg.backend == "hf":
+        be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
     else:
-        fail(f"--backend: expected smollm2 or hf, got {backend!r}")
-    server = OpenAICompatServer(be, host=host, port=port)
+        be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
+    server = OpenAICompatServer(be, host=cfg.host, port=cfg.port)
     console.print(f"serving {be.name} at {server.url} (Ctrl-C to stop)")
     try:
         server.httpd.serve_forever()

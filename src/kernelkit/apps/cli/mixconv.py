@@ -1,4 +1,7 @@
-"""``kernelkit convnet`` commands of the mixconv system: ``mixconv-ablation``, ``mixnet-info``."""
+"""``kernelkit convnet`` commands of the mixconv system: ``mixconv-ablation``, ``mixnet-info``.
+
+Options are parsed into configs from :mod:`kernelkit.apps.configs.convnet`; ``config.json`` is ``asdict`` of them.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,14 @@ from kernelkit.apps.cli.common import (
     announce,
     create_model_or_fail,
     fail,
-    setup,
+    prepare,
     start_run,
+)
+from kernelkit.apps.configs.convnet import (
+    ABLATION_DATASETS,
+    AblationConfig,
+    MixconvAblationCommandConfig,
+    MixnetInfoConfig,
 )
 
 
@@ -41,65 +50,76 @@ def _parse_kernel_sets(text: str) -> tuple[tuple[int, ...], ...]:
     return tuple(sets)
 
 
+def _format_kernel_sets(sets: tuple[tuple[int, ...], ...]) -> str:
+    """((3,), (3, 5)) → ``"3;3,5"`` (the ``--kernel-sets`` syntax)."""
+    return ";".join(",".join(map(str, ks)) for ks in sets)
+
+
 def mixconv_ablation(
-    quick: Annotated[bool, typer.Option("--quick", help="Tiny images/epochs (same code path).")] = False,
-    dataset: Annotated[str, typer.Option("--dataset", help="cifar10_jpg, mnist or digits.")] = "cifar10_jpg",
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny images/epochs (same code path).")] =
+        MixconvAblationCommandConfig.quick,
+    dataset: Annotated[str, typer.Option("--dataset", help="cifar10_jpg, mnist or digits.")] = AblationConfig.dataset,
     kernel_sets: Annotated[str, typer.Option("--kernel-sets", help="';'-separated kernel sets.")] =
-        "3;5;7;9;3,5;3,5,7;3,5,7,9",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per kernel set.")] = 3,
+        _format_kernel_sets(AblationConfig.kernel_sets),
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per kernel set.")] = len(AblationConfig.seeds),
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Override the epochs.")] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=8, help="Override the image side.")] = None,
     width: Annotated[float | None, typer.Option("--width", min=0.05, help="Override the width multiplier.")] = None,
     train_per_class: Annotated[int | None, typer.Option("--train-per-class", min=1,
                                                         help="Limit train images per class.")] = None,
     report_only: Annotated[bool, typer.Option("--report-only", help="Train nothing: report the runs already "
-                                              "finished in --out (same settings).")] = False,
+                                              "finished in --out (same settings).")] =
+        MixconvAblationCommandConfig.report_only,
     out: OutOpt = None,
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = 0,
-    threads: ThreadsOpt = 0,
+    device: DeviceOpt = MixconvAblationCommandConfig.device,
+    seed: SeedOpt = MixconvAblationCommandConfig.seed,
+    threads: ThreadsOpt = MixconvAblationCommandConfig.threads,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Kernel-mix ablation: MobileNetV2-style net with depthwise kernels {3},{5},...,{3,5,7,9} on real images."""
-    from dataclasses import asdict, replace
+    from dataclasses import replace
     from pathlib import Path
 
-    from kernelkit.apps.recipes.mixconv_ablation import DATASETS, QUICK, AblationConfig, report_ablation, run_ablation
+    import torch
 
-    if dataset not in DATASETS:
-        fail(f"--dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
-    cfg = replace(QUICK) if quick else AblationConfig()
-    cfg = replace(cfg, dataset=dataset, kernel_sets=_parse_kernel_sets(kernel_sets),
+    from kernelkit.apps.recipes.mixconv_ablation import report_ablation, run_ablation
+
+    if dataset not in ABLATION_DATASETS:
+        fail(f"--dataset {dataset!r}: expected one of {', '.join(ABLATION_DATASETS)}")
+    abl = AblationConfig.quick() if quick else AblationConfig()
+    abl = replace(abl, dataset=dataset, kernel_sets=_parse_kernel_sets(kernel_sets),
                   seeds=tuple(seed + i for i in range(seeds)))
     for name, value in (("epochs", epochs), ("image_size", image_size), ("width", width),
                         ("train_per_class", train_per_class)):
         if value is not None:
-            cfg = replace(cfg, **{name: value})  # type: ignore[arg-type]
+            abl = replace(abl, **{name: value})  # type: ignore[arg-type]
     if report_only and out is None:
         fail("--report-only needs --out: the run directory whose finished runs are reported")
-    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
-    import torch
-
-    with start_run("mixconv-ablation", {**s, **asdict(cfg)}, out, quiet) as run:
+    cfg = prepare(MixconvAblationCommandConfig(quick=quick, report_only=report_only, ablation=abl, device=device,
+                                               seed=seed, threads=threads,
+                                               data_root=str(data_dir) if data_dir else None))
+    assert cfg.data_root is not None
+    with start_run("mixconv-ablation", cfg, out, quiet) as run:
         sec = run.section("mixconv_ablation", "Kernel-mix ablation")
-        rows, source = run_ablation(cfg, sec.dir / "ablation", Path(s["data_root"]), torch.device(s["device"]),
-                                    sec, quiet=True, train_missing=not report_only)
+        rows, source = run_ablation(cfg.ablation, sec.dir / "ablation", Path(cfg.data_root), torch.device(cfg.device),
+                                    sec, quiet=True, train_missing=not cfg.report_only)
         if not rows:
             fail(f"--report-only: no finished runs with these settings under {sec.dir / 'ablation'}")
-        report_ablation(sec, cfg, rows, source)
+        report_ablation(sec, cfg.ablation, rows, source)
     announce(run, as_json, quiet)
 
 
 def mixnet_info(
-    model: Annotated[str, typer.Option("--model", help="mixnet_s, mixnet_m, mixnet_l, mixnet_xl, ...")] = "mixnet_s",
-    size: Annotated[int, typer.Option("--size", min=32, help="Input side for MACs.")] = 224,
-    num_classes: Annotated[int, typer.Option("--num-classes", min=0)] = 1000,
+    model: Annotated[str, typer.Option("--model", help="mixnet_s, mixnet_m, mixnet_l, mixnet_xl, ...")] =
+        MixnetInfoConfig.model,
+    size: Annotated[int, typer.Option("--size", min=32, help="Input side for MACs.")] = MixnetInfoConfig.size,
+    num_classes: Annotated[int, typer.Option("--num-classes", min=0)] = MixnetInfoConfig.num_classes,
     out: OutOpt = None,
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = 0,
-    threads: ThreadsOpt = 0,
+    device: DeviceOpt = MixnetInfoConfig.device,
+    seed: SeedOpt = MixnetInfoConfig.seed,
+    threads: ThreadsOpt = MixnetInfoConfig.threads,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -108,19 +128,19 @@ def mixnet_info(
     from kernelkit.layers.mixconv import use_impl
     from kernelkit.utils.counting import count_macs, count_params
 
-    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
-    net = create_model_or_fail(model, num_classes=num_classes)
+    cfg = prepare(MixnetInfoConfig(model=model, size=size, num_classes=num_classes, device=device, seed=seed,
+                                   threads=threads, data_root=str(data_dir) if data_dir else None))
+    net = create_model_or_fail(cfg.model, num_classes=cfg.num_classes)
     with use_impl("split"):
-        macs = count_macs(net, (1, 3, size, size))
+        macs = count_macs(net, (1, 3, cfg.size, cfg.size))
     assert isinstance(macs, int)
     params = count_params(net)
     stats = sum(b.numel() for n, b in net.named_buffers() if "running" in n)
-    with start_run(f"mixnet-info-{model}", {**s, "model": model, "size": size, "num_classes": num_classes},
-                   out, quiet) as run:
-        sec = run.section("info", f"{model}: size and structure")
+    with start_run(f"mixnet-info-{cfg.model}", cfg, out, quiet) as run:
+        sec = run.section("info", f"{cfg.model}: size and structure")
         sec.data_source("no data (architecture only)")
-        sec.table("Size", [{"model": model, "params": params, "params + BN running stats": params + stats,
-                            f"MACs at {size}² (conv+linear)": int(macs)}])
+        sec.table("Size", [{"model": cfg.model, "params": params, "params + BN running stats": params + stats,
+                            f"MACs at {cfg.size}² (conv+linear)": int(macs)}])
         spec = getattr(net, "spec", None)
         if spec is not None:
             rows = []
@@ -131,7 +151,7 @@ def mixnet_info(
                                  "groups (expand/project)": f"{b.expand_groups}/{b.project_groups}", "out": b.out,
                                  "stride": b.stride, "SE": b.se or "-", "act": b.act})
             sec.table("Block table", rows, note=f"stem {spec.stem}, head {spec.head}, dropout {spec.dropout}")
-        sec.record(model=model, params=params, params_with_bn_stats=params + stats, macs=int(macs), size=size)
+        sec.record(model=cfg.model, params=params, params_with_bn_stats=params + stats, macs=int(macs), size=cfg.size)
     announce(run, as_json, quiet)
 
 

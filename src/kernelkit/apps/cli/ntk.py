@@ -22,8 +22,15 @@ from kernelkit.apps.cli.common import (
     ThreadsOpt,
     announce,
     fail,
-    setup,
+    prepare,
     start_run,
+)
+from kernelkit.apps.configs.ntk import (
+    NtkAnalyticConfig,
+    NtkEmpiricalConfig,
+    NtkNetworkConfig,
+    NtkPredictConfig,
+    NtkReproduceConfig,
 )
 
 app = typer.Typer(no_args_is_help=True)
@@ -39,6 +46,9 @@ BetaOpt = Annotated[float, typer.Option("--beta", help="Bias standard deviation 
 ParamOpt = Annotated[str, typer.Option("--parametrization", help="ntk or standard.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="Block size bounding memory.")]
 
+_D = NtkNetworkConfig  # defaults shared by every command (device, seed, threads, network)
+_DEFAULT_TIMES = ", ".join(f"{t:g}" for t in NtkPredictConfig.times)
+
 
 def _load(spec: str, n: int | None) -> Any:
     from kernelkit.ntk.data import load_inputs
@@ -49,20 +59,20 @@ def _load(spec: str, n: int | None) -> Any:
         fail(str(exc))
 
 
-def _net(width: int, depth: int, beta: float, activation: str, parametrization: str) -> Any:
+def _net(cfg: NtkNetworkConfig, width: int) -> Any:
     from kernelkit.ntk.training import fc_network
 
     try:
-        return fc_network(width, depth, beta or None, activation=activation,  # type: ignore[arg-type]
-                          parametrization=parametrization)
+        return fc_network(width, cfg.depth, cfg.beta or None, activation=cfg.activation,  # type: ignore[arg-type]
+                          parametrization=cfg.parametrization)
     except ValueError as exc:
         fail(str(exc))
 
 
 def _save_kernels(sec: Any, kernels: dict[str, Any], title: str) -> None:
     """``<name>.npy`` + one safetensors file, a heatmap per kernel and a summary table."""
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     from kernelkit.utils.checkpoint import save_tensors
 
@@ -75,7 +85,8 @@ def _save_kernels(sec: Any, kernels: dict[str, Any], title: str) -> None:
             ev = np.linalg.eigvalsh(k.double().cpu().numpy())
             row.update(trace=float(k.diagonal().sum()), lambda_max=float(ev[-1]), lambda_min=float(ev[0]))
         rows.append(row)
-        fig, ax = plt.subplots(figsize=(4.5, 4))
+        fig = Figure(figsize=(4.5, 4))
+        ax = fig.add_subplot()
         im = ax.imshow(k.detach().cpu().numpy().reshape(k.shape[0], -1), cmap="viridis")
         fig.colorbar(im, ax=ax)
         ax.set_title(f"{title}: {name}")
@@ -86,91 +97,103 @@ def _save_kernels(sec: Any, kernels: dict[str, Any], title: str) -> None:
     sec.record(kernels=rows, files=files)
 
 
+def _data_dir(data_dir: Path | None) -> str | None:
+    return str(data_dir) if data_dir else None
+
+
 @app.command("analytic")
-def analytic_cmd(inputs: InputsOpt = "circle", inputs2: Inputs2Opt = None, n: NOpt = None, depth: DepthOpt = 3,
-                 activation: ActOpt = "relu", beta: BetaOpt = 0.1, parametrization: ParamOpt = "ntk",
-                 batch_size: BatchOpt = None, out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0,
-                 threads: ThreadsOpt = 0, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
-                 quiet: QuietOpt = False) -> None:
+def analytic_cmd(inputs: InputsOpt = NtkAnalyticConfig.inputs, inputs2: Inputs2Opt = NtkAnalyticConfig.inputs2,
+                 n: NOpt = NtkAnalyticConfig.n,
+                 depth: DepthOpt = _D.depth, activation: ActOpt = _D.activation, beta: BetaOpt = _D.beta,
+                 parametrization: ParamOpt = _D.parametrization, batch_size: BatchOpt = NtkAnalyticConfig.batch_size,
+                 out: OutOpt = None,
+                 device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed, threads: ThreadsOpt = _D.threads,
+                 data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Infinite-width NNGP and NTK of the fully connected network (float64)."""
     from kernelkit.ntk import analytic
 
-    s = setup(device, seed, threads, data_dir)
-    a = _load(inputs, n)
-    b = _load(inputs2, n) if inputs2 else None
-    net = _net(1, depth, beta, activation, parametrization)  # the width does not enter the limit
-    config = {"command": "ntk analytic", "inputs": inputs, "inputs2": inputs2, "n": n, "depth": depth,
-              "activation": activation, "beta": beta, "parametrization": parametrization,
-              "batch_size": batch_size, **s}
+    cfg = prepare(NtkAnalyticConfig(
+        inputs=inputs, inputs2=inputs2, n=n, depth=depth, activation=activation, beta=beta,
+        parametrization=parametrization, batch_size=batch_size, device=device, seed=seed, threads=threads,
+        data_root=_data_dir(data_dir)))
+    a = _load(cfg.inputs, cfg.n)
+    b = _load(cfg.inputs2, cfg.n) if cfg.inputs2 else None
+    net = _net(cfg, 1)  # the width does not enter the limit
     try:
-        k = analytic(net, a.x, None if b is None else b.x, batch_size=batch_size)
+        k = analytic(net, a.x, None if b is None else b.x, batch_size=cfg.batch_size)
     except ValueError as exc:
         fail(str(exc))
-    with start_run("ntk-analytic", config, out, quiet) as run:
+    with start_run("ntk-analytic", cfg, out, quiet) as run:
         sec = run.section("ntk_analytic", "Infinite-width kernels")
         sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
-        _save_kernels(sec, {"nngp": k.nngp, "ntk": k.ntk}, f"depth-{depth} {activation}")
+        _save_kernels(sec, {"nngp": k.nngp, "ntk": k.ntk}, f"depth-{cfg.depth} {cfg.activation}")
     announce(run, as_json, quiet)
 
 
 @app.command("empirical")
-def empirical_cmd(inputs: InputsOpt = "circle", inputs2: Inputs2Opt = None, n: NOpt = None, depth: DepthOpt = 3,
-                  width: WidthOpt = 512, activation: ActOpt = "relu", beta: BetaOpt = 0.1,
-                  parametrization: ParamOpt = "ntk",
-                  method: Annotated[str, typer.Option("--method", help="auto, jacobian, ntvp, structured.")] = "auto",
-                  compare_analytic: Annotated[bool, typer.Option(
-                      "--compare/--no-compare", help="Also report the distance to the analytic limit.")] = True,
-                  batch_size: BatchOpt = None, out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0,
-                  threads: ThreadsOpt = 0, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
-                  quiet: QuietOpt = False) -> None:
+def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs2Opt = NtkEmpiricalConfig.inputs2,
+                  n: NOpt = NtkEmpiricalConfig.n, depth: DepthOpt = _D.depth,
+                  width: WidthOpt = NtkEmpiricalConfig.width, activation: ActOpt = _D.activation,
+                  beta: BetaOpt = _D.beta, parametrization: ParamOpt = _D.parametrization,
+                  method: Annotated[str, typer.Option(
+                      "--method", help="auto, jacobian, ntvp, structured.")] = NtkEmpiricalConfig.method,
+                  compare: Annotated[bool, typer.Option(
+                      "--compare/--no-compare",
+                      help="Also report the distance to the analytic limit.")] = NtkEmpiricalConfig.compare,
+                  batch_size: BatchOpt = NtkEmpiricalConfig.batch_size, out: OutOpt = None,
+                  device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed, threads: ThreadsOpt = _D.threads,
+                  data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Empirical NTK of a randomly initialized finite network (and its distance to the limit)."""
     import torch
 
     from kernelkit.ntk import analytic, empirical
 
-    s = setup(device, seed, threads, data_dir)
-    a = _load(inputs, n)
-    b = _load(inputs2, n) if inputs2 else None
-    net = _net(width, depth, beta, activation, parametrization).double().to(s["device"])
-    config = {"command": "ntk empirical", "inputs": inputs, "inputs2": inputs2, "n": n, "depth": depth,
-              "width": width, "activation": activation, "beta": beta, "parametrization": parametrization,
-              "method": method, "batch_size": batch_size, **s}
-    x1 = a.x.to(s["device"])
-    x2 = None if b is None else b.x.to(s["device"])
+    cfg = prepare(NtkEmpiricalConfig(
+        inputs=inputs, inputs2=inputs2, n=n, depth=depth, width=width, activation=activation, beta=beta,
+        parametrization=parametrization, method=method, compare=compare, batch_size=batch_size, device=device,
+        seed=seed, threads=threads, data_root=_data_dir(data_dir)))
+    a = _load(cfg.inputs, cfg.n)
+    b = _load(cfg.inputs2, cfg.n) if cfg.inputs2 else None
+    net = _net(cfg, cfg.width).double().to(cfg.device)
+    x1 = a.x.to(cfg.device)
+    x2 = None if b is None else b.x.to(cfg.device)
     try:
-        k = empirical(net, x1, x2, method=method, batch_size=batch_size)
+        k = empirical(net, x1, x2, method=cfg.method, batch_size=cfg.batch_size)
     except ValueError as exc:
         fail(str(exc))
-    with start_run("ntk-empirical", config, out, quiet) as run:
+    with start_run("ntk-empirical", cfg, out, quiet) as run:
         sec = run.section("ntk_empirical", "Empirical NTK")
         sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
         kernels = {"ntk_empirical": k}
-        if compare_analytic:
+        if cfg.compare:
             lim = analytic(net, a.x, None if b is None else b.x, get="ntk").get("ntk")
             kernels["ntk_analytic"] = lim
             rel = float(torch.linalg.norm(k.cpu() - lim) / torch.linalg.norm(lim))
             sec.record(relative_frobenius_distance_to_limit=rel)
-            sec.text(f"‖Θ_width{width} − Θ∞‖_F / ‖Θ∞‖_F = {rel:.4f}")
-        _save_kernels(sec, kernels, f"width {width}")
+            sec.text(f"‖Θ_width{cfg.width} − Θ∞‖_F / ‖Θ∞‖_F = {rel:.4f}")
+        _save_kernels(sec, kernels, f"width {cfg.width}")
     announce(run, as_json, quiet)
 
 
 @app.command("predict")
 def predict_cmd(train: Annotated[str, typer.Option(
-                    "--train", help="Training inputs (.npz with x, y; or built-in).")] = "circle",
-                test: Annotated[str, typer.Option("--test", help="Test inputs (file or built-in).")] = "circle",
+                    "--train", help="Training inputs (.npz with x, y; or built-in).")] = NtkPredictConfig.train,
+                test: Annotated[str, typer.Option(
+                    "--test", help="Test inputs (file or built-in).")] = NtkPredictConfig.test,
                 y: Annotated[Path | None, typer.Option(
                     "--y", help="Targets (.npy/.csv) for file inputs without y.")] = None,
-                n_train: Annotated[int, typer.Option("--n-train", min=1)] = 8,
-                n_test: Annotated[int, typer.Option("--n-test", min=1)] = 64,
-                depth: DepthOpt = 3, activation: ActOpt = "relu", beta: BetaOpt = 0.1,
-                parametrization: ParamOpt = "ntk",
+                n_train: Annotated[int, typer.Option("--n-train", min=1)] = NtkPredictConfig.n_train,
+                n_test: Annotated[int, typer.Option("--n-test", min=1)] = NtkPredictConfig.n_test,
+                depth: DepthOpt = _D.depth, activation: ActOpt = _D.activation, beta: BetaOpt = _D.beta,
+                parametrization: ParamOpt = _D.parametrization,
                 times: Annotated[list[float] | None, typer.Option(
-                    "--t", help="Times (steps × lr); repeatable.")] = None,
-                learning_rate: Annotated[float, typer.Option("--lr")] = 1.0,
-                diag_reg: Annotated[float, typer.Option("--diag-reg", min=0.0)] = 1e-6,
-                out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
-                data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+                    "--t", help=f"Times (steps × lr); repeatable (default {_DEFAULT_TIMES}; ∞ is always added).")
+                ] = None,
+                learning_rate: Annotated[float, typer.Option("--lr")] = NtkPredictConfig.learning_rate,
+                diag_reg: Annotated[float, typer.Option("--diag-reg", min=0.0)] = NtkPredictConfig.diag_reg,
+                out: OutOpt = None, device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed,
+                threads: ThreadsOpt = _D.threads, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
+                quiet: QuietOpt = False) -> None:
     """Mean and std of infinite-width networks trained by gradient descent on MSE (closed form)."""
     import numpy as np
     import torch
@@ -179,49 +202,51 @@ def predict_cmd(train: Annotated[str, typer.Option(
     from kernelkit.ntk.data import circle
     from kernelkit.ntk.predict import gradient_descent_mse_ensemble
 
-    s = setup(device, seed, threads, data_dir)
-    if train == "circle":
-        g = torch.Generator().manual_seed(seed)
-        gam = torch.rand(n_train, generator=g, dtype=torch.float64) * 2 * np.pi - np.pi
+    cfg = prepare(NtkPredictConfig(
+        train=train, test=test, y=str(y) if y is not None else None, n_train=n_train, n_test=n_test, depth=depth,
+        activation=activation, beta=beta, parametrization=parametrization,
+        times=tuple(times) if times else NtkPredictConfig.times, learning_rate=learning_rate, diag_reg=diag_reg,
+        device=device, seed=seed, threads=threads, data_root=_data_dir(data_dir)))
+    if cfg.train == "circle":
+        g = torch.Generator().manual_seed(cfg.seed)
+        gam = torch.rand(cfg.n_train, generator=g, dtype=torch.float64) * 2 * np.pi - np.pi
         xtr = torch.stack([gam.cos(), gam.sin()], 1)
-        tr_x, tr_y, tr_src = xtr, xtr[:, 0] * xtr[:, 1], f"generated: {n_train} random circle points, y = x₁x₂"
+        tr_x, tr_y = xtr, xtr[:, 0] * xtr[:, 1]
+        tr_src = f"generated: {cfg.n_train} random circle points, y = x₁x₂"
     else:
-        a = _load(train, n_train)
+        a = _load(cfg.train, cfg.n_train)
         tr_x, tr_y, tr_src = a.x, a.y, a.source
-        if y is not None:
-            tr_y = _load(str(y), n_train).x.reshape(len(tr_x), -1).squeeze(-1)
+        if cfg.y is not None:
+            tr_y = _load(cfg.y, cfg.n_train).x.reshape(len(tr_x), -1).squeeze(-1)
         if tr_y is None:
-            fail(f"--train {train}: no targets; pass an .npz with 'y' or --y FILE")
+            fail(f"--train {cfg.train}: no targets; pass an .npz with 'y' or --y FILE")
         tr_y = torch.as_tensor(tr_y, dtype=torch.float64)
-        if tr_y.dim() == 1 and train in ("digits", "mnist"):
+        if tr_y.dim() == 1 and cfg.train in ("digits", "mnist"):
             tr_y = torch.nn.functional.one_hot(tr_y.long(), 10).double() - 0.1
-    te = circle(n_test) if test == "circle" else _load(test, n_test)
+    te = circle(cfg.n_test) if cfg.test == "circle" else _load(cfg.test, cfg.n_test)
     if te.x.shape[1:] != tr_x.shape[1:]:
         fail(f"--test has features {tuple(te.x.shape[1:])} but --train has {tuple(tr_x.shape[1:])}")
-    net = _net(1, depth, beta, activation, parametrization)
+    net = _net(cfg, 1)
     x_all = torch.cat([tr_x.double(), te.x.double()])
     k = analytic(net, x_all)
     nt = len(tr_x)
-    ts = list(times or [100.0, 1000.0]) + [None]
+    ts: list[float | None] = [*cfg.times, None]
     rows, preds = [], {}
     for t in ts:
         ntk_k, nngp_k = k.get("ntk"), k.get("nngp")
         mean, cov = gradient_descent_mse_ensemble(ntk_k[:nt, :nt], ntk_k[nt:, :nt], nngp_k[:nt, :nt],
                                                   nngp_k[nt:, :nt], nngp_k[nt:, nt:], tr_y, t=t,
-                                                  learning_rate=learning_rate, diag_reg=diag_reg)
+                                                  learning_rate=cfg.learning_rate, diag_reg=cfg.diag_reg)
         std = cov.diagonal().clamp_min(0).sqrt()
         key = "inf" if t is None else f"{t:g}"
         preds[f"mean_t{key}"], preds[f"std_t{key}"] = mean, std
         row: dict[str, Any] = {"t": key, "mean |f|": float(mean.abs().mean()), "mean std": float(std.mean())}
-        if te.y is not None and test != "circle" and te.y.shape == mean.shape:
+        if te.y is not None and cfg.test != "circle" and te.y.shape == mean.shape:
             row["test MSE"] = float(((mean - te.y.double()) ** 2).mean())
-        elif test == "circle" and mean.dim() == 1:
+        elif cfg.test == "circle" and mean.dim() == 1:
             row["test MSE vs x₁x₂"] = float(((mean - te.x[:, 0] * te.x[:, 1]) ** 2).mean())
         rows.append(row)
-    config = {"command": "ntk predict", "train": train, "test": test, "n_train": n_train, "n_test": n_test,
-              "depth": depth, "activation": activation, "beta": beta, "parametrization": parametrization,
-              "times": ts, "learning_rate": learning_rate, "diag_reg": diag_reg, **s}
-    with start_run("ntk-predict", config, out, quiet) as run:
+    with start_run("ntk-predict", cfg, out, quiet) as run:
         sec = run.section("ntk_predict", "Gradient-flow prediction (infinite width)")
         sec.data_source(f"train: {tr_src}; test: {te.source}")
         sec.table("Test predictions over random initializations (NTK ensemble)", rows)
@@ -232,15 +257,17 @@ def predict_cmd(train: Annotated[str, typer.Option(
 
 
 @app.command("reproduce")
-def reproduce_cmd(quick: Annotated[bool, typer.Option("--quick", help="Small settings, same code path.")] = False,
+def reproduce_cmd(quick: Annotated[bool, typer.Option(
+                      "--quick", help="Small settings, same code path.")] = NtkReproduceConfig.quick,
                   only: Annotated[list[str] | None, typer.Option(
                       "--only", help="ntk_fig1, ntk_fig2, ntk_fig3.")] = None,
-                  out: OutOpt = None, device: DeviceOpt = "cpu", seed: SeedOpt = 0, threads: ThreadsOpt = 0,
+                  out: OutOpt = None, device: DeviceOpt = NtkReproduceConfig.device,
+                  seed: SeedOpt = NtkReproduceConfig.seed, threads: ThreadsOpt = NtkReproduceConfig.threads,
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Run the paper's Figures 1–3 (the NTK section of ``kernelkit reproduce``)."""
     import torch
 
-    from kernelkit.apps.recipes import EXPERIMENTS, run_experiments
+    from kernelkit.apps.recipes import EXPERIMENTS, recipe_configs, run_experiments
 
     names = [e.name for e in EXPERIMENTS.entries() if e.meta["system"] == "ntk"]
     if only:
@@ -248,11 +275,13 @@ def reproduce_cmd(quick: Annotated[bool, typer.Option("--quick", help="Small set
         if unknown:
             fail(f"--only {unknown}: unknown NTK experiment(s); known: {', '.join(names)}")
         names = [n for n in names if n in only]
-    s = setup(device, seed, threads, data_dir)
-    config = {"command": "ntk reproduce", "quick": quick, "experiments": names, **s}
-    with start_run("ntk-reproduce", config, out, quiet) as run:
-        run_experiments(run, names, quick=quick, seed=seed, device=torch.device(s["device"]),
-                        data_root=Path(s["data_root"]))
+    cfg = prepare(NtkReproduceConfig(quick=quick, only=list(only or []), experiments=names,
+                                     recipes=recipe_configs(names, quick), device=device, seed=seed,
+                                     threads=threads, data_root=_data_dir(data_dir)))
+    assert cfg.data_root is not None
+    with start_run("ntk-reproduce", cfg, out, quiet) as run:
+        run_experiments(run, names, quick=cfg.quick, seed=cfg.seed, device=torch.device(cfg.device),
+                        data_root=Path(cfg.data_root))
     announce(run, as_json, quiet)
     if any(sec.status == "failed" for sec in run.sections):
         raise typer.Exit(1)

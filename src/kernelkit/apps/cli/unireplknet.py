@@ -1,8 +1,13 @@
-"""``kernelkit convnet`` commands of the unireplknet system: ``erf``, ``train``, ``reparam``."""
+"""``kernelkit convnet`` commands of the unireplknet system: ``erf``, ``train``, ``modality``.
+
+Each command parses its options into a config from :mod:`kernelkit.apps.configs.convnet`, prepares
+the run (:func:`~kernelkit.apps.cli.common.prepare`) and calls the library.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -17,25 +22,26 @@ from kernelkit.apps.cli.common import (
     announce,
     create_model_or_fail,
     fail,
-    setup,
+    prepare,
     start_run,
 )
+from kernelkit.apps.configs.convnet import MODALITIES, TRAIN_DATA, ConvnetTrainConfig, ErfConfig, ModalityConfig
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
+TORUS_DEFAULT_IMAGES = 4000  # generated images for ``--data torus`` without ``--limit``
 
 
 def erf(
-    model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] = "unireplknet_a",
-    images: Annotated[int, typer.Option("--images", min=1, help="Images to aggregate over.")] = 16,
-    size: Annotated[int, typer.Option("--size", min=32, help="Input side length (images are resized).")] = 224,
+    model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] = ErfConfig.model,
+    images: Annotated[int, typer.Option("--images", min=1, help="Images to aggregate over.")] = ErfConfig.images,
+    size: Annotated[int, typer.Option("--size", min=32, help="Input side length (images are resized).")] =
+        ErfConfig.size,
     compare_kernel: Annotated[int | None, typer.Option(
         "--compare-kernel", help="Also measure the same architecture with every large kernel set to this size "
-        "(e.g. 3); 0 disables.")] = 3,
+        "(e.g. 3); 0 disables.")] = ErfConfig.compare_kernel,
     out: OutOpt = None,
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = 0,
-    threads: ThreadsOpt = 0,
+    device: DeviceOpt = ErfConfig.device,
+    seed: SeedOpt = ErfConfig.seed,
+    threads: ThreadsOpt = ErfConfig.threads,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -52,22 +58,21 @@ def erf(
         plot_erf,
     )
 
-    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
-    variants = {model: {}}
-    if compare_kernel:
-        variants[f"{model} (large kernels → {compare_kernel})"] = {"large_kernel": compare_kernel}
-    nets = {label: create_model_or_fail(model, deploy=True, **kw).eval().to(s["device"])
+    cfg = prepare(ErfConfig(model=model, images=images, size=size, compare_kernel=compare_kernel, device=device,
+                            seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
+    variants: dict[str, dict[str, Any]] = {cfg.model: {}}
+    if cfg.compare_kernel:
+        variants[f"{cfg.model} (large kernels → {cfg.compare_kernel})"] = {"large_kernel": cfg.compare_kernel}
+    nets = {label: create_model_or_fail(cfg.model, deploy=True, **kw).eval().to(cfg.device)
             for label, kw in variants.items()}
-    config = {**s, "model": model, "images": images, "size": size, "compare_kernel": compare_kernel,
-              "weights": "random initialisation (deploy form; no pretrained weights are fetched)"}
-    x, source = erf_images(images, size, s["data_root"], seed)
-    x = x.to(s["device"])
-    with start_run(f"erf-{model}", config, out, quiet) as run:
-        sec = run.section("erf", f"Effective receptive field of {model}")
+    x, source = erf_images(cfg.images, cfg.size, cfg.data_root, cfg.seed)
+    x = x.to(cfg.device)
+    with start_run(f"erf-{cfg.model}", cfg, out, quiet) as run:
+        sec = run.section("erf", f"Effective receptive field of {cfg.model}")
         sec.data_source(source)
         maps, ratios = {}, {}
         for label, net in nets.items():
-            torch.manual_seed(seed)
+            torch.manual_seed(cfg.seed)
             scores = erf_scores(last_stage_features(net), x,
                                 progress=lambda it, label=label: sec.progress(it, f"ERF {label}", len(x)))
             maps[label] = normalise_scores(scores.cpu())
@@ -76,29 +81,38 @@ def erf(
         sec.table("High-contribution area ratio (larger = larger ERF)",
                   [{"model": k, **{t: round(v, 4) for t, v in r.items()}} for k, r in ratios.items()],
                   note="Fraction of the input area of the smallest centred square holding > t of the "
-                       "log-scaled contribution scores; randomly initialised weights.")
+                       "log-scaled contribution scores; randomly initialised weights (deploy form; no pretrained "
+                       "weights are fetched).")
         sec.figure(plot_erf(maps, ratios), "erf_heatmaps", "ERF heatmaps (log-scaled, max-normalised)")
-        sec.record(area_ratios=ratios, data=source)
+        sec.record(area_ratios=ratios, data=source,
+                   weights="random initialisation (deploy form; no pretrained weights are fetched)")
     announce(run, as_json, quiet)
 
 
 def train(
-    model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] = "unireplknet_a",
+    model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] =
+        ConvnetTrainConfig.model,
     data: Annotated[str, typer.Option("--data", help="cifar10_jpg (CIFAR-10 test JPEGs split into train/val) or "
-                                                    "pathfinder (generated long-range task).")] = "cifar10_jpg",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="AdamW peak learning rate.")] = 2e-3,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 0.05,
-    drop_path: Annotated[float, typer.Option("--drop-path", min=0.0, max=1.0)] = 0.0,
-    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Training resolution.")] = 32,
-    limit: Annotated[int | None, typer.Option("--limit", min=10, help="Use only this many images.")] = None,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5)] = 0.2,
+                                                    "torus (the generated long-range task: two dots on a torus).")] =
+        ConvnetTrainConfig.data,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = ConvnetTrainConfig.epochs,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps.")] =
+        ConvnetTrainConfig.max_steps,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = ConvnetTrainConfig.batch_size,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="AdamW peak learning rate.")] = ConvnetTrainConfig.lr,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = ConvnetTrainConfig.weight_decay,
+    drop_path: Annotated[float, typer.Option("--drop-path", min=0.0, max=1.0)] = ConvnetTrainConfig.drop_path,
+    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Training resolution.")] =
+        ConvnetTrainConfig.image_size,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=10, help=f"Use only this many images (torus: generate this many; default "
+        f"{TORUS_DEFAULT_IMAGES}).")] = ConvnetTrainConfig.limit,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5)] =
+        ConvnetTrainConfig.val_fraction,
     out: OutOpt = None,
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    threads: ThreadsOpt = 0,
+    device: DeviceOpt = ConvnetTrainConfig.device,
+    seed: SeedOpt = ConvnetTrainConfig.seed,
+    threads: ThreadsOpt = ConvnetTrainConfig.threads,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -111,22 +125,24 @@ def train(
     from kernelkit.models import reparameterize
     from kernelkit.train import TrainConfig, Trainer
 
-    s = setup(device=device, seed=seed, threads=threads, data_dir=data_dir)
+    if data not in TRAIN_DATA:
+        fail(f"--data {data}: unknown dataset; choose {' or '.join(TRAIN_DATA)}")
+    cfg = prepare(ConvnetTrainConfig(
+        model=model, data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, drop_path=drop_path, image_size=image_size, limit=limit, val_fraction=val_fraction,
+        device=device, seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
     try:
-        train_set, val_set, source, in_chans, classes = _training_data(data, s["data_root"], image_size, val_fraction,
-                                                                        limit, seed)
+        train_set, val_set, source, in_chans, classes = _training_data(cfg)
     except (FileNotFoundError, ValueError) as exc:
-        fail(f"--data {data}: {exc}")
-    net = create_model_or_fail(model, num_classes=classes, in_chans=in_chans, drop_path_rate=drop_path)
-    cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, optimizer="adamw", lr=lr,
-                      weight_decay=weight_decay, schedule="cosine", warmup_steps=min(50, epochs * 5),
-                      label_smoothing=0.1, checkpoint_every=0, seed=seed)
-    config = {**s, "model": model, "data": data, "image_size": image_size, "train": cfg.__dict__,
-              "val_fraction": val_fraction, "limit": limit}
-    with start_run(f"train-{model}-{data}", config, out, quiet) as run:
-        sec = run.section("train", f"Training {model} on {data}")
+        fail(f"--data {cfg.data}: {exc}")
+    net = create_model_or_fail(cfg.model, num_classes=classes, in_chans=in_chans, drop_path_rate=cfg.drop_path)
+    tc = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, optimizer="adamw",
+                     lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine", warmup_steps=min(50, cfg.epochs * 5),
+                     label_smoothing=0.1, checkpoint_every=0, seed=cfg.seed)
+    with start_run(f"train-{cfg.model}-{cfg.data}", cfg, out, quiet) as run:
+        sec = run.section("train", f"Training {cfg.model} on {cfg.data}")
         sec.data_source(source)
-        trainer = Trainer(net, train_set, cfg, sec.dir / "trainer", val_set=val_set, device=s["device"],
+        trainer = Trainer(net, train_set, tc, sec.dir / "trainer", val_set=val_set, device=cfg.device,
                           section=sec, quiet=quiet)
         result = trainer.fit()
         sec.table("Per-epoch history", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
@@ -138,47 +154,160 @@ def train(
             a, b = net.cpu()(xb), deploy(xb)
         err = float((a - b).abs().max() / a.abs().max())
         final = result.history[-1] if result.history else {}
-        sec.record(final=final, reparam_rel_err=err, val_acc=final.get("val_acc"))
+        sec.record(final=final, reparam_rel_err=err, val_acc=final.get("val_acc"), train_config=tc.to_dict())
         sec.text(f"Final validation accuracy {final.get('val_acc')}; train→deploy relative output error {err:.2e}.")
     announce(run, as_json, quiet)
 
 
-def _training_data(name: str, root, image_size: int, val_fraction: float, limit: int | None, seed: int):
+def _training_data(cfg: ConvnetTrainConfig) -> tuple[Any, Any, str, int, int]:
     """``(train, val, source, in_chans, num_classes)`` for ``--data``."""
     import torch
-    from torch.utils.data import TensorDataset
 
-    if name == "pathfinder":
-        from kernelkit.data.pathfinder import PathfinderConfig, pathfinder_dataset
+    if cfg.data == "torus":
+        from torch.utils.data import TensorDataset
 
-        n = limit or 4000
-        cfg = PathfinderConfig(size=image_size)
-        x, y = pathfinder_dataset(n, cfg, seed=seed)
-        n_val = max(1, int(n * val_fraction))
+        from kernelkit.data.longrange import TorusPairConfig, torus_pair_dataset
+
+        n = cfg.limit or TORUS_DEFAULT_IMAGES
+        task = TorusPairConfig(size=cfg.image_size)
+        x, y = torus_pair_dataset(n, task, seed=cfg.seed)
+        n_val = max(1, int(n * cfg.val_fraction))
         return (TensorDataset(x[n_val:], y[n_val:]), TensorDataset(x[:n_val], y[:n_val]),
-                f"generated Pathfinder-style task ({n} images, {cfg}, seed {seed})", 2, 2)
-    if name == "cifar10_jpg":
-        from kernelkit.data.dataset import train_val_split
-        from kernelkit.data.imagefolder import load_cifar10_jpg
-        from kernelkit.data.root import DataNotFoundError
-        from kernelkit.data.transforms import Compose, Normalize, Resize
+                f"generated two-dots-on-a-torus task ({n} images, {task}, seed {cfg.seed})", 1, 2)
+    from kernelkit.data.dataset import train_val_split
+    from kernelkit.data.imagefolder import load_cifar10_jpg
+    from kernelkit.data.root import DataNotFoundError
+    from kernelkit.data.stats import CIFAR10_MEAN, CIFAR10_STD
+    from kernelkit.data.transforms import Compose, Normalize, Resize
 
-        try:
-            ds = load_cifar10_jpg(root=root)
-        except DataNotFoundError as exc:
-            raise FileNotFoundError(str(exc)) from None
-        if limit:
-            ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit])
-        steps = [Normalize(CIFAR_MEAN, CIFAR_STD)]
-        if image_size != 32:
-            steps.insert(0, Resize((image_size, image_size)))
-        ds = ds.with_transform(Compose(steps))
-        tr, va = train_val_split(ds, val_fraction, seed)
-        return tr, va, f"{ds.source}; stratified train/val split ({len(tr)}/{len(va)}, seed {seed})", 3, 10
-    raise ValueError("unknown dataset; choose cifar10_jpg or pathfinder")
+    try:
+        ds = load_cifar10_jpg(root=cfg.data_root)
+    except DataNotFoundError as exc:
+        raise FileNotFoundError(str(exc)) from None
+    if cfg.limit:
+        ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit])
+    steps: list[Any] = [Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    if cfg.image_size != 32:
+        steps.insert(0, Resize((cfg.image_size, cfg.image_size)))
+    ds = ds.with_transform(Compose(steps))
+    tr, va = train_val_split(ds, cfg.val_fraction, cfg.seed)
+    return tr, va, f"{ds.source}; stratified train/val split ({len(tr)}/{len(va)}, seed {cfg.seed})", 3, 10
+
+
+def modality(
+    kind: Annotated[str, typer.Option("--modality", help=f"One of {', '.join(MODALITIES)}.")] =
+        ModalityConfig.modality,
+    model: Annotated[str, typer.Option("--model", help="A registered UniRepLKNet, e.g. unireplknet_a.")] =
+        ModalityConfig.model,
+    input_file: Annotated[Path | None, typer.Option(
+        "--input", help="A .npy file with the raw input: audio (B, samples), timeseries (B, length, variables), "
+        "pointcloud (B, points, 3), video (B, 3, frames, H, W). Default: generated, seeded.")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Generated samples.")] = ModalityConfig.batch,
+    num_classes: Annotated[int, typer.Option("--num-classes", min=1)] = ModalityConfig.num_classes,
+    view_size: Annotated[int, typer.Option("--view-size", min=32, help="Point-cloud view side.")] =
+        ModalityConfig.view_size,
+    frame_size: Annotated[int, typer.Option("--frame-size", min=8, help="Generated video frame side.")] =
+        ModalityConfig.frame_size,
+    d_model: Annotated[int, typer.Option("--d-model", min=2, help="Time-series embedding width.")] =
+        ModalityConfig.d_model,
+    out: OutOpt = None,
+    device: DeviceOpt = ModalityConfig.device,
+    seed: SeedOpt = ModalityConfig.seed,
+    threads: ThreadsOpt = ModalityConfig.threads,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Audio, time series, point clouds or video → C'×H×W maps → a UniRepLKNet forward; reports every shape."""
+    import torch
+
+    from kernelkit.models.modalities import modality_maps
+
+    if kind not in MODALITIES:
+        fail(f"--modality {kind}: choose one of {', '.join(MODALITIES)}")
+    if input_file is not None and not input_file.is_file():
+        fail(f"--input {input_file}: no such file")
+    cfg = prepare(ModalityConfig(
+        modality=kind, model=model, input=str(input_file) if input_file else None, batch=batch,
+        num_classes=num_classes, view_size=view_size, frame_size=frame_size, d_model=d_model, device=device,
+        seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
+    try:
+        raw = _load_npy(Path(cfg.input)) if cfg.input else _generated_input(cfg)
+        maps, per_sample = modality_maps(cfg.modality, raw, **_map_options(cfg))
+    except (OSError, ValueError) as exc:
+        fail(f"--input {cfg.input}: {exc}" if cfg.input else f"--modality {cfg.modality}: {exc}")
+    net = create_model_or_fail(cfg.model, in_chans=maps.shape[1], num_classes=cfg.num_classes).eval().to(cfg.device)
+    try:
+        net.check_input(maps)
+    except (AttributeError, ValueError) as exc:
+        fail(f"--model {cfg.model}: {exc}")
+    with start_run(f"modality-{cfg.modality}-{cfg.model}", cfg, out, quiet) as run:
+        sec = run.section("modality", f"{cfg.modality} → {cfg.model}")
+        sec.data_source(f"{cfg.input} (numpy array)" if cfg.input else
+                        f"generated {cfg.modality} input (seed {cfg.seed}, batch {cfg.batch})")
+        with torch.no_grad():
+            logits = net(maps.to(cfg.device))
+            pooled = logits.view(raw.shape[0], per_sample, -1).mean(1)  # average over views of one sample
+        shapes = {"raw input": list(raw.shape), "network input (maps)": list(maps.shape),
+                  "logits": list(logits.shape), "per-sample logits": list(pooled.shape)}
+        sec.table("Shapes", [{"tensor": k, "shape": "×".join(map(str, v))} for k, v in shapes.items()],
+                  note=f"{cfg.model} built with in_chans={maps.shape[1]} (only the stem changes with the modality); "
+                       "randomly initialised weights."
+                       + (f" Each sample is {per_sample} maps (views); their logits are averaged." if per_sample > 1
+                          else ""))
+        sec.record(shapes=shapes, in_chans=int(maps.shape[1]), maps_per_sample=per_sample,
+                   logits_finite=bool(torch.isfinite(pooled).all()))
+    announce(run, as_json, quiet)
+
+
+def _load_npy(path: Path) -> Any:
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+
+
+def _generated_input(cfg: ModalityConfig) -> Any:
+    """A seeded raw input of the modality: tones + noise, a noisy multivariate sine, a noisy sphere, moving blobs."""
+    import math
+
+    import torch
+
+    g = torch.Generator().manual_seed(cfg.seed)
+    b = cfg.batch
+    if cfg.modality == "audio":
+        t = torch.arange(int(cfg.sample_rate * cfg.seconds)) / cfg.sample_rate
+        freqs = 200 + 1800 * torch.rand(b, 1, generator=g)
+        return torch.sin(2 * math.pi * freqs * t) + 0.05 * torch.randn(b, t.numel(), generator=g)
+    if cfg.modality == "timeseries":
+        t = torch.arange(cfg.length, dtype=torch.float32)[None, :, None]
+        phase = 2 * math.pi * torch.rand(b, 1, cfg.variables, generator=g)
+        return torch.sin(t / 6 + phase) + 0.1 * torch.randn(b, cfg.length, cfg.variables, generator=g)
+    if cfg.modality == "pointcloud":
+        p = torch.randn(b, cfg.points, 3, generator=g)
+        return p / p.norm(dim=-1, keepdim=True) * (1 + 0.05 * torch.randn(b, cfg.points, 1, generator=g))
+    s, n = cfg.frame_size, cfg.video_frames
+    yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    start = torch.rand(b, 3, 2, generator=g) * s
+    frames = []
+    for f in range(n):
+        cy, cx = (start[..., 0] + f) % s, (start[..., 1] + 2 * f) % s
+        frames.append(torch.exp(-((yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2) / (s / 4) ** 2))
+    return torch.stack(frames, dim=2)  # (B, 3, T, H, W)
+
+
+def _map_options(cfg: ModalityConfig) -> dict[str, Any]:
+    if cfg.modality == "audio":
+        return {"sample_rate": cfg.sample_rate, "n_mels": cfg.n_mels, "frames": cfg.frames}
+    if cfg.modality == "timeseries":
+        return {"d_model": cfg.d_model}
+    if cfg.modality == "pointcloud":
+        return {"views": cfg.views, "size": cfg.view_size}
+    return {}
 
 
 def add_commands(app: typer.Typer) -> None:
     """Attach this system's commands to the ``convnet`` group."""
     app.command("erf")(erf)
     app.command("train")(train)
+    app.command("modality")(modality)

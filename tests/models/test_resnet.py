@@ -37,17 +37,3 @@ def test_bad_cifar_depth_is_reported() -> None:
 
     with pytest.raises(ValueError, match="6n \\+ 2"):
         _cifar_resnet(21, 16, 3, 0)
-
-
-@pytest.mark.parametrize("name", ["unireplknet_a"])
-def test_other_model_families_serve_as_feature_extractors(name: str) -> None:
-    from kernelkit.fscil.training import CosineClassifierNet, build_backbone
-
-    if name not in list_models():
-        pytest.skip(f"{name} is not registered")
-    backbone, dim, repeat = build_backbone(name, in_chans=1)
-    net = CosineClassifierNet(backbone, dim, 5, 16.0, (0.5,), (0.5,), repeat).eval()
-    with torch.no_grad():
-        logits = net(torch.rand(2, 1, 32, 32))
-    assert net.features(torch.rand(2, 1, 32, 32)).shape == (2, dim)
-    assert logits.shape == (2, 5) and float(logits.abs().max()) <= 16.0 + 1e-4

@@ -1,0 +1,161 @@
+"""Configs of the ``kernelkit m4le`` commands and of the ``m4le_rope_scaling`` recipe.
+
+Library defaults are referenced, not repeated: bucket sizes (:data:`kernelkit.longctx.length.BUCKETS`),
+build size and seed (:mod:`kernelkit.longctx.tasks`), generation settings
+(:class:`kernelkit.longctx.runner.GenParams`, nested as ``gen``), RoPE methods
+(:data:`kernelkit.longctx.rope.METHODS`), the HF backend's dtype and the OpenAI client's concurrency.
+The checks of a command's inputs live in each config's ``__post_init__`` (``ValueError`` naming the option).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from kernelkit.apps.configs.base import RunSettings
+from kernelkit.longctx.backends.hf import DTYPES, HF_DTYPE
+from kernelkit.longctx.backends.openai_http import CONCURRENCY
+from kernelkit.longctx.length import BUCKETS
+from kernelkit.longctx.rope import METHODS
+from kernelkit.longctx.runner import GenParams
+from kernelkit.longctx.scoring import NORMALISERS
+from kernelkit.longctx.tasks import DEFAULT_N, DEFAULT_SEED
+
+#: The backend of ``m4le run`` and ``m4le serve`` unless told otherwise (offline, no download).
+DEFAULT_BACKEND = "smollm2"
+
+
+def _check_rope(rope: str, factor: float) -> None:
+    if rope not in METHODS:
+        raise ValueError(f"--rope: expected one of {', '.join(METHODS)}, got {rope!r}")
+    if factor < 1:
+        raise ValueError(f"--rope-factor: must be >= 1, got {factor}")
+
+
+@dataclass(kw_only=True)
+class M4leTasksConfig:
+    """``kernelkit m4le tasks``: where to look for each task's source files."""
+
+    data_root: str | None = None
+
+
+@dataclass(kw_only=True)
+class M4leBuildConfig(RunSettings):
+    """Every input of ``kernelkit m4le build``: ``n`` seeded instances per bucket of each task."""
+
+    tasks: tuple[str, ...]
+    buckets: tuple[int, ...] = BUCKETS
+    n: int = DEFAULT_N
+    one_shot: bool = True
+    device: str = "cpu"
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if not self.buckets or min(self.buckets) <= 0:
+            raise ValueError(f"--buckets: need positive integers, got {self.buckets}")
+        if self.n < 1:
+            raise ValueError(f"--n: must be >= 1, got {self.n}")
+
+
+@dataclass(kw_only=True)
+class M4leRunConfig(RunSettings):
+    """Every input of ``kernelkit m4le run``; ``gen`` holds the generation settings that key the results."""
+
+    records: str
+    backend: str = DEFAULT_BACKEND
+    model: str | None = None
+    base_url: str | None = None
+    task: str | None = None
+    results: str | None = None
+    limit: int | None = None
+    batch_size: int = 1
+    gen: GenParams = field(default_factory=GenParams)
+    rope: str = "none"
+    rope_factor: float = 1.0
+    concurrency: int = CONCURRENCY
+    dtype: str = HF_DTYPE
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from kernelkit.longctx.backends import BACKENDS
+
+        _check_rope(self.rope, self.rope_factor)
+        if self.backend not in BACKENDS:
+            raise ValueError(BACKENDS.unknown_message(self.backend))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype: expected {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.backend == "openai" and not (self.base_url and self.model):
+            raise ValueError("--backend openai needs --base-url and --model")
+        if self.backend == "hf" and not self.model:
+            raise ValueError("--backend hf needs --model (a local folder or a cached hub id)")
+
+
+@dataclass(kw_only=True)
+class M4leScoreConfig:
+    """Every input of ``kernelkit m4le score``: the results files scored together."""
+
+    results: tuple[str, ...]
+
+
+@dataclass(kw_only=True)
+class M4leReportConfig:
+    """Every input of ``kernelkit m4le report``; with ``reference_model`` scores are normalised by its
+    first-bucket score (``normaliser``: a key of :data:`kernelkit.longctx.scoring.NORMALISERS`)."""
+
+    results: tuple[str, ...]
+    reference_model: str | None = None
+    normaliser: str = "half"
+
+    def __post_init__(self) -> None:
+        if self.normaliser not in NORMALISERS:
+            raise ValueError(f"--normaliser: expected one of {', '.join(sorted(NORMALISERS))}, got {self.normaliser!r}")
+
+
+@dataclass(kw_only=True)
+class M4leServeConfig:
+    """Every input of ``kernelkit m4le serve``."""
+
+    backend: str = DEFAULT_BACKEND
+    model: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    chat: bool = GenParams.chat_template
+    rope: str = "none"
+    rope_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_rope(self.rope, self.rope_factor)
+        if self.backend not in ("smollm2", "hf"):
+            raise ValueError(f"--backend: expected smollm2 or hf, got {self.backend!r}")
+        if self.backend == "hf" and not self.model:
+            raise ValueError("--backend hf needs --model")
+
+
+@dataclass(kw_only=True)
+class M4leRopeScalingConfig:
+    """The ``m4le_rope_scaling`` recipe: full run by default, :meth:`quick` the small preset.
+
+    ``n`` instances per task and bucket, answered under each RoPE method of ``methods`` at ``factor``;
+    ``sanity_n`` one-passage instances built for a ``sanity_bucket``-word bucket; next-token loss over
+    the position ranges between ``loss_edges``; ``generations_per_group`` raw answers shown per task and
+    bucket. The full run has one task per ability (semantic single/multiple, explicit single/multiple,
+    global) at 1k-8k.
+    """
+
+    tasks: tuple[str, ...] = ("nq-open", "hotpotqa", "c3", "online-shopping", "qmsum")
+    buckets: tuple[int, ...] = BUCKETS
+    n: int = 1
+    sanity_n: int = 12
+    sanity_bucket: int = 300  # nq-open built for a 300-word bucket holds the gold passage alone
+    loss_edges: tuple[int, ...] = (0, 1024, 2048, 4096, 8192, 12288, 16384)
+    methods: tuple[str, ...] = METHODS
+    factor: float = 2.0
+    generations_per_group: int = 1
+
+    def __post_init__(self) -> None:
+        for method in self.methods:
+            _check_rope(method, self.factor)
+
+    @classmethod
+    def quick(cls) -> M4leRopeScalingConfig:
+        return replace(cls(), tasks=("nq-open", "wikitext-103"), buckets=(1000, 2000), n=2, sanity_n=6,
+                       loss_edges=(0, 512, 1024, 2048), generations_per_group=2)

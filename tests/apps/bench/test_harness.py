@@ -1,0 +1,48 @@
+"""The benchmark harness: side-by-side timing, ratios, and the JSON + markdown it writes."""
+
+from __future__ import annotations
+
+import json
+
+from kernelkit.apps.bench.harness import BenchContext, results_markdown, run_benchmarks
+
+
+def test_compare_times_both_sides_and_reports_the_ratio():
+    slow_calls, fast_calls = [], []
+
+    def fast():
+        fast_calls.append(1)
+
+    def slow():
+        slow_calls.append(1)
+        sum(range(20_000))
+
+    ctx = BenchContext("demo", min_run_time=0.03, rounds=2)
+    r = ctx.compare("case", kernelkit=fast, baseline=slow, baseline_name="slow loop", size=3)
+    assert fast_calls and slow_calls
+    assert r.kernelkit_s is not None and r.baseline_s is not None
+    assert r.ratio == r.baseline_s / r.kernelkit_s and r.ratio > 1
+    assert r.extra == {"size": 3}
+    missing = ctx.compare("no baseline", kernelkit=fast, baseline=None, why="not installed")
+    assert missing.ratio is None and missing.baseline_s is None
+
+
+def test_results_are_written_as_json_and_markdown_naming_command_date_commit_machine(tmp_path):
+    out = tmp_path / "bench.json"
+    results = run_benchmarks(["depthwise_conv"], quick=True, min_run_time=0.01, json_path=out, quiet=True)
+    data = json.loads(out.read_text())
+    assert len(data["results"]) == len(results) > 0
+    md = out.with_suffix(".md").read_text()
+    for key in ("command:", "date:", "commit:", "machine:"):
+        assert key in md
+    assert md.count("| depthwise_conv |") == len(results)
+
+
+def test_markdown_rows_say_dash_for_missing_times():
+    from kernelkit.apps.bench.harness import Comparison
+
+    env = {"argv": ["kernelkit", "bench"], "time": "2026-01-01T00:00:00", "git_commit": "abc", "processor": "x86_64",
+           "cpu_count": 2, "torch_threads": 2, "platform": "Linux"}
+    md = results_markdown([Comparison("b", "c", 0.002, None, "ref", None, {"skipped": "a|b"})], env)
+    assert "| b | c | 2 ms | ref | — | — | skipped: a/b |" in md
+    assert "- commit: abc" in md

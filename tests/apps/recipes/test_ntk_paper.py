@@ -1,0 +1,23 @@
+"""The NTK paper recipes are registered with their configs; the quick presets only shrink the full runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from kernelkit.apps.configs.ntk import NtkFig1Config, NtkFig2Config, NtkFig3Config
+from kernelkit.apps.recipes import EXPERIMENTS, recipe_configs
+
+
+@pytest.mark.parametrize(("name", "cls", "changed"), [
+    ("ntk_fig1", NtkFig1Config, {"widths", "seeds", "points"}),
+    ("ntk_fig2", NtkFig2Config, {"seeds"}),
+    ("ntk_fig3", NtkFig3Config, {"widths", "trials", "t_max"}),
+])
+def test_recipes_register_their_config(name: str, cls: type, changed: set[str]) -> None:
+    entry = EXPERIMENTS.entry(name)
+    assert entry.meta["system"] == "ntk" and entry.meta["config"] is cls
+    full, quick = asdict(cls()), asdict(cls.quick())
+    assert {k for k in full if full[k] != quick[k]} == changed
+    assert recipe_configs([name], quick=True)[name] == quick
