@@ -252,6 +252,22 @@ def test_auto_choice_is_cached_and_forced_impl_respected(tuning) -> None:
         MixConv2d(8, 8, (1, 1), depthwise=False, impl="padded").choose_impl(torch.randn(1, 8, 2, 2))
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_tuned_choice_is_exact(tuning, grad) -> None:
+    """Whatever the measurement picks, the output and gradients equal split-concat's."""
+    torch.manual_seed(5)
+    m = MixConv2d(16, kernel_sizes=(3, 5, 7, 9), bias=True).double()
+    x = torch.randn(2, 16, 24, 24, dtype=torch.float64, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        out, ref = m(x), m.run(x, "split")
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    if grad:
+        for a, b in zip(torch.autograd.grad(out.sum(), [x, *m.parameters()]),
+                        torch.autograd.grad(ref.sum(), [x, *m.parameters()]), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    assert len(_mixconv_entries()) == 1
+
+
 def _no_timing(*args, **kwargs):
     raise AssertionError("a path was timed although the choice should come from a cache or the heuristic")
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from kernelkit.models._registry import register_model
@@ -76,22 +78,25 @@ def _cifar_resnet(depth: int, width: int, in_chans: int, num_classes: int) -> Re
     return ResNet(stem, width, [width, 2 * width, 4 * width], [n, n, n], num_classes)
 
 
-@register_model
-def resnet20(num_classes: int = 0, in_chans: int = 3, width: int = 16) -> ResNet:
-    """ResNet-20, CIFAR variant (16/32/64 channels, 64 features); TEEN's CIFAR-100 backbone."""
-    return _cifar_resnet(20, width, in_chans, num_classes)
+# CIFAR variants as data: name -> depth (6n + 2; n basic blocks per stage).
+CIFAR_RESNET_DEPTHS: dict[str, int] = {
+    "resnet8": 8,  # one block per stage: a small backbone for CPU runs and tests
+    "resnet20": 20,  # 16/32/64 channels, 64 features: TEEN's CIFAR-100 backbone
+    "resnet32": 32,
+}
 
 
-@register_model
-def resnet32(num_classes: int = 0, in_chans: int = 3, width: int = 16) -> ResNet:
-    """ResNet-32, CIFAR variant."""
-    return _cifar_resnet(32, width, in_chans, num_classes)
+def _cifar_variant(name: str, depth: int) -> Callable[..., ResNet]:
+    def builder(num_classes: int = 0, in_chans: int = 3, width: int = 16) -> ResNet:
+        return _cifar_resnet(depth, width, in_chans, num_classes)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"ResNet-{depth}, CIFAR variant (stage widths width, 2·width, 4·width)."
+    return builder
 
 
-@register_model
-def resnet8(num_classes: int = 0, in_chans: int = 3, width: int = 16) -> ResNet:
-    """ResNet-8, CIFAR variant (one block per stage): a small backbone for CPU runs and tests."""
-    return _cifar_resnet(8, width, in_chans, num_classes)
+for _name, _depth in CIFAR_RESNET_DEPTHS.items():
+    globals()[_name] = register_model(_cifar_variant(_name, _depth))
 
 
 @register_model

@@ -95,6 +95,31 @@ def test_cli_run_records_every_input_in_config_json(tmp_path):
     assert sorted(r["prediction"] for r in rows) == ["item0", "item1"]
 
 
+def test_cli_runs_the_official_records_of_a_config(tmp_path):
+    """``--official CONFIG`` reads the official records (here a local folder in the hub layout, whose rows have
+    no task field) and records them under that config."""
+    from kernelkit.longctx.serve import OpenAICompatServer
+
+    folder = tmp_path / "m4le" / "qa"
+    folder.mkdir(parents=True)
+    rows = [Record("Answer.", f"Question {i}\nAnswer: city{i}", [f"city{i}"], 4, 5, 1000).to_dict() for i in range(2)]
+    (folder / "nq-open.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    runner = CliRunner()
+    with OpenAICompatServer(_Echo()) as server:
+        res = runner.invoke(app, ["run", "--official", "nq-open", "--records", str(tmp_path / "m4le"), "--backend",
+                                  "openai", "--base-url", server.url, "--model", "echo", "--out", str(tmp_path / "o"),
+                                  "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert _config(tmp_path / "o")["official"] == "nq-open"
+    got = load_results(tmp_path / "o" / "results.jsonl")
+    assert {r["task"] for r in got} == {"nq-open"} and sorted(r["prediction"] for r in got) == ["city0", "city1"]
+    bad = runner.invoke(app, ["run", "--official", "hotpotqa", "--records", str(tmp_path / "m4le"),
+                              "--out", str(tmp_path / "h")])
+    assert bad.exit_code == 2 and "hotpotqa.jsonl" in bad.output
+    bad = runner.invoke(app, ["run", "--out", str(tmp_path / "n")])
+    assert bad.exit_code == 2 and "--records" in bad.output
+
+
 @needs_data("nq_open_lost_in_the_middle/nq-open-oracle.jsonl.gz")
 def test_cli_build_writes_records(tmp_path, shared_data):
     res = CliRunner().invoke(app, ["build", "nq-open", "--buckets", "1000,2000", "--n", "3", "--data-dir",

@@ -32,3 +32,20 @@ def test_invalid_arguments_exit_2_naming_the_problem(tmp_path):
     assert r.returncode == 2 and "gizmos" in r.stderr
     r = kk("bench", "no_such_benchmark")
     assert r.returncode == 2 and "no_such_benchmark" in r.stderr
+
+
+def test_reproduce_config_json_is_asdict_of_its_config(tmp_path):
+    from dataclasses import asdict, fields
+
+    from kernelkit.apps.configs.ntk import NtkFig1Config
+    from kernelkit.apps.configs.reproduce import ReproduceConfig
+
+    out = tmp_path / "run"
+    r = kk("reproduce", "--quick", "--only", "ntk_fig1", "--threads", "1", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert set(config) == {f.name for f in fields(ReproduceConfig)}
+    assert config["quick"] is True and config["only"] == ["ntk_fig1"] and config["experiments"] == ["ntk_fig1"]
+    assert config["recipes"] == {"ntk_fig1": json.loads(json.dumps(asdict(NtkFig1Config.quick())))}
+    assert config["device"] == "cpu" and config["threads"] == 1 and config["data_root"]
+    assert ReproduceConfig(**config) is not None  # round-trips into the dataclass

@@ -82,3 +82,17 @@ def test_outputs_layout_for_the_reference(tmp_path):
     path = reference.write_outputs(tmp_path, "m", "nq-open", [{"answers": ["a"], "gen_resp": "a"}])
     assert path == Path(tmp_path, "outputs", "m", "nq-open.jsonl")
     assert json.loads(path.read_text())["gen_resp"] == "a"
+
+
+def test_side_by_side_settings_from_the_environment(monkeypatch):
+    from kernelkit.apps.bench.m4le_reference import SideBySideSettings
+
+    for name in ("TASKS", "N", "BUCKET", "BUDGET", "DTYPE", "BATCH"):
+        monkeypatch.delenv(f"M4LE_SIDE_{name}", raising=False)
+    assert SideBySideSettings.from_env() == SideBySideSettings()
+    assert SideBySideSettings.from_env(quick=True).tasks == ("nq-open",)
+    for name, value in (("TASKS", "c3,hotpotqa"), ("N", "3"), ("BUDGET", "bucket"), ("DTYPE", "float32")):
+        monkeypatch.setenv(f"M4LE_SIDE_{name}", value)
+    got = SideBySideSettings.from_env(quick=True)
+    assert got.tasks == ("c3", "hotpotqa") and got.n == 3 and got.bucket_budget and got.dtype == "float32"
+    assert got.bucket == SideBySideSettings.bucket and got.batch_size == SideBySideSettings.batch_size

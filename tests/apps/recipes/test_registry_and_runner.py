@@ -49,3 +49,45 @@ def test_failure_is_recorded_and_others_still_run(tmp_path, fake_experiments):
     assert "deliberate failure" in res["sections"]["zz_test_broken"]["error"]
     html = (tmp_path / "r" / "report.html").read_text()
     assert SYSTEMS["ntk"] in html and SYSTEMS["m4le"] in html and "generated in the test" in html
+
+
+def test_every_registered_recipe_has_a_config_with_a_quick_preset():
+    from dataclasses import asdict, is_dataclass
+
+    from kernelkit.apps.recipes import recipe_config
+
+    for entry in EXPERIMENTS.entries():
+        if entry.name.startswith("zz_test"):
+            continue
+        full, quick = recipe_config(entry.name, quick=False), recipe_config(entry.name, quick=True)
+        assert is_dataclass(full) and type(quick) is type(full), entry.name
+        assert asdict(full) != asdict(quick), f"{entry.name}: quick() preset equals the full run"
+
+
+def test_recipe_receives_its_config_and_reproduce_records_it(tmp_path):
+    from dataclasses import dataclass
+
+    from kernelkit.apps.recipes import recipe_configs
+
+    @dataclass
+    class DemoConfig:
+        steps: int = 100
+
+        @classmethod
+        def quick(cls) -> "DemoConfig":
+            return cls(steps=3)
+
+    seen = []
+
+    @register_experiment("zz_test_config", system="ntk", title="config", config=DemoConfig)
+    def demo(ctx: ExperimentContext) -> None:
+        seen.append(ctx.config)
+
+    try:
+        assert recipe_configs(["zz_test_config"], quick=True) == {"zz_test_config": {"steps": 3}}
+        assert recipe_configs(["zz_test_config"], quick=False) == {"zz_test_config": {"steps": 100}}
+        with Run.create("t", {}, out=tmp_path / "run", quiet=True) as run:
+            run_experiments(run, ["zz_test_config"], quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+        assert seen == [DemoConfig(steps=3)]
+    finally:
+        EXPERIMENTS._entries.pop("zz_test_config")

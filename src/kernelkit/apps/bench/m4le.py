@@ -72,10 +72,8 @@ def bench_reference(ctx: BenchContext) -> None:
 def _inference_side_by_side(ctx: BenchContext, ref) -> None:
     """Official inference.py + evaluation.py vs ``kernelkit m4le run`` on the same built records and model.
 
-    Configs: ``$M4LE_SIDE_TASKS`` (comma-separated) or, by default, nq-open in quick mode and every config
-    kernelkit builds from the real sources that the reference scores; ``$M4LE_SIDE_N`` records each (2);
-    ``$M4LE_SIDE_DTYPE`` is kernelkit's dtype (float16 like the reference by default; float32 is its CPU default);
-    ``$M4LE_SIDE_BATCH`` kernelkit's generation batch size (1; the reference generates one record at a time).
+    Settings: :meth:`~kernelkit.apps.bench.m4le_reference.SideBySideSettings.from_env` (the ``M4LE_SIDE_*``
+    variables; quick mode: nq-open only); the model is ``$M4LE_REFERENCE_MODEL``, the data ``$KERNELKIT_DATA``.
     """
     import os
 
@@ -87,21 +85,15 @@ def _inference_side_by_side(ctx: BenchContext, ref) -> None:
         ctx.record("inference side by side", None, None, "official inference.py",
                    skipped="set M4LE_REFERENCE_MODEL (HF model folder) and KERNELKIT_DATA to compare inference")
         return
-    chosen = os.environ.get("M4LE_SIDE_TASKS")
-    tasks = tuple(t for t in chosen.split(",") if t) if chosen else \
-        ("nq-open",) if ctx.quick else reference.SIDE_BY_SIDE_TASKS
-    n = int(os.environ.get("M4LE_SIDE_N", "2"))
-    budget = os.environ.get("M4LE_SIDE_BUDGET", "task")
-    bucket = int(os.environ.get("M4LE_SIDE_BUCKET", "1000"))
-    dtype = os.environ.get("M4LE_SIDE_DTYPE", "float16")  # kernelkit's side; the reference hard-codes float16
-    batch = int(os.environ.get("M4LE_SIDE_BATCH", "1"))
-    for row in reference.side_by_side(ref, model_dir, data_root, tasks, n=n, bucket=bucket, dtype=dtype,
-                                      bucket_budget=budget == "bucket", batch_size=batch):
+    settings = reference.SideBySideSettings.from_env(ctx.quick)
+    budget = "bucket" if settings.bucket_budget else "task"
+    for row in reference.side_by_side(ref, model_dir, data_root, settings):
         if "skipped" in row:
             ctx.record(f"inference {row['config']}", None, None, "official inference.py", skipped=row["skipped"])
             continue
         ctx.record(f"inference {row['config']}: {row['records']} records at {row['bucket']}, {Path(model_dir).name} "
-                   f"official float16, kernelkit {dtype}, kernelkit budget: {budget}, kernelkit batch {batch}",
+                   f"official float16, kernelkit {settings.dtype}, kernelkit budget: {budget}, "
+                   f"kernelkit batch {settings.batch_size}",
                    row["kernelkit s"], row["official s"],
                    "official inference.py + evaluation.py",
                    **{k: v for k, v in row.items() if k not in ("config", "kernelkit s", "official s", "ratio")})

@@ -12,12 +12,13 @@ Environment (see ``benchmarks/m4le_reference.py``):
     M4LE_REFERENCE_PYTHON   interpreter with rouge==1.0.1, rouge-chinese==1.0.3, jieba, pandas, strictfire
     M4LE_REFERENCE_PATH     extra PYTHONPATH for inference.py (transformers 4.x, strictfire, six)
     M4LE_REFERENCE_MODEL    HF model folder both transformers versions load (see :func:`export_for_reference`)
-    M4LE_SIDE_TASKS         configs for the inference side by side (default: :data:`SIDE_BY_SIDE_TASKS`)
-    M4LE_SIDE_N             records per config (default 2)
-    M4LE_SIDE_BUCKET        length bucket of the built records (default 1000; 300 holds one nq-open passage)
-    M4LE_SIDE_BUDGET        ``task`` (kernelkit's per-task budgets, default) or ``bucket`` (the reference's)
-    M4LE_SIDE_DTYPE         kernelkit's dtype (default float16, as the reference)
-    M4LE_SIDE_BATCH         kernelkit's generation batch size (default 1)
+    M4LE_SIDE_TASKS         configs for the inference side by side (comma-separated)
+    M4LE_SIDE_N             records per config
+    M4LE_SIDE_BUCKET        length bucket of the built records (300 holds one nq-open passage)
+    M4LE_SIDE_BUDGET        ``task`` (kernelkit's per-task budgets) or ``bucket`` (the reference's)
+    M4LE_SIDE_DTYPE         kernelkit's dtype
+    M4LE_SIDE_BATCH         kernelkit's generation batch size
+    (defaults: :class:`SideBySideSettings`)
 
 :func:`side_by_side` runs both on the same built records and the same model: the official
 ``inference.py`` (float16 as it hard-codes, greedy, ``max_new_tokens`` = bucket size) then
@@ -33,8 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +124,50 @@ def run_inference(ref: Reference, workdir: Path, model_dir: Path, task: str, rec
 SIDE_BY_SIDE_TASKS = ("c3", "online-shopping", "nq-open", "wikitext-103", "hotpotqa")
 
 
+@dataclass(frozen=True)
+class SideBySideSettings:
+    """What :func:`side_by_side` runs: ``n`` records per config of ``tasks`` built for one ``bucket``;
+    kernelkit's side in ``dtype`` with generation batch ``batch_size`` and, with ``bucket_budget``, the
+    reference's budget (the bucket size) instead of its per-task ones. :meth:`from_env` reads the
+    ``M4LE_SIDE_*`` variables."""
+
+    tasks: tuple[str, ...] = SIDE_BY_SIDE_TASKS
+    n: int = 2
+    bucket: int = 1000
+    bucket_budget: bool = False
+    dtype: str = "float16"  # kernelkit's side; the reference hard-codes float16
+    batch_size: int = 1  # the reference generates one record at a time
+    seed: int = 7
+
+    @classmethod
+    def from_env(cls, quick: bool = False) -> SideBySideSettings:
+        """Settings from ``M4LE_SIDE_TASKS/N/BUCKET/BUDGET/DTYPE/BATCH``; unset ones keep their defaults
+        (``quick``: nq-open only)."""
+        env = os.environ
+        base = cls(tasks=("nq-open",)) if quick else cls()
+        chosen = env.get("M4LE_SIDE_TASKS")
+        return replace(base, tasks=tuple(t for t in chosen.split(",") if t) if chosen else base.tasks,
+                       n=int(env.get("M4LE_SIDE_N", base.n)), bucket=int(env.get("M4LE_SIDE_BUCKET", base.bucket)),
+                       bucket_budget=env.get("M4LE_SIDE_BUDGET", "task") == "bucket",
+                       dtype=env.get("M4LE_SIDE_DTYPE", base.dtype),
+                       batch_size=int(env.get("M4LE_SIDE_BATCH", base.batch_size)))
+
+
 def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
 
 def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: str | os.PathLike[str],
-                 tasks: Sequence[str] = SIDE_BY_SIDE_TASKS, n: int = 2, bucket: int = 1000, seed: int = 7,
-                 workdir: str | os.PathLike[str] | None = None, dtype: str = "float16",
-                 bucket_budget: bool = False, timeout: float | None = None,
-                 batch_size: int = 1) -> list[dict[str, Any]]:
+                 settings: SideBySideSettings | None = None, workdir: str | os.PathLike[str] | None = None,
+                 timeout: float | None = None) -> list[dict[str, Any]]:
     """Official inference.py + evaluation.py vs kernelkit on the same records and model, one row per config.
 
     Each row: the official score (official generations, official evaluation), kernelkit's score
     (kernelkit generations, kernelkit metrics), both cross scores, how many records have the same
     answer after the end-token cut, the wall times (process start and model load included on both
     sides) and the mean number of generated tokens on each side (re-tokenized answers). kernelkit runs
-    with its per-task budgets, or with ``bucket_budget`` the reference's (then every cut answer is the
-    reference's whenever both models produce the same greedy tokens).
+    with its per-task budgets, or with ``settings.bucket_budget`` the reference's (then every cut answer is
+    the reference's whenever both models produce the same greedy tokens).
     """
     import tempfile
 
@@ -150,6 +177,8 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
     from kernelkit.longctx.runner import load_results
     from kernelkit.longctx.tasks import bucket_scores, build_task, prepare
 
+    s = settings or SideBySideSettings()
+    tasks, n, bucket, seed, dtype, batch_size = s.tasks, s.n, s.bucket, s.seed, s.dtype, s.batch_size
     model_dir = Path(model_dir)
     tmp = None
     if workdir is None:
@@ -173,7 +202,7 @@ def side_by_side(ref: Reference, model_dir: str | os.PathLike[str], data_root: s
                                    str(records_dir / f"{task}.jsonl"), "--backend", "hf", "--model", str(model_dir),
                                    "--dtype", dtype, "--results", str(results), "--out", str(work / "kk" / task),
                                    "--batch-size", str(batch_size), "--quiet",
-                                   *(["--bucket-budget"] if bucket_budget else [])],
+                                   *(["--bucket-budget"] if s.bucket_budget else [])],
                                   capture_output=True, text=True, timeout=timeout)
             kk_s = time.perf_counter() - t0
             if proc.returncode:

@@ -1,4 +1,9 @@
-"""``kernelkit convnet`` commands: UniRepLKNet (erf, train, ...) and MixConv/MixNet commands."""
+"""``kernelkit convnet``: the ConvNet systems' commands.
+
+unireplknet (:mod:`kernelkit.apps.cli.unireplknet`): ``erf``, ``train``, ``modality``;
+mixconv (:mod:`kernelkit.apps.cli.mixconv`): ``mixconv-ablation``, ``mixnet-info``.
+Their configs are in :mod:`kernelkit.apps.configs.convnet`.
+"""
 
 from __future__ import annotations
 

@@ -127,7 +127,12 @@ def build(
 
 @app.command("run")
 def run_cmd(
-    records: Annotated[Path, typer.Option("--records", help="M4LE jsonl (built or official files).")],
+    records: Annotated[Path | None, typer.Option(
+        "--records", help="M4LE jsonl (built or official files); with --official a folder holding <config>.jsonl.")
+    ] = None,
+    official: Annotated[str | None, typer.Option(
+        "--official", help="Run the official M4LE records of this config: from --records when given, else the "
+                           "hub dataset wckwan/M4LE (needs `datasets` and network access or its cache).")] = None,
     backend: Annotated[str, typer.Option(
         "--backend", help="smollm2 (offline default), hf or openai.")] = M4leRunConfig.backend,
     model: Annotated[str | None, typer.Option("--model", help="HF folder/id, or the served model name.")] = None,
@@ -163,23 +168,27 @@ def run_cmd(
     threads: ThreadsOpt = M4leRunConfig.threads, as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Generate answers for M4LE records with a backend, appending to a resumable results file."""
+    from kernelkit.console import console
     from kernelkit.longctx import runner
     from kernelkit.longctx.backends import BACKENDS
-    from kernelkit.longctx.records import RecordError, read_records
+    from kernelkit.longctx.records import RecordError, load_official, read_records
 
     try:
         gen = GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
                         stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
     except ValueError as exc:
         fail(f"--truncation: {exc}")
-    cfg = _config(M4leRunConfig, records=str(records), backend=backend, model=model, base_url=base_url, task=task,
-                  results=str(results) if results else None, limit=limit, batch_size=batch_size, gen=gen, rope=rope,
-                  rope_factor=rope_factor, concurrency=concurrency, dtype=dtype, device=device, seed=seed,
-                  threads=threads)
+    cfg = _config(M4leRunConfig, records=str(records) if records else None, official=official, backend=backend,
+                  model=model, base_url=base_url, task=task, results=str(results) if results else None, limit=limit,
+                  batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, concurrency=concurrency,
+                  dtype=dtype, device=device, seed=seed, threads=threads)
     try:
-        recs = read_records(cfg.records)
+        recs = load_official(cfg.official, cfg.records) if cfg.official else read_records(cfg.records or "")
     except (RecordError, FileNotFoundError) as exc:
         fail(str(exc))
+    except (ImportError, RuntimeError) as exc:  # the hub dataset could not be loaded
+        console.print(f"[red]--official {cfg.official}:[/] {exc}")
+        raise typer.Exit(1) from None
     cfg = prepare(cfg)
     chosen = runner.select(recs, limit=cfg.limit)
     with start_run("m4le-run", cfg, out, quiet) as run:
@@ -195,11 +204,12 @@ def run_cmd(
                                          truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor)
         path = Path(cfg.results) if cfg.results else run.dir / "results.jsonl"
         sec = run.section("run", "Generation")
-        sec.data_source(f"records from {cfg.records}")
+        sec.data_source(f"official M4LE records of {cfg.official} from {cfg.records or 'the hub dataset'}"
+                        if cfg.official else f"records from {cfg.records}")
         try:
             summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, cfg.concurrency)
                                          if cfg.backend == "openai" else cfg.batch_size, progress=not quiet,
-                                         task=cfg.task)
+                                         task=cfg.task or cfg.official)
         except ValueError as exc:
             fail(str(exc))
         sec.table("Run", [{"instances": summary.total, "resumed": summary.skipped, "generated": summary.generated,

@@ -58,9 +58,15 @@ class M4leBuildConfig(RunSettings):
 
 @dataclass(kw_only=True)
 class M4leRunConfig(RunSettings):
-    """Every input of ``kernelkit m4le run``; ``gen`` holds the generation settings that key the results."""
+    """Every input of ``kernelkit m4le run``; ``gen`` holds the generation settings that key the results.
 
-    records: str
+    ``records`` is a records file; with ``official`` (an M4LE config name) the official records of that
+    config are read from ``records`` (a folder or file, :func:`kernelkit.longctx.records.load_official`) or,
+    without it, from the hub dataset.
+    """
+
+    records: str | None = None
+    official: str | None = None
     backend: str = DEFAULT_BACKEND
     model: str | None = None
     base_url: str | None = None
@@ -79,6 +85,8 @@ class M4leRunConfig(RunSettings):
         from kernelkit.longctx.backends import BACKENDS
 
         _check_rope(self.rope, self.rope_factor)
+        if self.records is None and self.official is None:
+            raise ValueError("--records: give a records file, or --official CONFIG for the official M4LE records")
         if self.backend not in BACKENDS:
             raise ValueError(BACKENDS.unknown_message(self.backend))
         if self.dtype not in DTYPES:
@@ -154,6 +162,8 @@ class M4leRopeScalingConfig:
     def __post_init__(self) -> None:
         for method in self.methods:
             _check_rope(method, self.factor)
+        if "none" not in self.methods:
+            raise ValueError("methods: needs 'none' (plain RoPE, the baseline every method is compared with)")
 
     @classmethod
     def quick(cls) -> M4leRopeScalingConfig:

@@ -195,7 +195,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
     from kernelkit.models import create_model
     from kernelkit.train import TrainConfig, Trainer
     from kernelkit.utils.counting import count_macs, count_params
-    from kernelkit.utils.io import write_json
+    from kernelkit.utils.io import read_json, write_json
 
     train, val, source, chans = load_ablation_data(cfg, data_root)
     augment = flip_shift if cfg.dataset == "cifar10_jpg" and "FALLBACK" not in source else None
@@ -208,7 +208,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
         key = run_key(cfg, ks, seed)
         done = run_dir / "row.json"
         if done.exists():
-            saved = json.loads(done.read_text())
+            saved = read_json(done)
             if saved.get("config") == key:
                 rows.append(saved["row"])
                 if section is not None:

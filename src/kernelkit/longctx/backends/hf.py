@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,30 +182,32 @@ def load_smollm2(cache: bool = True) -> tuple[Any, Any]:
 
 
 def _read_smollm2(cache: bool) -> tuple[Any, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cached = _cache_dir()
     if cache and (cached / "config.json").exists() and (cached / "tokenizer.json").exists():
-        tok = AutoTokenizer.from_pretrained(cached)
-        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(cached, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32, local_files_only=True)
     else:
         folder = smollm2_dir()
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+                                                     local_files_only=True)
         if cache:
+            tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
             try:
                 model.hf_quantizer = None  # type: ignore[assignment]
                 if hasattr(model.config, "quantization_config"):
                     del model.config.quantization_config
-                tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
                 model.save_pretrained(tmp)
                 tok.save_pretrained(tmp)
                 if not cached.exists():
                     tmp.rename(cached)
             except Exception:  # a cache write failure must not stop evaluation
                 pass
+            finally:  # another process may have written the cache first: drop this copy
+                shutil.rmtree(tmp, ignore_errors=True)
     model.eval()
     return model, tok
 
