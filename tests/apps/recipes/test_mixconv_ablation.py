@@ -131,3 +131,17 @@ def test_runs_are_claimed_by_one_live_process(tmp_path) -> None:
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "claim.pid").write_text("999999999")  # no such process: taken over
     assert claim_run(tmp_path / "c") and (tmp_path / "c" / "claim.pid").read_text() == str(os.getpid())
+
+
+def test_registered_with_its_config_and_quick_preset() -> None:
+    from dataclasses import asdict
+
+    from kernelkit.apps.recipes import EXPERIMENTS, recipe_config
+
+    assert EXPERIMENTS.entry("mixconv_ablation").meta["config"] is AblationConfig
+    quick = recipe_config("mixconv_ablation", True)
+    assert recipe_config("mixconv_ablation", False) == AblationConfig()
+    # the quick preset differs from the full run only in size
+    diff = {k for k, v in asdict(quick).items() if asdict(AblationConfig())[k] != v}
+    assert diff == {"image_size", "train_per_class", "epochs", "batch_size"}
+    assert (quick.image_size, quick.train_per_class, quick.epochs, quick.batch_size) == (16, 100, 3, 50)

@@ -143,7 +143,8 @@ def erf_section(ctx: ExperimentContext) -> None:
 
 # Recorded full-size runs (the numbers the closing note quotes), shown beside this run's own results.
 # Torus task: the full `LongRangeConfig()` (24×24 torus, near 5-8, far 9-12, depth 2, K=13 width 16 vs K=3 width
-# 24, 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3) with seeds 0, 1, 2, trained by `train_torus_net`.
+# 24, 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3, warmup then cosine on `train.Trainer`) with seeds
+# 0, 1, 2: `train_torus_net(LongRangeConfig(), K, W, seed, out_dir)` for each (K, W) and seed, 1 thread.
 RECORDED_TORUS: dict[int, dict[str, Any]] = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
                                              3: {"width": 24, "params": 10178, "val acc": (0.5, 0.5, 0.5)}}
 # UniRepLKNet-A on the CIFAR-10 test JPEGs (8000/2000 stratified split, 32×32, batch 64, AdamW 2e-3, cosine over
