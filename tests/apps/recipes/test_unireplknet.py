@@ -29,3 +29,15 @@ def test_torus_net_trains_on_the_trainer(tmp_path) -> None:
     assert (tmp_path / "k13" / "model.safetensors").exists()
     again, _ = train_torus_net(cfg, 13, 8, seed=1, out_dir=tmp_path / "k13-again")
     assert again == row  # seeded: the same data, initialisation and batch order
+
+
+def test_recorded_runs_name_their_command_date_and_commit():
+    import re
+
+    from kernelkit.apps.recipes.unireplknet import recorded
+
+    for name in ("torus", "cifar"):
+        rec = recorded(name)
+        assert rec["command"] and rec["what"] and rec["results"]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rec["date"])
+        assert re.match(r"[0-9a-f]{7}", rec["commit"])

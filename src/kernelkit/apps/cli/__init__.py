@@ -13,13 +13,13 @@ from kernelkit.apps.cli.common import (
     DataDirOpt,
     DeviceOpt,
     JsonOpt,
-    OutOpt,
     QuietOpt,
-    SeedOpt,
+    RunOptions,
     ThreadsOpt,
     announce,
     fail,
     prepare,
+    run_options,
     setup,
     start_run,
 )
@@ -85,18 +85,14 @@ def info(
 
 
 @app.command()
+@run_options(ReproduceConfig)
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick", help="Small, fast settings (same code paths).")] = False,
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="Experiment or system name (repeatable): ntk, unireplknet, mixconv, fscil, m4le.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered experiments and exit.")] = False,
-    out: OutOpt = None,
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    threads: ThreadsOpt = 0,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Run every registered experiment and write one combined report."""
     import torch
@@ -113,9 +109,8 @@ def reproduce(
     except ValueError as exc:
         fail(str(exc))
     config = prepare(ReproduceConfig(quick=quick, only=list(only or []), experiments=names,
-                                     recipes=recipe_configs(names, quick), device=device, seed=seed,
-                                     threads=threads, data_root=str(data_dir) if data_dir else None))
-    with start_run("reproduce-quick" if quick else "reproduce", config, out, quiet) as run:
+                                     recipes=recipe_configs(names, quick), **opts.settings()))
+    with start_run("reproduce-quick" if quick else "reproduce", config, opts.out, opts.quiet) as run:
         if not names:
             sec = run.section("no_systems", "No systems registered")
             sec.text("No experiments are registered in this installation yet, so nothing was run. "
@@ -123,7 +118,7 @@ def reproduce(
             sec.status = "skipped"
         else:
             systems = sorted({EXPERIMENTS.entry(n).meta["system"] for n in names}, key=list(SYSTEMS).index)
-            if not quiet:
+            if not opts.quiet:
                 console.print(f"running {len(names)} experiments from {', '.join(systems)}"
                               f"{' (quick)' if quick else ''} → {run.dir}")
             bar = iter(run.progress(range(len(names)), "experiments"))
@@ -131,13 +126,13 @@ def reproduce(
 
             def done(name: str, sec) -> None:
                 next(bar, None)
-                if not quiet:
+                if not opts.quiet:
                     console.print(f"  {name}: [{'green' if sec.status == 'ok' else 'red'}]{sec.status}[/]"
                                   f" in {sec.seconds:.1f} s")
 
-            run_experiments(run, names, quick=quick, seed=seed, device=torch.device(config.device),
+            run_experiments(run, names, quick=quick, seed=opts.seed, device=torch.device(config.device),
                             data_root=Path(str(config.data_root)), on_done=done)
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
     failed = [sec.key for sec in run.sections if sec.status == "failed"]
     if failed:
         typer.echo(f"failed experiments: {', '.join(failed)}", err=True)

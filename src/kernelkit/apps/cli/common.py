@@ -1,14 +1,18 @@
 """Options and helpers shared by every ``kernelkit`` command, so all commands speak alike.
 
-Every computing command takes ``--out --device --seed --threads --data-dir --json --quiet`` via these
-aliases and starts its run with :func:`start_run`.
+Every computing command takes ``--out --device --seed --threads --data-dir --json --quiet``: declared
+once by :func:`run_options`, which hands them to the command as one :class:`RunOptions` (commands with
+a different set use the aliases below directly), and starts its run with :func:`start_run`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
-from dataclasses import asdict, is_dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -17,6 +21,7 @@ import typer
 from kernelkit.apps.configs.base import RunSettings
 
 S = TypeVar("S", bound=RunSettings)
+R = TypeVar("R")
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>-<timestamp>).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")]
@@ -26,6 +31,73 @@ DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", help="Data root (default: $KERNELKIT_DATA, then ~/.cache/kernelkit).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The common run options of a computing command, as :func:`run_options` passes them (``opts``)."""
+
+    out: Path | None = None
+    device: str = RunSettings.device
+    seed: int = RunSettings.seed
+    threads: int = RunSettings.threads
+    data_dir: Path | None = None
+    as_json: bool = False
+    quiet: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        """The :class:`RunSettings` fields these options set: ``Config(..., **opts.settings())``."""
+        return {"device": self.device, "seed": self.seed, "threads": self.threads,
+                "data_root": str(self.data_dir) if self.data_dir else None}
+
+
+_RUN_OPTION_TYPES: dict[str, Any] = {"out": OutOpt, "device": DeviceOpt, "seed": SeedOpt, "threads": ThreadsOpt,
+                                     "data_dir": DataDirOpt, "as_json": JsonOpt, "quiet": QuietOpt}
+
+
+def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Give a command the seven common options (``--out --device --seed --threads --data-dir --json
+    --quiet``, after its own) and pass them to it as one keyword argument ``opts: RunOptions``.
+
+    ``--device``, ``--seed`` and ``--threads`` default to the fields of ``defaults`` (the command's config
+    class); the others to None/False. Put it under ``@app.command(...)``::
+
+        @app.command("analytic")
+        @run_options(NtkAnalyticConfig)
+        def analytic_cmd(inputs: InputsOpt = ..., *, opts: RunOptions) -> None: ...
+    """
+    option_defaults = {"out": None, "device": defaults.device, "seed": defaults.seed, "threads": defaults.threads,
+                       "data_dir": None, "as_json": False, "quiet": False}
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        # typer reads the wrapper's signature as given (a __signature__ is never string-evaluated), so build it
+        # from the evaluated one: real annotation objects throughout.
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for name, p in sig.parameters.items() if name != "opts"]
+        if "opts" not in sig.parameters or sig.parameters["opts"].kind is not inspect.Parameter.KEYWORD_ONLY:
+            raise TypeError(f"@run_options: {fn.__qualname__} must take the keyword-only parameter 'opts'")
+        clash = sorted(set(option_defaults) & {p.name for p in own})
+        if clash:
+            raise TypeError(f"@run_options: {fn.__qualname__} already has {', '.join(clash)}")
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option_defaults[name],
+                                   annotation=_RUN_OPTION_TYPES[name]) for name in option_defaults]
+        new_sig = sig.replace(parameters=[*own, *added])
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            bound = new_sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            opts = RunOptions(**{name: bound.arguments.pop(name) for name in option_defaults})
+            return fn(*bound.args, **bound.kwargs, opts=opts)
+
+        wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {
+            **{p.name: p.annotation for p in new_sig.parameters.values() if p.annotation is not p.empty},
+            **({} if new_sig.return_annotation is sig.empty else {"return": new_sig.return_annotation}),
+        }
+        return wrapper
+
+    return decorate
 
 
 def fail(message: str) -> NoReturn:

@@ -8,20 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kernelkit.apps.cli.common import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    announce,
-    fail,
-    prepare,
-    start_run,
-)
-from kernelkit.apps.configs.base import RunSettings
+from kernelkit.apps.cli.common import RunOptions, announce, fail, prepare, run_options, start_run
 from kernelkit.apps.configs.fscil import DATASET_DEFAULTS, FscilRunConfig
 
 app = typer.Typer(no_args_is_help=True)
@@ -30,6 +17,7 @@ Dataset = Enum("Dataset", {name: name for name in DATASET_DEFAULTS}, type=str)  
 
 
 @app.command("run")
+@run_options(FscilRunConfig)
 def run(
     dataset: Annotated[Dataset, typer.Option("--dataset", help="Benchmark (digits = embedded toy fallback).")],
     backbone: Annotated[str | None, typer.Option(
@@ -58,13 +46,8 @@ def run(
     way: Annotated[int, typer.Option("--way", min=1, help="Omniglot: classes per session.")] = FscilRunConfig.way,
     sessions: Annotated[int, typer.Option(
         "--sessions", min=2, help="Omniglot: sessions incl. base.")] = FscilRunConfig.sessions,
-    out: OutOpt = None,
-    device: DeviceOpt = RunSettings.device,
-    seed: SeedOpt = RunSettings.seed,
-    threads: ThreadsOpt = RunSettings.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Train the base model, then run the session plan with the prototype baseline and/or TEEN."""
     from kernelkit.data.root import DataNotFoundError
@@ -84,8 +67,7 @@ def run(
             dataset=dataset.value, backbone=backbone, width=width, methods=methods, tau=tau, alpha=alpha,
             temperature=temperature, epochs=epochs, batch_size=batch_size, lr=lr,
             split_dir=str(split_dir) if split_dir else None, val_fraction=val_fraction, num_base=num_base, way=way,
-            sessions=sessions, device=device, seed=seed, threads=threads,
-            data_root=str(data_dir) if data_dir else None).resolved()
+            sessions=sessions, **opts.settings()).resolved()
     except ValueError as exc:
         fail(f"--alpha: {exc}")
     cfg = prepare(cfg)
@@ -100,13 +82,13 @@ def run(
     table = default_methods(cfg.temperature, teen.tau, teen.alpha, list(cfg.methods))
     backbone_kwargs = {"width": cfg.width} if cfg.width is not None else {}
     arch = cfg.backbone
-    with start_run(f"fscil-{cfg.dataset}", cfg, out, quiet) as run_:
+    with start_run(f"fscil-{cfg.dataset}", cfg, opts.out, opts.quiet) as run_:
         sec = run_.section("fscil", f"FSCIL on {cfg.dataset}: {', '.join(table)}")
         sec.data_source(data.source)
         sec.table("Session plan", data.plan.summary())
         try:
             net, base = train_base_model(data, data.plan, arch, train_cfg, sec.dir / "base",
-                                         image_size=cfg.defaults.size, device=cfg.device, section=sec, quiet=quiet,
+                                         image_size=cfg.defaults.size, device=cfg.device, section=sec, quiet=opts.quiet,
                                          backbone_kwargs=backbone_kwargs)
         except TypeError as exc:
             fail(f"--backbone {arch}: {exc}")
@@ -127,4 +109,4 @@ def run(
         sec.record(base={k: v for k, v in base.items() if k != "history"},
                    sessions={label: rs[0].sessions for label, rs in results.items()},
                    summary={label: rs[0].summary() for label, rs in results.items()})
-    announce(run_, as_json, quiet)
+    announce(run_, opts.as_json, opts.quiet)

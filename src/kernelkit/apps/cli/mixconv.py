@@ -9,20 +9,7 @@ from typing import Annotated
 
 import typer
 
-from kernelkit.apps.cli.common import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    announce,
-    create_model_or_fail,
-    fail,
-    prepare,
-    start_run,
-)
+from kernelkit.apps.cli.common import RunOptions, announce, create_model_or_fail, fail, prepare, run_options, start_run
 from kernelkit.apps.configs.convnet import (
     ABLATION_DATASETS,
     AblationConfig,
@@ -55,6 +42,7 @@ def _format_kernel_sets(sets: tuple[tuple[int, ...], ...]) -> str:
     return ";".join(",".join(map(str, ks)) for ks in sets)
 
 
+@run_options(MixconvAblationCommandConfig)
 def mixconv_ablation(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny images/epochs (same code path).")] =
         MixconvAblationCommandConfig.quick,
@@ -70,13 +58,8 @@ def mixconv_ablation(
     report_only: Annotated[bool, typer.Option("--report-only", help="Train nothing: report the runs already "
                                               "finished in --out (same settings).")] =
         MixconvAblationCommandConfig.report_only,
-    out: OutOpt = None,
-    device: DeviceOpt = MixconvAblationCommandConfig.device,
-    seed: SeedOpt = MixconvAblationCommandConfig.seed,
-    threads: ThreadsOpt = MixconvAblationCommandConfig.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Kernel-mix ablation: MobileNetV2-style net with depthwise kernels {3},{5},...,{3,5,7,9} on real images."""
     from dataclasses import replace
@@ -90,53 +73,47 @@ def mixconv_ablation(
         fail(f"--dataset {dataset!r}: expected one of {', '.join(ABLATION_DATASETS)}")
     abl = AblationConfig.quick() if quick else AblationConfig()
     abl = replace(abl, dataset=dataset, kernel_sets=_parse_kernel_sets(kernel_sets),
-                  seeds=tuple(seed + i for i in range(seeds)))
+                  seeds=tuple(opts.seed + i for i in range(seeds)))
     for name, value in (("epochs", epochs), ("image_size", image_size), ("width", width),
                         ("train_per_class", train_per_class)):
         if value is not None:
             abl = replace(abl, **{name: value})  # type: ignore[arg-type]
-    if report_only and out is None:
+    if report_only and opts.out is None:
         fail("--report-only needs --out: the run directory whose finished runs are reported")
-    cfg = prepare(MixconvAblationCommandConfig(quick=quick, report_only=report_only, ablation=abl, device=device,
-                                               seed=seed, threads=threads,
-                                               data_root=str(data_dir) if data_dir else None))
+    cfg = prepare(MixconvAblationCommandConfig(quick=quick, report_only=report_only, ablation=abl,
+                                               **opts.settings()))
     assert cfg.data_root is not None
-    with start_run("mixconv-ablation", cfg, out, quiet) as run:
+    with start_run("mixconv-ablation", cfg, opts.out, opts.quiet) as run:
         sec = run.section("mixconv_ablation", "Kernel-mix ablation")
         rows, source = run_ablation(cfg.ablation, sec.dir / "ablation", Path(cfg.data_root), torch.device(cfg.device),
                                     sec, quiet=True, train_missing=not cfg.report_only)
         if not rows:
             fail(f"--report-only: no finished runs with these settings under {sec.dir / 'ablation'}")
         report_ablation(sec, cfg.ablation, rows, source)
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
+@run_options(MixnetInfoConfig)
 def mixnet_info(
     model: Annotated[str, typer.Option("--model", help="mixnet_s, mixnet_m, mixnet_l, mixnet_xl, ...")] =
         MixnetInfoConfig.model,
     size: Annotated[int, typer.Option("--size", min=32, help="Input side for MACs.")] = MixnetInfoConfig.size,
     num_classes: Annotated[int, typer.Option("--num-classes", min=0)] = MixnetInfoConfig.num_classes,
-    out: OutOpt = None,
-    device: DeviceOpt = MixnetInfoConfig.device,
-    seed: SeedOpt = MixnetInfoConfig.seed,
-    threads: ThreadsOpt = MixnetInfoConfig.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Parameters, MACs and the block table of a MixNet (or any registered model)."""
     from kernelkit.layers.mixconv import use_impl
     from kernelkit.utils.counting import count_macs, count_params
 
-    cfg = prepare(MixnetInfoConfig(model=model, size=size, num_classes=num_classes, device=device, seed=seed,
-                                   threads=threads, data_root=str(data_dir) if data_dir else None))
+    cfg = prepare(MixnetInfoConfig(model=model, size=size, num_classes=num_classes, **opts.settings()))
     net = create_model_or_fail(cfg.model, num_classes=cfg.num_classes)
     with use_impl("split"):
         macs = count_macs(net, (1, 3, cfg.size, cfg.size))
     assert isinstance(macs, int)
     params = count_params(net)
     stats = sum(b.numel() for n, b in net.named_buffers() if "running" in n)
-    with start_run(f"mixnet-info-{cfg.model}", cfg, out, quiet) as run:
+    with start_run(f"mixnet-info-{cfg.model}", cfg, opts.out, opts.quiet) as run:
         sec = run.section("info", f"{cfg.model}: size and structure")
         sec.data_source("no data (architecture only)")
         sec.table("Size", [{"model": cfg.model, "params": params, "params + BN running stats": params + stats,
@@ -152,7 +129,7 @@ def mixnet_info(
                                  "stride": b.stride, "SE": b.se or "-", "act": b.act})
             sec.table("Block table", rows, note=f"stem {spec.stem}, head {spec.head}, dropout {spec.dropout}")
         sec.record(model=cfg.model, params=params, params_with_bn_stats=params + stats, macs=int(macs), size=cfg.size)
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -12,19 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    announce,
-    fail,
-    prepare,
-    start_run,
-)
+from kernelkit.apps.cli.common import RunOptions, announce, fail, prepare, run_options, start_run
 from kernelkit.apps.configs.ntk import (
     NtkAnalyticConfig,
     NtkEmpiricalConfig,
@@ -46,7 +34,7 @@ BetaOpt = Annotated[float, typer.Option("--beta", help="Bias standard deviation 
 ParamOpt = Annotated[str, typer.Option("--parametrization", help="ntk or standard.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="Block size bounding memory.")]
 
-_D = NtkNetworkConfig  # defaults shared by every command (device, seed, threads, network)
+_D = NtkNetworkConfig  # network defaults shared by every command
 _DEFAULT_TIMES = ", ".join(f"{t:g}" for t in NtkPredictConfig.times)
 
 
@@ -97,25 +85,19 @@ def _save_kernels(sec: Any, kernels: dict[str, Any], title: str) -> None:
     sec.record(kernels=rows, files=files)
 
 
-def _data_dir(data_dir: Path | None) -> str | None:
-    return str(data_dir) if data_dir else None
-
-
 @app.command("analytic")
+@run_options(NtkAnalyticConfig)
 def analytic_cmd(inputs: InputsOpt = NtkAnalyticConfig.inputs, inputs2: Inputs2Opt = NtkAnalyticConfig.inputs2,
                  n: NOpt = NtkAnalyticConfig.n,
                  depth: DepthOpt = _D.depth, activation: ActOpt = _D.activation, beta: BetaOpt = _D.beta,
                  parametrization: ParamOpt = _D.parametrization, batch_size: BatchOpt = NtkAnalyticConfig.batch_size,
-                 out: OutOpt = None,
-                 device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed, threads: ThreadsOpt = _D.threads,
-                 data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+                 *, opts: RunOptions) -> None:
     """Infinite-width NNGP and NTK of the fully connected network (float64)."""
     from kernelkit.ntk import analytic
 
     cfg = prepare(NtkAnalyticConfig(
         inputs=inputs, inputs2=inputs2, n=n, depth=depth, activation=activation, beta=beta,
-        parametrization=parametrization, batch_size=batch_size, device=device, seed=seed, threads=threads,
-        data_root=_data_dir(data_dir)))
+        parametrization=parametrization, batch_size=batch_size, **opts.settings()))
     a = _load(cfg.inputs, cfg.n)
     b = _load(cfg.inputs2, cfg.n) if cfg.inputs2 else None
     net = _net(cfg, 1)  # the width does not enter the limit
@@ -123,14 +105,15 @@ def analytic_cmd(inputs: InputsOpt = NtkAnalyticConfig.inputs, inputs2: Inputs2O
         k = analytic(net, a.x, None if b is None else b.x, batch_size=cfg.batch_size)
     except ValueError as exc:
         fail(str(exc))
-    with start_run("ntk-analytic", cfg, out, quiet) as run:
+    with start_run("ntk-analytic", cfg, opts.out, opts.quiet) as run:
         sec = run.section("ntk_analytic", "Infinite-width kernels")
         sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
         _save_kernels(sec, {"nngp": k.nngp, "ntk": k.ntk}, f"depth-{cfg.depth} {cfg.activation}")
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 @app.command("empirical")
+@run_options(NtkEmpiricalConfig)
 def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs2Opt = NtkEmpiricalConfig.inputs2,
                   n: NOpt = NtkEmpiricalConfig.n, depth: DepthOpt = _D.depth,
                   width: WidthOpt = NtkEmpiricalConfig.width, activation: ActOpt = _D.activation,
@@ -140,9 +123,7 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
                   compare: Annotated[bool, typer.Option(
                       "--compare/--no-compare",
                       help="Also report the distance to the analytic limit.")] = NtkEmpiricalConfig.compare,
-                  batch_size: BatchOpt = NtkEmpiricalConfig.batch_size, out: OutOpt = None,
-                  device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed, threads: ThreadsOpt = _D.threads,
-                  data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+                  batch_size: BatchOpt = NtkEmpiricalConfig.batch_size, *, opts: RunOptions) -> None:
     """Empirical NTK of a randomly initialized finite network (and its distance to the limit)."""
     import torch
 
@@ -150,8 +131,8 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
 
     cfg = prepare(NtkEmpiricalConfig(
         inputs=inputs, inputs2=inputs2, n=n, depth=depth, width=width, activation=activation, beta=beta,
-        parametrization=parametrization, method=method, compare=compare, batch_size=batch_size, device=device,
-        seed=seed, threads=threads, data_root=_data_dir(data_dir)))
+        parametrization=parametrization, method=method, compare=compare, batch_size=batch_size,
+        **opts.settings()))
     a = _load(cfg.inputs, cfg.n)
     b = _load(cfg.inputs2, cfg.n) if cfg.inputs2 else None
     net = _net(cfg, cfg.width).double().to(cfg.device)
@@ -161,7 +142,7 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
         k = empirical(net, x1, x2, method=cfg.method, batch_size=cfg.batch_size)
     except ValueError as exc:
         fail(str(exc))
-    with start_run("ntk-empirical", cfg, out, quiet) as run:
+    with start_run("ntk-empirical", cfg, opts.out, opts.quiet) as run:
         sec = run.section("ntk_empirical", "Empirical NTK")
         sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
         kernels = {"ntk_empirical": k}
@@ -172,10 +153,11 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
             sec.record(relative_frobenius_distance_to_limit=rel)
             sec.text(f"‖Θ_width{cfg.width} − Θ∞‖_F / ‖Θ∞‖_F = {rel:.4f}")
         _save_kernels(sec, kernels, f"width {cfg.width}")
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 @app.command("predict")
+@run_options(NtkPredictConfig)
 def predict_cmd(train: Annotated[str, typer.Option(
                     "--train", help="Training inputs (.npz with x, y; or built-in).")] = NtkPredictConfig.train,
                 test: Annotated[str, typer.Option(
@@ -191,9 +173,7 @@ def predict_cmd(train: Annotated[str, typer.Option(
                 ] = None,
                 learning_rate: Annotated[float, typer.Option("--lr")] = NtkPredictConfig.learning_rate,
                 diag_reg: Annotated[float, typer.Option("--diag-reg", min=0.0)] = NtkPredictConfig.diag_reg,
-                out: OutOpt = None, device: DeviceOpt = _D.device, seed: SeedOpt = _D.seed,
-                threads: ThreadsOpt = _D.threads, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
-                quiet: QuietOpt = False) -> None:
+                *, opts: RunOptions) -> None:
     """Mean and std of infinite-width networks trained by gradient descent on MSE (closed form)."""
     import numpy as np
     import torch
@@ -206,7 +186,7 @@ def predict_cmd(train: Annotated[str, typer.Option(
         train=train, test=test, y=str(y) if y is not None else None, n_train=n_train, n_test=n_test, depth=depth,
         activation=activation, beta=beta, parametrization=parametrization,
         times=tuple(times) if times else NtkPredictConfig.times, learning_rate=learning_rate, diag_reg=diag_reg,
-        device=device, seed=seed, threads=threads, data_root=_data_dir(data_dir)))
+        **opts.settings()))
     if cfg.train == "circle":
         g = torch.Generator().manual_seed(cfg.seed)
         gam = torch.rand(cfg.n_train, generator=g, dtype=torch.float64) * 2 * np.pi - np.pi
@@ -246,24 +226,23 @@ def predict_cmd(train: Annotated[str, typer.Option(
         elif cfg.test == "circle" and mean.dim() == 1:
             row["test MSE vs x₁x₂"] = float(((mean - te.x[:, 0] * te.x[:, 1]) ** 2).mean())
         rows.append(row)
-    with start_run("ntk-predict", cfg, out, quiet) as run:
+    with start_run("ntk-predict", cfg, opts.out, opts.quiet) as run:
         sec = run.section("ntk_predict", "Gradient-flow prediction (infinite width)")
         sec.data_source(f"train: {tr_src}; test: {te.source}")
         sec.table("Test predictions over random initializations (NTK ensemble)", rows)
         sec.record(predictions=rows)
         _save_kernels(sec, {"ntk": k.ntk, "nngp": k.nngp, **{n: v.reshape(len(v), -1) for n, v in preds.items()}},
                       "train+test")
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 @app.command("reproduce")
+@run_options(NtkReproduceConfig)
 def reproduce_cmd(quick: Annotated[bool, typer.Option(
                       "--quick", help="Small settings, same code path.")] = NtkReproduceConfig.quick,
                   only: Annotated[list[str] | None, typer.Option(
                       "--only", help="ntk_fig1, ntk_fig2, ntk_fig3.")] = None,
-                  out: OutOpt = None, device: DeviceOpt = NtkReproduceConfig.device,
-                  seed: SeedOpt = NtkReproduceConfig.seed, threads: ThreadsOpt = NtkReproduceConfig.threads,
-                  data_dir: DataDirOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+                  *, opts: RunOptions) -> None:
     """Run the paper's Figures 1–3 (the NTK section of ``kernelkit reproduce``)."""
     import torch
 
@@ -276,12 +255,11 @@ def reproduce_cmd(quick: Annotated[bool, typer.Option(
             fail(f"--only {unknown}: unknown NTK experiment(s); known: {', '.join(names)}")
         names = [n for n in names if n in only]
     cfg = prepare(NtkReproduceConfig(quick=quick, only=list(only or []), experiments=names,
-                                     recipes=recipe_configs(names, quick), device=device, seed=seed,
-                                     threads=threads, data_root=_data_dir(data_dir)))
+                                     recipes=recipe_configs(names, quick), **opts.settings()))
     assert cfg.data_root is not None
-    with start_run("ntk-reproduce", cfg, out, quiet) as run:
+    with start_run("ntk-reproduce", cfg, opts.out, opts.quiet) as run:
         run_experiments(run, names, quick=cfg.quick, seed=cfg.seed, device=torch.device(cfg.device),
                         data_root=Path(cfg.data_root))
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
     if any(sec.status == "failed" for sec in run.sections):
         raise typer.Exit(1)

@@ -11,25 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    announce,
-    create_model_or_fail,
-    fail,
-    prepare,
-    start_run,
-)
+from kernelkit.apps.cli.common import RunOptions, announce, create_model_or_fail, fail, prepare, run_options, start_run
 from kernelkit.apps.configs.convnet import MODALITIES, TRAIN_DATA, ConvnetTrainConfig, ErfConfig, ModalityConfig
 
 TORUS_DEFAULT_IMAGES = 4000  # generated images for ``--data torus`` without ``--limit``
 
 
+@run_options(ErfConfig)
 def erf(
     model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] = ErfConfig.model,
     images: Annotated[int, typer.Option("--images", min=1, help="Images to aggregate over.")] = ErfConfig.images,
@@ -38,13 +26,8 @@ def erf(
     compare_kernel: Annotated[int | None, typer.Option(
         "--compare-kernel", help="Also measure the same architecture with every large kernel set to this size "
         "(e.g. 3); 0 disables.")] = ErfConfig.compare_kernel,
-    out: OutOpt = None,
-    device: DeviceOpt = ErfConfig.device,
-    seed: SeedOpt = ErfConfig.seed,
-    threads: ThreadsOpt = ErfConfig.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Effective receptive field: heatmap and high-contribution area ratios (t = 20/30/50/99%)."""
     import torch
@@ -58,8 +41,7 @@ def erf(
         plot_erf,
     )
 
-    cfg = prepare(ErfConfig(model=model, images=images, size=size, compare_kernel=compare_kernel, device=device,
-                            seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
+    cfg = prepare(ErfConfig(model=model, images=images, size=size, compare_kernel=compare_kernel, **opts.settings()))
     variants: dict[str, dict[str, Any]] = {cfg.model: {}}
     if cfg.compare_kernel:
         variants[f"{cfg.model} (large kernels → {cfg.compare_kernel})"] = {"large_kernel": cfg.compare_kernel}
@@ -67,7 +49,7 @@ def erf(
             for label, kw in variants.items()}
     x, source = erf_images(cfg.images, cfg.size, cfg.data_root, cfg.seed)
     x = x.to(cfg.device)
-    with start_run(f"erf-{cfg.model}", cfg, out, quiet) as run:
+    with start_run(f"erf-{cfg.model}", cfg, opts.out, opts.quiet) as run:
         sec = run.section("erf", f"Effective receptive field of {cfg.model}")
         sec.data_source(source)
         maps, ratios = {}, {}
@@ -86,9 +68,10 @@ def erf(
         sec.figure(plot_erf(maps, ratios), "erf_heatmaps", "ERF heatmaps (log-scaled, max-normalised)")
         sec.record(area_ratios=ratios, data=source,
                    weights="random initialisation (deploy form; no pretrained weights are fetched)")
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
+@run_options(ConvnetTrainConfig)
 def train(
     model: Annotated[str, typer.Option("--model", help="Registered model, e.g. unireplknet_a.")] =
         ConvnetTrainConfig.model,
@@ -109,13 +92,8 @@ def train(
         f"{TORUS_DEFAULT_IMAGES}).")] = ConvnetTrainConfig.limit,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5)] =
         ConvnetTrainConfig.val_fraction,
-    out: OutOpt = None,
-    device: DeviceOpt = ConvnetTrainConfig.device,
-    seed: SeedOpt = ConvnetTrainConfig.seed,
-    threads: ThreadsOpt = ConvnetTrainConfig.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Train a model on the foundation trainer; the report has the loss/accuracy curves and the deploy check."""
     import copy
@@ -130,7 +108,7 @@ def train(
     cfg = prepare(ConvnetTrainConfig(
         model=model, data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, drop_path=drop_path, image_size=image_size, limit=limit, val_fraction=val_fraction,
-        device=device, seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
+        **opts.settings()))
     try:
         train_set, val_set, source, in_chans, classes = _training_data(cfg)
     except (FileNotFoundError, ValueError) as exc:
@@ -139,11 +117,11 @@ def train(
     tc = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, optimizer="adamw",
                      lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine", warmup_steps=min(50, cfg.epochs * 5),
                      label_smoothing=0.1, checkpoint_every=0, seed=cfg.seed)
-    with start_run(f"train-{cfg.model}-{cfg.data}", cfg, out, quiet) as run:
+    with start_run(f"train-{cfg.model}-{cfg.data}", cfg, opts.out, opts.quiet) as run:
         sec = run.section("train", f"Training {cfg.model} on {cfg.data}")
         sec.data_source(source)
         trainer = Trainer(net, train_set, tc, sec.dir / "trainer", val_set=val_set, device=cfg.device,
-                          section=sec, quiet=quiet)
+                          section=sec, quiet=opts.quiet)
         result = trainer.fit()
         sec.table("Per-epoch history", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
                                         for h in result.history])
@@ -156,7 +134,7 @@ def train(
         final = result.history[-1] if result.history else {}
         sec.record(final=final, reparam_rel_err=err, val_acc=final.get("val_acc"), train_config=tc.to_dict())
         sec.text(f"Final validation accuracy {final.get('val_acc')}; train→deploy relative output error {err:.2e}.")
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 def _training_data(cfg: ConvnetTrainConfig) -> tuple[Any, Any, str, int, int]:
@@ -194,6 +172,7 @@ def _training_data(cfg: ConvnetTrainConfig) -> tuple[Any, Any, str, int, int]:
     return tr, va, f"{ds.source}; stratified train/val split ({len(tr)}/{len(va)}, seed {cfg.seed})", 3, 10
 
 
+@run_options(ModalityConfig)
 def modality(
     kind: Annotated[str, typer.Option("--modality", help=f"One of {', '.join(MODALITIES)}.")] =
         ModalityConfig.modality,
@@ -210,13 +189,8 @@ def modality(
         ModalityConfig.frame_size,
     d_model: Annotated[int, typer.Option("--d-model", min=2, help="Time-series embedding width.")] =
         ModalityConfig.d_model,
-    out: OutOpt = None,
-    device: DeviceOpt = ModalityConfig.device,
-    seed: SeedOpt = ModalityConfig.seed,
-    threads: ThreadsOpt = ModalityConfig.threads,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Audio, time series, point clouds or video → C'×H×W maps → a UniRepLKNet forward; reports every shape."""
     import torch
@@ -229,8 +203,7 @@ def modality(
         fail(f"--input {input_file}: no such file")
     cfg = prepare(ModalityConfig(
         modality=kind, model=model, input=str(input_file) if input_file else None, batch=batch,
-        num_classes=num_classes, view_size=view_size, frame_size=frame_size, d_model=d_model, device=device,
-        seed=seed, threads=threads, data_root=str(data_dir) if data_dir else None))
+        num_classes=num_classes, view_size=view_size, frame_size=frame_size, d_model=d_model, **opts.settings()))
     try:
         raw = _load_npy(Path(cfg.input)) if cfg.input else _generated_input(cfg)
         maps, per_sample = modality_maps(cfg.modality, raw, **_map_options(cfg))
@@ -241,7 +214,7 @@ def modality(
         net.check_input(maps)
     except (AttributeError, ValueError) as exc:
         fail(f"--model {cfg.model}: {exc}")
-    with start_run(f"modality-{cfg.modality}-{cfg.model}", cfg, out, quiet) as run:
+    with start_run(f"modality-{cfg.modality}-{cfg.model}", cfg, opts.out, opts.quiet) as run:
         sec = run.section("modality", f"{cfg.modality} → {cfg.model}")
         sec.data_source(f"{cfg.input} (numpy array)" if cfg.input else
                         f"generated {cfg.modality} input (seed {cfg.seed}, batch {cfg.batch})")
@@ -257,7 +230,7 @@ def modality(
                           else ""))
         sec.record(shapes=shapes, in_chans=int(maps.shape[1]), maps_per_sample=per_sample,
                    logits_finite=bool(torch.isfinite(pooled).all()))
-    announce(run, as_json, quiet)
+    announce(run, opts.as_json, opts.quiet)
 
 
 def _load_npy(path: Path) -> Any:

@@ -6,6 +6,7 @@ Settings: :class:`kernelkit.apps.configs.convnet.UniRepLKNetReportConfig` (``qui
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from pathlib import Path
@@ -141,23 +142,17 @@ def erf_section(ctx: ExperimentContext) -> None:
     ctx.section.record(erf=ratios)
 
 
-# Recorded full-size runs (the numbers the closing note quotes), shown beside this run's own results.
-# Torus task: the full `LongRangeConfig()` (24×24 torus, near 5-8, far 9-12, depth 2, K=13 width 16 vs K=3 width
-# 24, 3000 train / 1000 val, 8 epochs, batch 64, AdamW 2e-3, warmup then cosine on `train.Trainer`) with seeds
-# 0, 1, 2: `train_torus_net(LongRangeConfig(), K, W, seed, out_dir)` for each (K, W) and seed, 1 thread.
-RECORDED_TORUS: dict[int, dict[str, Any]] = {13: {"width": 16, "params": 9858, "val acc": (1.0, 1.0, 1.0)},
-                                             3: {"width": 24, "params": 10178, "val acc": (0.5, 0.5, 0.5)}}
-# UniRepLKNet-A on the CIFAR-10 test JPEGs (8000/2000 stratified split, 32×32, batch 64, AdamW 2e-3, cosine over
-# 6 epochs, label smoothing 0.1): `kernelkit convnet train --model unireplknet_a --data cifar10_jpg --data-dir
-# /work/shared/data --epochs 6 --batch-size 64 --threads 1 --seed 0`.
-RECORDED_CIFAR: list[dict[str, float]] = [
-    {"epoch": 1, "train_loss": 1.9861, "train_acc": 0.3225, "val_loss": 1.7532, "val_acc": 0.395},
-    {"epoch": 2, "train_loss": 1.7351, "train_acc": 0.4206, "val_loss": 1.5244, "val_acc": 0.4685},
-    {"epoch": 3, "train_loss": 1.6053, "train_acc": 0.4879, "val_loss": 1.3968, "val_acc": 0.499},
-    {"epoch": 4, "train_loss": 1.4807, "train_acc": 0.5511, "val_loss": 1.3243, "val_acc": 0.526},
-    {"epoch": 5, "train_loss": 1.3657, "train_acc": 0.6094, "val_loss": 1.2635, "val_acc": 0.547},
-    {"epoch": 6, "train_loss": 1.2780, "train_acc": 0.653, "val_loss": 1.2540, "val_acc": 0.55},
-]
+def recorded(name: str) -> dict[str, Any]:
+    """A run recorded earlier (``recorded/unireplknet.json``): what ran, its command, date, commit and results."""
+    from importlib import resources
+
+    text = resources.files("kernelkit.apps.recipes").joinpath("recorded", "unireplknet.json").read_text("utf-8")
+    return dict(json.loads(text)[name])
+
+
+def _provenance(rec: dict[str, Any]) -> str:
+    return f"Recorded earlier, not by this run: {rec['what']}. Command: {rec['command']}; date {rec['date']}; " \
+           f"commit {rec['commit']}."
 
 
 def _mean_std(values: list[float]) -> str:
@@ -240,18 +235,15 @@ def long_range(ctx: ExperimentContext) -> None:
     ctx.section.table("Per seed (this run)", rows)
     full = LongRangeConfig()
     full_task = TorusPairConfig(full.size, full.near, full.far)
-    recorded = [{"kernel": k, "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
+    torus = recorded("torus")
+    rec_rows = [{"kernel": int(k), "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
                  "final val acc per seed": ", ".join(f"{a:.3f}" for a in v["val acc"]),
-                 "mean ± std": _mean_std(list(v["val acc"])), "ceiling": small_rf_ceiling(full_task, k, full.depth)}
-                for k, v in RECORDED_TORUS.items()]
+                 "mean ± std": _mean_std(list(v["val acc"])),
+                 "ceiling": small_rf_ceiling(full_task, int(k), full.depth)}
+                for k, v in torus["results"].items()]
     ctx.section.table(f"Recorded full-size run ({full.size}² torus, depth {full.depth}, {full.n_train}/{full.n_val}, "
-                      f"{full.epochs} epochs, 3 seeds)", recorded,
-                      note="The K=13 nets fit the training set within 2 epochs; their eval-mode validation accuracy "
-                           "stays at 0.5 until the learning rate anneals, because BN running statistics lag the "
-                           "batch statistics on these sparse images, then reaches 1.0. Earlier tasks did not separate "
-                           "the kernels and were dropped: the marker-pair task was solved by both (zero padding leaks "
-                           "absolute position) and the Pathfinder-style task stayed at chance for both.")
-    ctx.section.record(long_range=rows, long_range_summary=summary, long_range_recorded=recorded)
+                      f"{full.epochs} epochs, 3 seeds)", rec_rows, note=_provenance(torus))
+    ctx.section.record(long_range=rows, long_range_summary=summary, long_range_recorded=rec_rows)
 
 
 def real_data(ctx: ExperimentContext) -> None:
@@ -285,11 +277,11 @@ def real_data(ctx: ExperimentContext) -> None:
     ctx.section.table("UniRepLKNet-A on CIFAR-10 test JPEGs (32×32), split into train/val (this run)", rows,
                       note="From scratch; a short run showing the model trains (chance = 0.1)."
                            + (f" Stopped after {cfg.cifar_max_steps} steps." if cfg.cifar_max_steps else ""))
+    cifar = recorded("cifar")
     ctx.section.table("Recorded run: UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
-                      RECORDED_CIFAR, note="Per-epoch losses and accuracies of the recorded run (command in the "
-                                           "experiment source); train accuracy is measured in train mode during "
-                                           "the epoch. No augmentation; chance = 0.1.")
-    ctx.section.record(real_data=rows, real_data_recorded=RECORDED_CIFAR)
+                      cifar["results"], note=_provenance(cifar) + " Train accuracy is measured in train mode during "
+                                                                  "the epoch; chance = 0.1.")
+    ctx.section.record(real_data=rows, real_data_recorded=cifar["results"])
 
 
 @register_experiment("unireplknet", system="unireplknet", title="UniRepLKNet: sizes, re-parameterization, ERF, "

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kernelkit.longctx.tasks import TASKS, build_task
-from tests.longctx.test_tasks import HEX6, check_instances
+from tests.longctx.tasks.test_tasks import HEX6, check_instances
 
 EN = ["river", "harbour", "bridge", "library", "festival", "market", "railway", "castle", "garden", "mine", "council",
       "school", "report", "season", "engine", "village", "storm", "valley", "people", "city", "water", "light"]
