@@ -59,3 +59,11 @@ def test_import_contracts_catch_a_library_module_importing_the_cli(tmp_path):
     assert r.returncode != 0
     assert "kernelkit.utils.bad_import -> typer" in r.stdout
     assert "kernelkit.utils.bad_import -> kernelkit.apps" in r.stdout
+
+
+def test_no_library_code_switches_the_matplotlib_backend():
+    """Plots are plain ``matplotlib.figure.Figure`` objects; nothing calls ``matplotlib.use`` behind the caller."""
+    offenders = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "src").rglob("*.py")
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if re.search(r"\bmatplotlib\.use\(|\bplt\.switch_backend\(", line)]
+    assert not offenders, offenders
