@@ -9,7 +9,7 @@ area: a larger ratio means a larger ERF.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,14 @@ def last_stage_features(model: nn.Module) -> Callable[[torch.Tensor], torch.Tens
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     return features
+
+
+def measure_erf(model: nn.Module, images: torch.Tensor,
+                progress: Callable[[range], Iterable[int]] | None = None,
+                ) -> tuple[np.ndarray, dict[str, float]]:
+    """ERF of ``model``'s last stage over ``images``: the max-normalised heatmap and the area ratios per threshold."""
+    scores = erf_scores(last_stage_features(model), images, progress=progress).cpu()
+    return normalise_scores(scores), area_ratios(scores)
 
 
 def generated_images(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -30,16 +30,11 @@ def erf(
     opts: RunOptions,
 ) -> None:
     """Effective receptive field: heatmap and high-contribution area ratios (t = 20/30/50/99%)."""
+    from functools import partial
+
     import torch
 
-    from kernelkit.models.erf import (
-        area_ratios,
-        erf_images,
-        erf_scores,
-        last_stage_features,
-        normalise_scores,
-        plot_erf,
-    )
+    from kernelkit.models.erf import erf_images, measure_erf, plot_erf
 
     cfg = prepare(ErfConfig(model=model, images=images, size=size, compare_kernel=compare_kernel, **opts.settings()))
     variants: dict[str, dict[str, Any]] = {cfg.model: {}}
@@ -55,10 +50,7 @@ def erf(
         maps, ratios = {}, {}
         for label, net in nets.items():
             torch.manual_seed(cfg.seed)
-            scores = erf_scores(last_stage_features(net), x,
-                                progress=lambda it, label=label: sec.progress(it, f"ERF {label}", len(x)))
-            maps[label] = normalise_scores(scores.cpu())
-            ratios[label] = area_ratios(scores.cpu())
+            maps[label], ratios[label] = measure_erf(net, x, progress=partial(sec.progress, description=f"ERF {label}"))
             sec.log(model=label, **ratios[label])
         sec.table("High-contribution area ratio (larger = larger ERF)",
                   [{"model": k, **{t: round(v, 4) for t, v in r.items()}} for k, r in ratios.items()],

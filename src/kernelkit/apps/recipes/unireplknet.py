@@ -115,14 +115,7 @@ def speed(ctx: ExperimentContext) -> None:
 
 def erf_section(ctx: ExperimentContext) -> None:
     from kernelkit.models import create_model
-    from kernelkit.models.erf import (
-        area_ratios,
-        erf_images,
-        erf_scores,
-        last_stage_features,
-        normalise_scores,
-        plot_erf,
-    )
+    from kernelkit.models.erf import erf_images, measure_erf, plot_erf
 
     cfg: UniRepLKNetReportConfig = ctx.config
     n, size = cfg.erf_images, cfg.erf_size
@@ -132,8 +125,7 @@ def erf_section(ctx: ExperimentContext) -> None:
     for label, lk in (("UniRepLKNet-A (K=13)", None), ("same, all kernels 3×3", 3)):
         torch.manual_seed(ctx.seed)
         net = create_model("unireplknet_a", deploy=True, large_kernel=lk).eval()
-        scores = erf_scores(last_stage_features(net), x)
-        maps[label], ratios[label] = normalise_scores(scores), area_ratios(scores)
+        maps[label], ratios[label] = measure_erf(net, x)
     ctx.section.table("ERF high-contribution area ratios (larger = wider ERF)",
                       [{"model": k, **{t: round(v, 4) for t, v in r.items()}} for k, r in ratios.items()],
                       note="Randomly initialised deploy-form networks (no pretrained weights offline), "
