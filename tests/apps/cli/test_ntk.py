@@ -71,6 +71,37 @@ def test_targets_file_is_recorded(tmp_path):
     assert config["y"] == str(tmp_path / "y.npy") and config["times"] == [100.0, 1000.0]
 
 
+def test_predict_values_match_the_closed_form_gradient_flow(tmp_path):
+    """The predicted test means and standard deviations equal the closed form computed here with scipy from the
+    command's own saved kernels: loss |f - y|^2 / (2n), A = K*_ntk K_ntk^-1 (I - exp(-t K_ntk / n)),
+    mean = A y, cov = K**_nngp - A K*_nngp^T - K*_nngp A^T + A K_nngp A^T (t = inf: A = K*_ntk K_ntk^-1);
+    no diagonal regularization."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "x.npy", rng.normal(size=(6, 2)))
+    y = rng.normal(size=6)
+    np.save(tmp_path / "y.npy", y)
+    out = tmp_path / "p"
+    r = _run("predict", "--train", str(tmp_path / "x.npy"), "--y", str(tmp_path / "y.npy"), "--test", "circle",
+             "--n-test", "5", "--n-train", "6", "--t", "3", "--t", "40", "--diag-reg", "0", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["t"]: row for row in json.loads(r.stdout)["sections"]["ntk_predict"]["predictions"]}
+    sec = out / "ntk_predict"
+    ntk, nngp = np.load(sec / "ntk.npy"), np.load(sec / "nngp.npy")
+    n = 6
+    th, th_star, k, k_star, k_ss = ntk[:n, :n], ntk[n:, :n], nngp[:n, :n], nngp[n:, :n], nngp[n:, n:]
+    for key, t in (("3", 3.0), ("40", 40.0), ("inf", None)):
+        flow = np.eye(n) if t is None else np.eye(n) - expm(-t * th / n)
+        a = th_star @ np.linalg.solve(th, flow)
+        mean = a @ y
+        std = np.sqrt(np.clip(np.diag(k_ss - a @ k_star.T - k_star @ a.T + a @ k @ a.T), 0, None))
+        np.testing.assert_allclose(np.load(sec / f"mean_t{key}.npy").ravel(), mean, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(np.load(sec / f"std_t{key}.npy").ravel(), std, rtol=1e-5, atol=1e-7)
+        assert abs(rows[key]["mean |f|"] - np.abs(mean).mean()) < 1e-6 * np.abs(mean).mean()
+    assert not np.allclose(np.load(sec / "mean_t3.npy"), np.load(sec / "mean_tinf.npy"))  # t matters
+
+
 def test_reproduce_rejects_an_unknown_figure(tmp_path):
     r = _run("reproduce", "--quick", "--only", "ntk_fig9", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "ntk_fig9" in r.stderr and "ntk_fig1" in r.stderr
