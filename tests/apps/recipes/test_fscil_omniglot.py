@@ -25,6 +25,8 @@ def test_experiment_falls_back_to_digits_and_reports_seeds(tmp_path: Path) -> No
         entry.obj(ExperimentContext(sec, quick=True, seed=0, device=torch.device("cpu"), data_root=empty, config=cfg))
     res = sec.results
     assert res["data"][0].startswith("EMBEDDED FALLBACK")
+    assert sec.title.endswith("(scikit-learn digits, embedded fallback)")  # the heading names the data used
+    assert "Omniglot" not in sec.title
     assert res["seeds"] == [0, 1, 2] and len(res["per_seed_diffs"]) == 3
     assert res["base"]["config"]["epochs"] == 1
     assert set(res["summary"]) == {"prototype", "teen"}

@@ -52,17 +52,20 @@ def _load(ctx: ExperimentContext, c: FscilTeenOmniglotConfig) -> tuple[FSCILData
 
 
 @register_experiment("fscil_teen_omniglot", system="fscil",
-                     title="TEEN vs prototype baseline on an Omniglot FSCIL protocol, tau/alpha sensitivity",
+                     title="TEEN vs prototype baseline, FSCIL protocol, tau/alpha sensitivity",
                      config=FscilTeenOmniglotConfig)
 def teen_omniglot(ctx: ExperimentContext) -> None:
     sec = ctx.section
     c = _config(ctx)
     t0 = time.time()
     data, s, real = _load(ctx, c)
+    used = "Omniglot" if real else "scikit-learn digits, embedded fallback"
+    sec.title = f"{sec.title} ({used})"
     sec.data_source(data.source)
     cfg: BaseTrainConfig = s["train"]
     sec.text(
-        "Protocol: base classes train a backbone with a cosine classifier (temperature 16, SGD + Nesterov, cosine "
+        f"Protocol: base classes train a backbone with a cosine classifier (temperature {cfg.temperature:g}, SGD + "
+        "Nesterov, cosine "
         "LR, random-shift augmentation); the checkpoint is chosen on held-out validation drawings of the base "
         "classes (the official TEEN code selects on the test set). The backbone is then frozen; each incremental "
         "session adds 5-shot prototypes. TEEN calibrates them towards the base prototypes "
@@ -108,9 +111,10 @@ def teen_omniglot(ctx: ExperimentContext) -> None:
              f"points averaged over incremental sessions; {100 * l_mean:+.2f} ± {100 * l_std:.2f} at the last session "
              "(± = sample std over seeds).")
 
-    sec.figure(plot_sessions(results, "acc", "accuracy (%)", "Joint accuracy per session"), "accuracy_per_session",
+    sec.figure(plot_sessions(results, "acc", "accuracy (%)", f"Joint accuracy per session ({used})"),
+               "accuracy_per_session",
                "Top-1 accuracy on all seen classes after each session (mean ± std over seeds).")
-    sec.figure(plot_sessions(results, "new_to_base", "new→base (%)", "New-class samples predicted as base"),
+    sec.figure(plot_sessions(results, "new_to_base", "new→base (%)", f"New-class samples predicted as base ({used})"),
                "new_to_base", "Fraction of new-class test samples misclassified into base classes.")
     sec.table("Confusion summary (seed 0, counts)", confusion_rows(results["prototype"][0], "prototype")
               + confusion_rows(results["teen"][0], "teen"))
