@@ -117,11 +117,40 @@ def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, cfg: M4leRop
             for m, rs in by_method.items()]
     sec.table(f"Next-token loss (nats) by target position, one {ids.numel()}-token sequence, one forward per method "
               f"({time.perf_counter() - t0:.0f} s)", rows,
-              note=f"Trained context {trained} tokens. Context scaling should keep the loss flat past it; plain "
-                   "RoPE's loss rises there. Inside it, every scaled method pays some loss for moving frequencies.")
+              note=position_loss_note(by_method, trained))
     sec.figure(plot_position_losses(by_method, trained if edges[-1] > trained else None), "position_loss",
                "Next-token loss vs position per RoPE method")
     sec.record(position_loss={m: {f"{r['start']}-{r['end']}": r["loss"] for r in rs} for m, rs in by_method.items()})
+
+
+def position_loss_note(by_method: dict[str, list[dict[str, Any]]], trained: int) -> str:
+    """What the position-loss table shows, computed from its numbers: the cost of each scaled method inside the
+    trained context, and past it (only when positions past it were measured) which method has the lowest loss."""
+    if not by_method:
+        return "No method was measured."
+    plain = next(iter(by_method))  # the unscaled model is measured first
+
+    def mean_loss(rows: list[dict[str, Any]], inside: bool) -> float | None:
+        vals = [r["loss"] for r in rows if (r["end"] <= trained) == inside]
+        return sum(vals) / len(vals) if vals else None
+
+    parts = []
+    base_in = mean_loss(by_method[plain], True)
+    if base_in is not None:
+        costs = ", ".join(f"{m} {loss - base_in:+.3f}" for m, rs in by_method.items() if m != plain
+                          for loss in [mean_loss(rs, True)] if loss is not None)
+        parts.append(f"Inside the {trained}-token trained context, mean loss relative to {plain} (nats): {costs}.")
+    past = {m: mean_loss(rs, False) for m, rs in by_method.items()}
+    measured_past = {m: v for m, v in past.items() if v is not None}
+    if measured_past:
+        best = min(measured_past, key=lambda m: measured_past[m])
+        parts.append("Past it, mean loss: " + ", ".join(f"{m} {v:.3f}" for m, v in measured_past.items())
+                     + f"; lowest: {best}.")
+    else:
+        last = max(r["end"] for rs in by_method.values() for r in rs)
+        parts.append(f"Only positions up to {last} were measured, inside the trained context, so this run shows "
+                     "nothing about behaviour past it.")
+    return " ".join(parts)
 
 
 def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[str, Any]]:
@@ -256,7 +285,8 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     table = scoring.normalise(table, "plain", "half")
     sec.table("Score per method, task and bucket (reference metrics; normalised = score / (2 x plain@first bucket))",
               [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in table],
-              note="nan: the plain model scored 0 at the first bucket, so there is nothing to normalise by.")
+              note=("nan: the plain model scored 0 at the first bucket, so there is nothing to normalise by."
+                    if any(isinstance(v, float) and v != v for r in table for v in r.values()) else ""))
     overall = scoring.aggregate(table, by=("model", "bucket"))
     by_method: dict[str, list[float]] = {}
     for row in overall:
