@@ -21,3 +21,10 @@ def test_recipes_register_their_config(name: str, cls: type, changed: set[str]) 
     full, quick = asdict(cls()), asdict(cls.quick())
     assert {k for k in full if full[k] != quick[k]} == changed
     assert recipe_configs([name], quick=True)[name] == quick
+
+
+def test_fig3_depth_is_fixed_in_advance_as_in_figs_1_and_2():
+    """The paper does not state Fig. 3's depth; it is the depth of Figs. 1-2, not one picked to match its eigenvalues."""
+    from kernelkit.apps.configs.ntk import NtkFig1Config, NtkFig2Config, NtkFig3Config
+
+    assert NtkFig3Config().depth == NtkFig1Config().depth == NtkFig2Config().depth

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from kernelkit.apps.configs.base import RunSettings
 from kernelkit.apps.configs.reproduce import ReproduceConfig
+from kernelkit.ntk.nn import PARAMETRIZATIONS
 
 PAPER_BETA = 0.1  # bias standard deviation β of the paper's networks
 
@@ -20,6 +22,13 @@ class NtkNetworkConfig(RunSettings):
     activation: str = "relu"  # relu, erf, abs or identity
     beta: float = PAPER_BETA  # bias standard deviation (0: no bias)
     parametrization: str = "ntk"  # ntk or standard
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"--beta: the bias standard deviation must be >= 0 (0 = no bias), got {self.beta:g}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"--parametrization: expected one of {', '.join(PARAMETRIZATIONS)}, "
+                             f"got {self.parametrization!r}")
 
 
 @dataclass(kw_only=True)
@@ -53,6 +62,17 @@ class NtkPredictConfig(NtkNetworkConfig):
     times: tuple[float, ...] = (100.0, 1000.0)  # times t = steps x learning rate; t = inf is always added
     learning_rate: float = 1.0
     diag_reg: float = 1e-6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [t for t in self.times if not (math.isfinite(t) and t >= 0)]
+        if bad or not self.times:
+            raise ValueError(f"--t: times must be finite and >= 0 (t = inf is always added), got {bad[0]:g}"
+                             if bad else "--t: give at least one time")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"--lr: the learning rate must be > 0, got {self.learning_rate:g}")
+        if not (math.isfinite(self.diag_reg) and self.diag_reg >= 0):
+            raise ValueError(f"--diag-reg: must be >= 0, got {self.diag_reg:g}")
 
 
 @dataclass(kw_only=True)
@@ -108,7 +128,7 @@ class NtkFig3Config:
     depths: tuple[int, ...] = (2, 3, 4, 5, 6)  # depths of the eigenvalue table
     beta: float = PAPER_BETA
     footnote_beta: float = 1.0  # the paper's footnote 3, shown at depth ``depth``
-    depth: int = 5  # the depth whose eigenvalues are closest to the paper's
+    depth: int = 4  # the depth of Figs. 1 and 2, fixed in advance: the paper does not state Fig. 3's
     widths: tuple[int, ...] = (100, 1000)
     trials: int = 2
     lr: float = 8.0

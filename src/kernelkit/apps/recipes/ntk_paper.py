@@ -208,7 +208,8 @@ def fig3(ctx: ExperimentContext) -> None:
                  "λ₃": PAPER_EIGENVALUES[2], "λ₁/λ₂": round(PAPER_EIGENVALUES[0] / PAPER_EIGENVALUES[1], 1)})
     sec.table(f"Top eigenvalues of the limiting NTK Gram/N on {n} digits", rows,
               note="The paper states neither the depth nor the preprocessing; we use pixels in [0, 1] and the first "
-                   f"{n} test images. Footnote 3 of the paper: with β = 1 the gap λ₁/λ₂ is about 10× larger.")
+                   f"{n} test images, and train at depth {cfg.depth} (the depth of Figs. 1 and 2, fixed before "
+                   "comparing eigenvalues). Footnote 3 of the paper: with β = 1 the gap λ₁/λ₂ is about 10× larger.")
     depth = cfg.depth
     evals, evecs = evecs_by_depth[depth]
     lam2 = float(evals[1])
@@ -245,11 +246,13 @@ def fig3(ctx: ExperimentContext) -> None:
                          f"limit at t={t[early]:.0f}": f"{limit[early]:.4f}",
                          "|g_t| at t_max": f"{abs(c[-1, 1]):.4f}",
                          "limit 0.5·e^(−λ₂ t)": f"{limit[-1]:.4f}", "max h_t": f"{c[:, 2].max():.4f}"})
+    lr_l1 = lr * float(evals[0])
+    stability = f"stable: lr·λ₁ = {lr_l1:.2f} < 2" if lr_l1 < 2 else f"NOT stable: lr·λ₁ = {lr_l1:.2f} >= 2"
     sec.table(f"Convergence along f⁽²⁾ (depth {depth}, lr {lr}, t = lr·steps up to {t_max:.0f})", res_rows,
               note="Limit: |g_t| = 0.5·e^(−λ₂t), h_t = 0. Paper: wider nets stay closer to the straight line "
                    "h = 0; narrower nets converge faster (NTK inflation). The paper used widths 100/1000/10000 and "
-                   "lr 1; width 10000 at depth 5 on 512 images is beyond a CPU budget, and lr "
-                   f"{lr} (stable: lr·λ₁ = {lr * float(evals[0]):.2f} < 2) reaches the same t in fewer steps.")
+                   f"lr 1; width 10000 at depth {depth} on {n} images is beyond a CPU budget, and lr {lr} "
+                   f"({stability}) reaches the same t in fewer steps.")
     sec.record(fig3={"eigenvalues": rows, "depth": depth, "lambda2": lam2, "convergence": res_rows,
                      "mnist": mnist, "widths": list(widths), "lr": lr})
 
