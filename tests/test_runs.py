@@ -71,3 +71,69 @@ def test_run_records_failure(tmp_path):
         1 / 0  # noqa: B018
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["status"] == "failed" and results["sections"]["s"]["status"] == "failed"
+
+
+def _finished(tmp_path):
+    out = tmp_path / "r"
+    with Run.create("demo", {"lr": 0.1}, out=out, quiet=True) as run:
+        run.section("s", "S").record(answer=42)
+    return out, {n: (out / n).read_bytes() for n in ("config.json", "environment.json", "results.json",
+                                                     "report.html")}
+
+
+@pytest.mark.parametrize("exc", [ValueError("different config"), KeyboardInterrupt()])
+def test_a_rerun_that_dies_before_computing_keeps_the_finished_run(tmp_path, exc):
+    out, before = _finished(tmp_path)
+    with pytest.raises(type(exc)), Run.create("demo", {"lr": 0.2}, out=out, quiet=True) as run:
+        run.section("s", "S").data_source("generated")  # saying which data it would use is not a result
+        raise exc
+    after = {n: (out / n).read_bytes() for n in before}
+    assert after == before
+    assert json.loads((out / "results.json").read_text())["status"] == "ok"
+    assert json.loads((out / "config.json").read_text()) == {"lr": 0.1}
+
+
+def test_a_rerun_that_computed_something_before_failing_reports_failed(tmp_path):
+    out, _ = _finished(tmp_path)
+    with pytest.raises(ZeroDivisionError), Run.create("demo", {"lr": 0.2}, out=out, quiet=True) as run:
+        run.section("s", "S").log(step=1, loss=0.5)
+        1 / 0  # noqa: B018
+    assert json.loads((out / "results.json").read_text())["status"] == "failed"
+    assert json.loads((out / "config.json").read_text()) == {"lr": 0.2}
+
+
+def test_a_rerun_over_a_failed_run_reports_its_own_failure(tmp_path):
+    out = tmp_path / "r"
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError), Run.create("demo", {}, out=out, quiet=True):
+            1 / 0  # noqa: B018
+    assert json.loads((out / "results.json").read_text())["status"] == "failed"
+
+
+def test_run_files_are_not_owner_only(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with Run.create("demo", {}, out=tmp_path / "r", quiet=True) as run:
+            sec = run.section("s", "S")
+            fig, ax = plt.subplots()
+            ax.plot([0, 1])
+            sec.figure(fig, "line")
+            sec.log(step=1, loss=0.5)
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
+    assert len(files) == 6
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o644 for p in files}
+
+
+def test_a_rerun_appends_metrics_after_a_line_torn_by_a_kill(tmp_path):
+    out = tmp_path / "r"
+    with Run.create("demo", {}, out=out, quiet=True) as run:
+        run.log(step=1, loss=1.0)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "lo')  # killed mid-append
+    with Run.create("demo", {}, out=out, quiet=True) as run:
+        run.log(step=2, loss=0.5)
+    assert [(r["step"], r["loss"]) for r in read_jsonl(out / "metrics.jsonl")] == [(1, 1.0), (2, 0.5)]

@@ -18,7 +18,8 @@ Usage::
         sec.table("Kernel summary", rows, columns=["name", "value"])
         sec.figure(fig, "kernel_heatmap", caption="NTK of the training set")
         sec.record(max_error=1e-9)
-    # report.html and results.json are written on exit (also after an exception, marked failed)
+    # report.html and results.json are written on exit (also after an exception, marked failed,
+    # unless the directory held a finished run and this one failed before computing anything)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kernelkit.utils.io import append_jsonl, to_jsonable, write_bytes, write_json
+from kernelkit.utils.io import append_jsonl, repair_jsonl_tail, to_jsonable, write_bytes, write_json
 
 T = TypeVar("T")
 
@@ -184,8 +185,27 @@ class Section:
         return d
 
 
+def _finished_run_files(directory: Path) -> dict[str, bytes]:
+    """The files of a finished run (``results.json`` status ok or partial) in ``directory``, else ``{}``."""
+    import json
+
+    try:
+        status = json.loads((directory / "results.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if status not in ("ok", "partial"):
+        return {}
+    names = ("config.json", "environment.json", "results.json", "report.html")
+    return {n: (directory / n).read_bytes() for n in names if (directory / n).is_file()}
+
+
 class Run:
-    """A run directory plus the sections that fill its report."""
+    """A run directory plus the sections that fill its report.
+
+    Reusing the directory of a finished run (``results.json`` says ok or partial) is safe when the new
+    attempt fails before it computes anything (see :meth:`produced_output`): its ``config.json``,
+    ``environment.json``, ``results.json`` and ``report.html`` are left as the finished run wrote them.
+    """
 
     def __init__(self, directory: Path, name: str, config: dict[str, Any], quiet: bool = False,
                  environment: dict[str, Any] | None = None) -> None:
@@ -196,8 +216,11 @@ class Run:
         self.sections: list[Section] = []
         self.started = time.time()
         self.status = "running"
+        self._logged = 0  # metric records this run appended
+        self._previous = _finished_run_files(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "plots").mkdir(exist_ok=True)
+        repair_jsonl_tail(self.dir / "metrics.jsonl")  # a line torn by a killed earlier attempt
         (self.dir / "metrics.jsonl").touch()
         write_json(self.dir / "config.json", config)
         write_json(self.dir / "environment.json", environment or environment_info(
@@ -227,6 +250,14 @@ class Run:
     def log(self, **record: Any) -> None:
         record = {"time": round(time.time() - self.started, 3), **record}
         append_jsonl(self.dir / "metrics.jsonl", record)
+        self._logged += 1
+
+    def produced_output(self) -> bool:
+        """Whether this run has computed anything: a table, figure, text, result or metric record
+        (a section's ``data_source`` alone does not count)."""
+        return self._logged > 0 or any(
+            any(kind != "data" for kind, _ in s.items) or any(k != "data" for k in s.results)
+            for s in self.sections)
 
     def progress(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         from kernelkit.console import progress
@@ -259,6 +290,13 @@ class Run:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and self._previous and not self.produced_output():
+            # A rerun into the directory of a finished run died before computing anything: keep that
+            # run's files as they were (this attempt's config.json and environment.json are undone).
+            for name, data in self._previous.items():
+                write_bytes(self.dir / name, data)
+            self.status = "not started"
+            return
         if exc_type is None:
             self.status = "ok" if all(s.status == "ok" for s in self.sections) else "partial"
         else:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from kernelkit.train import TrainConfig, Trainer, no_decay_groups
+from kernelkit.train import CheckpointWarning, ConfigMismatchError, TrainConfig, Trainer, TrainResult, no_decay_groups
 from kernelkit.train.state import capture_rng, load_checkpoint, optimizer_from_flat, optimizer_to_flat, restore_rng
 from kernelkit.utils.checkpoint import CheckpointError, load_tensors
 from kernelkit.utils.io import read_jsonl
@@ -203,8 +203,15 @@ def test_crash_then_resume_reproduces_uninterrupted_run(tmp_path: Path, variant:
 
 def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
     Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16), tmp_path, quiet=True).fit()
-    with pytest.raises(ValueError, match=r"different config \(lr: 0.1 -> 0.2\)"):
+    with pytest.raises(ConfigMismatchError, match=r"different config \(lr: 0.1 -> 0.2\)") as info:
         Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, lr=0.2), tmp_path, quiet=True).fit()
+    assert info.value.keys == ["lr"] and "\n" not in str(info.value)
+    with pytest.raises(ConfigMismatchError, match=r"epochs: 1 -> 2; lr: 0.1 -> 0.2") as info:
+        Trainer(mlp(), blobs(32), TrainConfig(epochs=2, batch_size=16, lr=0.2), tmp_path, quiet=True).fit()
+    assert info.value.keys == ["epochs", "lr"]
+    with pytest.raises(ConfigMismatchError, match=r"steps_per_epoch=2, this run 3") as info:
+        Trainer(mlp(), blobs(48), TrainConfig(epochs=1, batch_size=16), tmp_path, quiet=True).fit()
+    assert isinstance(info.value, ValueError) and info.value.keys == ["steps_per_epoch"]
     # a finished run resumes to the same result without training further
     again = Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, log_every=5), tmp_path, quiet=True).fit()
     assert again.resumed_from == again.steps == 2
@@ -229,38 +236,80 @@ def test_checkpoint_round_trip(finished_run: Path) -> None:
     assert not any(p.name.endswith(".tmp") for p in finished_run.rglob("*"))
 
 
-def _resume(run: Path) -> None:
+def _resume(run: Path) -> TrainResult:
     cfg = TrainConfig(epochs=1, batch_size=16, ema_decay=0.9, checkpoint_every=1)
-    Trainer(mlp(), blobs(32), cfg, run, quiet=True).fit()
+    return Trainer(mlp(), blobs(32), cfg, run, quiet=True).fit()
 
 
-def test_truncated_checkpoint_is_a_clear_error(finished_run: Path) -> None:
-    path = finished_run / "checkpoints" / "step-00000002.safetensors"
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_tensors(a), load_tensors(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: \d+ bytes, expected \d+; .*truncated"):
-        _resume(finished_run)
 
 
-def test_corrupt_checkpoint_bytes_are_a_clear_error(finished_run: Path) -> None:
+def test_truncated_latest_checkpoint_falls_back_to_the_intact_older_one(finished_run: Path) -> None:
+    reference = finished_run / "reference.safetensors"
+    reference.write_bytes((finished_run / "model.safetensors").read_bytes())
+    (finished_run / "model.safetensors").unlink()
+    _truncate(finished_run / "checkpoints" / "step-00000002.safetensors")
+    with pytest.warns(CheckpointWarning, match=r"step-00000002\.safetensors: \d+ bytes, expected \d+; .*truncated"
+                                               r".*resuming from step 1"):
+        result = _resume(finished_run)
+    assert result.resumed_from == 1 and result.steps == 2  # step 2 was trained again
+    assert _same_weights(result.final_weights, reference)  # ... to the same weights as the first time
+    assert load_checkpoint(finished_run / "checkpoints").state["step"] == 2  # and its checkpoint rewritten whole
+
+
+def test_corrupt_checkpoint_bytes_fall_back_with_a_warning(finished_run: Path) -> None:
     path = finished_run / "checkpoints" / "step-00000002.safetensors"
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 0xFF  # inside the tensor data: safetensors itself would not notice
     path.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match=r"step-00000002\.safetensors: SHA-256 does not match.*corrupt"):
-        _resume(finished_run)
+    with pytest.warns(CheckpointWarning, match=r"step-00000002\.safetensors: SHA-256 does not match.*corrupt"):
+        assert _resume(finished_run).resumed_from == 1
 
 
-def test_damaged_json_state_is_a_clear_error(finished_run: Path) -> None:
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"format": 1, "step": 2, "tensors_', r"step-00000002\.json: state file is not valid JSON"),
+    ('{"step": 2}', r"step-00000002\.json: not a training state file"),
+    ('[1, 2]', r"step-00000002\.json: not a training state file"),
+])
+def test_damaged_json_state_falls_back_with_a_warning(finished_run: Path, text: str, message: str) -> None:
+    (finished_run / "checkpoints" / "step-00000002.json").write_text(text)
+    with pytest.warns(CheckpointWarning, match=message):
+        assert _resume(finished_run).resumed_from == 1
+
+
+def test_damaged_pointer_falls_back_to_the_newest_intact_pair(finished_run: Path) -> None:
+    (finished_run / "checkpoints" / "latest.json").write_text('["step-00000002"]')
+    with pytest.warns(CheckpointWarning, match=r"latest\.json: expected keys step, tensors, state"):
+        result = _resume(finished_run)
+    assert result.resumed_from == result.steps == 2
+    assert result.last_checkpoint == finished_run / "checkpoints" / "step-00000002.safetensors"
+
+
+def test_no_intact_checkpoint_is_a_clear_error_naming_every_damaged_file(finished_run: Path) -> None:
     ckpt = finished_run / "checkpoints"
-    (ckpt / "step-00000002.json").write_text('{"format": 1, "step": 2, "tensors_')
-    with pytest.raises(CheckpointError, match=r"step-00000002\.json: state file is not valid JSON"):
+    _truncate(ckpt / "step-00000002.safetensors")
+    (ckpt / "step-00000001.json").write_text("garbage")
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint.*step-00000002\.safetensors: .*truncated"
+                                              r".*step-00000001\.json: state file is not valid JSON"):
         _resume(finished_run)
-    (ckpt / "step-00000002.json").write_text('{"step": 2}')
-    with pytest.raises(CheckpointError, match=r"step-00000002\.json: not a training state file"):
-        _resume(finished_run)
-    (ckpt / "latest.json").write_text('["step-00000002"]')
-    with pytest.raises(CheckpointError, match=r"latest\.json: expected keys step, tensors, state"):
-        _resume(finished_run)
+    assert (ckpt / "step-00000001.json").read_text() == "garbage"  # nothing deleted or rewritten
+
+
+def test_a_state_file_renamed_to_another_step_is_not_trusted(finished_run: Path) -> None:
+    ckpt = finished_run / "checkpoints"
+    (ckpt / "latest.json").unlink()
+    (ckpt / "step-00000009.json").write_text((ckpt / "step-00000002.json").read_text())
+    with pytest.warns(CheckpointWarning) as caught:
+        assert _resume(finished_run).resumed_from == 2
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert "latest.json: state file not found" in messages[0] and "step-00000009.json: names step 2" in messages[1]
 
 
 def test_checkpoint_of_another_model_is_a_clear_error(finished_run: Path) -> None:
@@ -324,3 +373,78 @@ def test_a_fresh_start_drops_metrics_of_a_run_killed_before_its_first_checkpoint
     Trainer(mlp(), blobs(32), TrainConfig(epochs=1, batch_size=16, log_every=1), tmp_path, quiet=True).fit()
     assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2, 2]
     assert read_jsonl(tmp_path / "metrics.jsonl")[0]["loss"] != 9.0
+
+
+def _section_run(out: Path, run_dir: Path, transform: object) -> None:
+    from kernelkit.runs import Run
+
+    cfg = TrainConfig(epochs=3, batch_size=16, checkpoint_every=4, log_every=1, seed=3)
+    with Run.create("t", {}, out=run_dir, quiet=True) as run:
+        run.section("other", "Other").log(step=50, value=1.0)  # another section's records stay untouched
+        sec = run.section("train", "Training")
+        Trainer(mlp(), blobs(100), cfg, out, val_set=blobs(30, seed=2), section=sec,
+                batch_transform=transform).fit()  # type: ignore[arg-type]
+
+
+def test_resume_in_a_section_never_logs_a_step_twice(tmp_path: Path) -> None:
+    _section_run(tmp_path / "full_out", tmp_path / "full", _crash_after(10**9))
+    with pytest.raises(KeyboardInterrupt):  # crash at step 11, after the checkpoint of step 8
+        _section_run(tmp_path / "cut_out", tmp_path / "cut", _crash_after(10))
+    logged = [r["step"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl") if "loss" in r]
+    assert logged == list(range(1, 11))  # steps 9 and 10 were logged past the checkpoint
+    _section_run(tmp_path / "cut_out", tmp_path / "cut", _crash_after(10**9))
+
+    def rows(d: str) -> list[tuple]:
+        return [(r["section"], r.get("step"), r.get("kind"), r.get("loss"), r.get("val_acc"))
+                for r in read_jsonl(tmp_path / d / "metrics.jsonl")]
+
+    full, cut = rows("full"), rows("cut")
+    steps = [(s, k) for sec, s, k, *_ in cut if sec == "train"]
+    assert len(steps) == len(set(steps)) == 21 + 3  # every step once, every epoch once
+    assert [r for r in cut if r[0] == "train"] == [r for r in full if r[0] == "train"]
+    assert [r for r in cut if r[0] == "other"] == [("other", 50, None, None, None)] * 2  # one per attempt
+
+
+def test_a_fresh_start_in_a_section_drops_the_records_of_a_run_killed_before_its_first_checkpoint(
+        tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        _section_run(tmp_path / "out", tmp_path / "run", _crash_after(3))
+    assert not (tmp_path / "out" / "checkpoints").exists()
+    _section_run(tmp_path / "out", tmp_path / "run", _crash_after(10**9))
+    steps = [r["step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 22))
+
+
+def test_a_rerun_with_another_config_is_refused_and_keeps_the_finished_report(tmp_path: Path) -> None:
+    from kernelkit.runs import Run
+
+    def attempt(lr: float) -> None:
+        cfg = TrainConfig(epochs=1, batch_size=16, lr=lr, log_every=1)
+        with Run.create("t", {"lr": lr}, out=tmp_path / "run", quiet=True) as run:
+            sec = run.section("train", "Training")
+            sec.data_source("blobs")
+            result = Trainer(mlp(), blobs(32), cfg, sec.dir / "trainer", section=sec).fit()
+            sec.table("history", result.history)
+
+    attempt(0.1)
+    files = {n: (tmp_path / "run" / n).read_bytes() for n in ("results.json", "report.html", "config.json",
+                                                               "metrics.jsonl")}
+    with pytest.raises(ConfigMismatchError, match=r"lr: 0.1 -> 0.2"):
+        attempt(0.2)
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in files} == files
+    assert json.loads(files["results.json"])["status"] == "ok"
+
+
+def test_pruning_never_drops_the_intact_pair_for_a_damaged_newer_one(tmp_path: Path) -> None:
+    from kernelkit.train.state import save_checkpoint
+
+    ckpt = tmp_path / "checkpoints"
+    for step in (1, 2, 5):  # 5: a damaged pair left by an interrupted run; the rerun resumed from 2
+        save_checkpoint(ckpt, step, {"w": torch.full((2,), float(step))}, {}, keep=3)
+    (ckpt / "step-00000005.json").write_text("garbage")
+    save_checkpoint(ckpt, 3, {"w": torch.full((2,), 3.0)}, {}, keep=2)
+    names = sorted(p.name for p in ckpt.glob("step-*.json"))
+    assert names == ["step-00000002.json", "step-00000003.json", "step-00000005.json"]
+    (ckpt / "step-00000003.json").write_text("garbage")  # the new latest is damaged too
+    with pytest.warns(CheckpointWarning):
+        assert load_checkpoint(ckpt).state["step"] == 2

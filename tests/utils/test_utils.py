@@ -120,3 +120,26 @@ def test_switch_use_restores_the_previous_value_even_after_an_error():
         raise RuntimeError("boom")
     assert sw.enabled is True
     assert not hasattr(sw, "set")  # no process-wide setter
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask):
+    import os
+    import stat
+
+    from kernelkit.utils.io import write_bytes, write_json, write_text
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        write_text(tmp_path / "b.txt", "hi")
+        write_bytes(tmp_path / "c.bin", b"\0")
+        save_tensors(tmp_path / "d.safetensors", {"w": torch.ones(2)})
+        with open(tmp_path / "plain", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == expected
+    for name in ("a.json", "b.txt", "c.bin", "d.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name

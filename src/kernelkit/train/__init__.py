@@ -42,10 +42,12 @@ rank), metrics are reduced over ranks and only rank 0 writes files.
 """
 
 from kernelkit.train import distributed
-from kernelkit.train.config import TrainConfig
+from kernelkit.train.config import ConfigMismatchError, TrainConfig
 from kernelkit.train.core import lr_at, smoothed_cross_entropy
 from kernelkit.train.ema import ModelEma
+from kernelkit.train.state import CheckpointWarning
 from kernelkit.train.trainer import Trainer, TrainResult, logits_of, no_decay_groups
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "ModelEma", "distributed", "lr_at", "logits_of",
+__all__ = ["TrainConfig", "ConfigMismatchError", "CheckpointWarning",
+           "Trainer", "TrainResult", "ModelEma", "distributed", "lr_at", "logits_of",
            "no_decay_groups", "smoothed_cross_entropy"]

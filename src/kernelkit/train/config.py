@@ -15,6 +15,17 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 RESUME_VOLATILE = frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "eval_batch_size"})
 
 
+class ConfigMismatchError(ValueError):
+    """An output directory holds a run with another configuration (or data / process count) than this one.
+
+    ``keys`` names the differing fields; the message is one line naming them with both values.
+    """
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters of one classification training run.

@@ -9,6 +9,8 @@ Layout inside ``<out_dir>/checkpoints/``::
 
 Every file is written atomically (temporary file + rename) and the pointer only after both files of
 its pair are complete, so a kill at any moment leaves the previous pair loadable. Nothing is pickled.
+Loading falls back from a damaged latest pair (or pointer) to the newest intact older pair, with a warning;
+``keep_checkpoints >= 2`` is what makes that fallback possible.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,7 @@ class Checkpoint:
     state_path: Path
     state: dict[str, Any]
     tensors: dict[str, torch.Tensor]
+    skipped: list[str] = field(default_factory=list)  # damaged newer files passed over, one message each
 
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
         """Tensors whose key starts with ``prefix + '.'``, with the prefix removed."""
@@ -143,33 +146,75 @@ def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor]
 
 
 def _prune(directory: Path, keep: int, current: str) -> None:
+    """Keep ``current`` and the ``keep - 1`` newest pairs before it. Pairs after ``current`` (left by an
+    interrupted run this one resumed before; possibly damaged) are not counted, so they never push an
+    intact older pair out; training overwrites them when it gets there."""
     stems = sorted({p.name.split(".")[0] for p in directory.glob("step-*.safetensors")})
-    for stem in stems[:-keep] if keep < len(stems) else []:
-        if stem == current:
-            continue
+    older = [s for s in stems if s < current]
+    for stem in older[:len(older) - (keep - 1)] if len(older) > keep - 1 else []:
         for suffix in (".json", ".safetensors"):
             (directory / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped in favour of an older intact one."""
+
+
 def has_checkpoint(directory: Path) -> bool:
-    return (directory / POINTER).exists()
+    """Whether ``directory`` holds a pointer or any checkpoint state file (intact or not)."""
+    return (directory / POINTER).exists() or any(directory.glob("step-*.json"))
 
 
 def latest_tensors_path(directory: Path) -> Path | None:
     """The tensors file the pointer names (not verified; ``None`` without a checkpoint)."""
-    if not has_checkpoint(directory):
+    if not (directory / POINTER).exists():
         return None
     pointer = load_json_state(directory / POINTER)
     return directory / str(pointer["tensors"]) if isinstance(pointer, dict) and "tensors" in pointer else None
 
 
 def load_checkpoint(directory: Path) -> Checkpoint:
-    """Load the pair named by ``latest.json``; any damage raises :class:`CheckpointError` naming the file."""
+    """Load the newest intact checkpoint: the pair ``latest.json`` names, else the newest intact older pair.
+
+    A damaged pointer, state file or tensors file (missing, truncated, garbled, wrong checksum) is skipped
+    with a :class:`CheckpointWarning` naming the file and what is wrong; the skipped messages are kept in
+    ``Checkpoint.skipped``. Files are only read, never repaired or deleted. When no intact pair is left,
+    :class:`CheckpointError` names every damaged file (resuming would silently start over otherwise).
+    """
+    import warnings
+
+    problems: list[str] = []
+    tried: set[str] = set()
     pointer_path = directory / POINTER
-    pointer = load_json_state(pointer_path)
-    if not isinstance(pointer, dict) or not {"step", "tensors", "state"} <= set(pointer):
-        raise CheckpointError(f"{pointer_path}: expected keys step, tensors, state; got {_keys(pointer)}")
-    state_path = directory / str(pointer["state"])
+    try:
+        pointer = load_json_state(pointer_path)
+        if not isinstance(pointer, dict) or not {"step", "tensors", "state"} <= set(pointer):
+            raise CheckpointError(f"{pointer_path}: expected keys step, tensors, state; got {_keys(pointer)}")
+        tried.add(str(pointer["state"]))
+        ckpt = _load_pair(directory, directory / str(pointer["state"]), step=pointer["step"],
+                          tensors_name=str(pointer["tensors"]))
+        return ckpt
+    except CheckpointError as exc:
+        problems.append(str(exc))
+    for state_path in sorted(directory.glob("step-*.json"), reverse=True):
+        if state_path.name in tried:
+            continue
+        try:
+            ckpt = _load_pair(directory, state_path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        for problem in problems:
+            warnings.warn(f"skipping a damaged checkpoint: {problem}; resuming from step {ckpt.state['step']} "
+                          f"({ckpt.state_path.name})", CheckpointWarning, stacklevel=2)
+        ckpt.skipped = problems
+        return ckpt
+    raise CheckpointError(f"no intact checkpoint in {directory} to resume from ({'; '.join(problems)}); "
+                          "delete that folder to start over, or use a new output directory")
+
+
+def _load_pair(directory: Path, state_path: Path, step: Any = None, tensors_name: str | None = None) -> Checkpoint:
+    """Load and verify one ``step-*.json`` + ``.safetensors`` pair (``step``/``tensors_name``: the pointer's)."""
     state = load_json_state(state_path)
     required = {"format", "step", "tensors_file", "tensors_bytes", "tensors_sha256"}
     if not isinstance(state, dict) or not required <= set(state):
@@ -177,10 +222,15 @@ def load_checkpoint(directory: Path) -> Checkpoint:
                               f"{', '.join(sorted(required - set(state if isinstance(state, dict) else {})))})")
     if state["format"] != FORMAT_VERSION:
         raise CheckpointError(f"{state_path}: unsupported checkpoint format {state['format']!r}")
-    if state["step"] != pointer["step"] or state["tensors_file"] != pointer["tensors"]:
-        raise CheckpointError(f"{state_path}: does not match {pointer_path} (step {state['step']} vs "
-                              f"{pointer['step']})")
-    tensors_path = directory / str(pointer["tensors"])
+    expected_stem = state_path.name[:-len(".json")]
+    if not isinstance(state["step"], int) or f"step-{state['step']:08d}" != expected_stem \
+            or state["tensors_file"] != f"{expected_stem}.safetensors":
+        raise CheckpointError(f"{state_path}: names step {state['step']!r} and {state['tensors_file']!r}, "
+                              "not its own file name")
+    if step is not None and (state["step"] != step or state["tensors_file"] != tensors_name):
+        raise CheckpointError(f"{state_path}: does not match {directory / POINTER} (step {state['step']} vs "
+                              f"{step})")
+    tensors_path = directory / str(state["tensors_file"])
     if not tensors_path.is_file():
         raise CheckpointError(f"{tensors_path}: checkpoint tensors file not found")
     size = tensors_path.stat().st_size

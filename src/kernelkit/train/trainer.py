@@ -18,14 +18,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from kernelkit.console import ProgressBar
 from kernelkit.train import distributed as D
-from kernelkit.train.config import RESUME_VOLATILE, TrainConfig
+from kernelkit.train.config import RESUME_VOLATILE, ConfigMismatchError, TrainConfig
 from kernelkit.train.core import count_correct, epoch_batches, epoch_seed, lr_at, shard, smoothed_cross_entropy
 from kernelkit.train.ema import ModelEma
 from kernelkit.train.state import (
     capture_rng,
     dumps_config_diff,
     has_checkpoint,
-    latest_tensors_path,
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -94,8 +93,11 @@ class Trainer:
     (e.g. RMSprop) in place of ``config.optimizer``. ``ddp_kwargs`` go to ``DistributedDataParallel`` (e.g.
     ``find_unused_parameters=True``); convert BatchNorm with ``nn.SyncBatchNorm.convert_sync_batchnorm``
     beforehand if batch statistics should span ranks. Checkpoints, ``metrics.jsonl`` and weights go to ``out_dir``;
-    ``fit()`` resumes from the last checkpoint there. Under ``torchrun`` (process group initialised, see
-    :mod:`kernelkit.train.distributed`) the model is wrapped in DDP and each global batch is sharded.
+    ``fit()`` resumes from the last checkpoint there (from the newest intact one, with a
+    :class:`~kernelkit.train.state.CheckpointWarning`, when the latest is damaged); a checkpoint written with
+    another config raises :class:`~kernelkit.train.config.ConfigMismatchError` naming the differing fields.
+    Under ``torchrun`` (process group initialised, see :mod:`kernelkit.train.distributed`) the model is
+    wrapped in DDP and each global batch is sharded.
     """
 
     def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig, out_dir: str | Path,
@@ -144,6 +146,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self._epoch_sums = self._zero_sums()  # this rank's (loss * n, correct, n) of the current epoch
         self.resumed_from: int | None = None
+        self._last_checkpoint: Path | None = None  # the full-state tensors file written or resumed from last
 
     # -- setup ----------------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -185,15 +188,18 @@ class Trainer:
         if has_checkpoint(self.checkpoint_dir):
             self._resume()
         else:
-            if D.is_main() and self.section is None:  # records of a run killed before its first checkpoint
-                (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+            if D.is_main():  # records of a run killed before its first checkpoint
+                if self.section is None:
+                    (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+                else:
+                    _drop_section_records(self.section, after_step=0)
             seed_everything(c.seed + self.rank)
         if self.world > 1 and self.ddp is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids, **self.ddp_kwargs)
         while self.step < self.total_steps:
             self._run_epoch(self.step // self.steps_per_epoch)
-        last = latest_tensors_path(self.checkpoint_dir)
+        last = self._last_checkpoint
         final = self.out_dir / "model.safetensors"
         if D.is_main():
             _save_weights(final, self.eval_model)
@@ -393,20 +399,25 @@ class Trainer:
             "optimizer": optim_meta,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
-        save_checkpoint(self.checkpoint_dir, self.step, tensors, state, keep=self.config.keep_checkpoints)
+        self._last_checkpoint = save_checkpoint(self.checkpoint_dir, self.step, tensors, state,
+                                                keep=self.config.keep_checkpoints)
         D.barrier()
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.checkpoint_dir)
         s = ckpt.state
-        diff = dumps_config_diff(s["config"], self.config.to_dict(), RESUME_VOLATILE)
+        saved, current = s.get("config"), self.config.to_dict()
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{ckpt.state_path}: has no training config")
+        diff = dumps_config_diff(saved, current, RESUME_VOLATILE)
         if diff:
-            raise ValueError(f"{self.out_dir}: holds a run with a different config ({diff}); "
-                             "use a new out_dir or the same config to resume")
+            keys = sorted(k for k in (set(saved) | set(current)) - RESUME_VOLATILE if saved.get(k) != current.get(k))
+            raise ConfigMismatchError(f"{self.out_dir}: holds a run with a different config ({diff}); "
+                                      "use a new out_dir or the same config to resume", keys)
         for key, now in (("world_size", self.world), ("steps_per_epoch", self.steps_per_epoch)):
-            if s[key] != now:
-                raise ValueError(f"{self.out_dir}: checkpoint has {key}={s[key]}, this run {now}; "
-                                 "resume needs the same data and number of processes")
+            if s.get(key) != now:
+                raise ConfigMismatchError(f"{self.out_dir}: checkpoint has {key}={s.get(key)}, this run {now}; "
+                                          "resume needs the same data and number of processes", [key])
         try:
             self.model.load_state_dict(ckpt.group("model"))
             if self.ema is not None:
@@ -424,8 +435,15 @@ class Trainer:
         self.history = list(s["history"])
         self.best = s["best"]
         self.resumed_from = self.step
-        if D.is_main() and self.section is None:
-            _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+        self._last_checkpoint = ckpt.tensors_path
+        if D.is_main():
+            if self.section is None:
+                _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+            else:
+                _drop_section_records(self.section, after_step=self.step)
+                for problem in ckpt.skipped:
+                    self.section.text(f"Warning: skipped a damaged checkpoint ({problem}); "
+                                      f"resumed from step {self.step}.")
         D.barrier()
 
 
@@ -435,6 +453,23 @@ def _truncate_metrics(path: Path, step: int) -> None:
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
     write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _drop_section_records(section: Section, after_step: int) -> None:
+    """In the run's ``metrics.jsonl``: drop this section's step records past ``after_step``.
+
+    They were logged by an interrupted earlier attempt and will be logged again, so a resumed run never
+    holds the same step twice. Records of other sections (and this section's without a step) are kept;
+    one Trainer per section is assumed.
+    """
+    path = section.run.dir / "metrics.jsonl"
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    records = read_jsonl(path)
+    kept = [r for r in records if not (r.get("section") == section.key and isinstance(r.get("step"), int)
+                                        and r["step"] > after_step)]
+    if len(kept) != len(records) or not path.read_bytes().endswith(b"\n"):
+        write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _remove_stale_temporaries(out_dir: Path) -> None:
