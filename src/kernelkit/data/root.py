@@ -26,6 +26,8 @@ def set_data_root(path: str | os.PathLike[str] | None) -> None:
         _override = None
         return
     p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise DataNotFoundError(f"{p} is a file, not a directory")
     if not p.is_dir():
         raise DataNotFoundError(f"data directory {p} does not exist")
     _override = p.resolve()

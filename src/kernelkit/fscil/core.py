@@ -7,6 +7,7 @@ code's ``soft_calibration`` exactly (see ``teen_calibrate``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ def class_prototypes(features: Tensor, labels: Tensor, classes: Sequence[int]) -
 class TeenConfig:
     """TEEN's two hyperparameters, validated once; the defaults are the official CIFAR-100 setting.
 
-    ``tau``: softmax temperature on the cosine similarities to the base prototypes (official ``softmax_t``).
+    ``tau``: softmax temperature on the cosine similarities to the base prototypes (official ``softmax_t``), > 0.
     ``alpha``: weight of the shift towards the base prototypes (official ``shift_weight``), in ``[0, 1]``.
     Every place that takes a TEEN ``tau``/``alpha`` (:func:`teen_calibrate`, the ``teen`` method, the CLI and
     the recipes) takes its default from here and checks it by building one.
@@ -66,6 +67,8 @@ class TeenConfig:
     alpha: float = 0.1
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.tau) and self.tau > 0):
+            raise ValueError(f"tau must be > 0, got {self.tau}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,19 @@ def digits(n: int | None = None, prefer_mnist: bool = True, seed: int | None = N
     return Inputs(x, ds.targets[idx], f"{ds.source}; {len(idx)} images, pixels scaled to [0, 1]")
 
 
+def _check_numpy_file(path: Path) -> None:
+    """Refuse a ``.npy``/``.npz`` that is not one (numpy would otherwise try it as a pickle and suggest
+    loading it unsafely)."""
+    if path.suffix == ".npz":
+        ok, writer = zipfile.is_zipfile(path), "numpy.savez"
+    else:
+        with path.open("rb") as f:
+            ok, writer = f.read(6) == b"\x93NUMPY", "numpy.save"
+    if not ok:
+        raise ValueError(f"{path}: not a valid {path.suffix} file (no {path.suffix} header; "
+                         f"write it with {writer})")
+
+
 def load_inputs(spec: str, n: int | None = None) -> Inputs:
     """Inputs from a ``.npy``/``.csv`` file (rows are samples; a ``.npz`` may hold ``x`` and ``y``) or a
     built-in name: ``circle``, ``digits`` (MNIST test when present, else sklearn), ``mnist``."""
@@ -78,15 +92,28 @@ def load_inputs(spec: str, n: int | None = None) -> Inputs:
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"{spec}: no such file, and not a built-in dataset ({', '.join(BUILTIN)})")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .npy, .npz or .csv file")
     y = None
+    if path.suffix in (".npy", ".npz"):
+        _check_numpy_file(path)
     if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path}: not a valid .npy file ({exc})") from None
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z:
-                raise ValueError(f"{path}: .npz needs an array named 'x' (found {sorted(z.files)})")
-            arr = z["x"]
-            y = torch.as_tensor(z["y"]) if "y" in z else None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                names = sorted(z.files)
+                x_arr = z["x"] if "x" in names else None
+                y_arr = z["y"] if "y" in names else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a valid .npz file ({exc})") from None
+        if x_arr is None:
+            raise ValueError(f"{path}: .npz needs an array named 'x' (found {names})")
+        arr = x_arr
+        y = None if y_arr is None else torch.as_tensor(y_arr)
     elif path.suffix == ".csv":
         try:
             arr = np.loadtxt(path, delimiter=",", ndmin=2)

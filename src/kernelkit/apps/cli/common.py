@@ -24,7 +24,7 @@ S = TypeVar("S", bound=RunSettings)
 R = TypeVar("R")
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>-<timestamp>).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="Torch CPU threads (0 = default).")]
 DataDirOpt = Annotated[Path | None, typer.Option(
@@ -85,10 +85,16 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> R:
+            from kernelkit.data.dataset import DataFormatError
+            from kernelkit.data.root import DataNotFoundError
+
             bound = new_sig.bind(*args, **kwargs)
             bound.apply_defaults()
             opts = RunOptions(**{name: bound.arguments.pop(name) for name in option_defaults})
-            return fn(*bound.args, **bound.kwargs, opts=opts)
+            try:
+                return fn(*bound.args, **bound.kwargs, opts=opts)
+            except (DataFormatError, DataNotFoundError) as exc:  # a data file is missing or corrupt: one line
+                abort(str(exc))
 
         wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
         wrapper.__annotations__ = {
@@ -105,6 +111,21 @@ def fail(message: str) -> NoReturn:
     raise typer.BadParameter(message)
 
 
+def abort(message: str) -> NoReturn:
+    """Stop with exit status 1 (a runtime failure: a corrupt data file, work that failed) and one line on
+    stderr naming the file or step, never a traceback."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def make_config(cls: Callable[..., S], **kwargs: Any) -> S:
+    """Build a command's config; its checks raise ``ValueError("--option: ...")``, which exits 2 here."""
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def setup(device: str = "auto", seed: int = 0, threads: int = 0, data_dir: Path | None = None) -> dict[str, Any]:
     """Apply threads, data root and seed; validate the device; keep freed large CPU blocks for reuse
     (:mod:`kernelkit.utils.allocator`). Returns the resolved settings."""
@@ -116,7 +137,7 @@ def setup(device: str = "auto", seed: int = 0, threads: int = 0, data_dir: Path 
     try:
         dev = resolve_device(device)
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"--device: {exc}")
     try:
         set_data_root(data_dir)
     except DataNotFoundError as exc:
@@ -136,11 +157,17 @@ def prepare(config: S) -> S:
 
 def start_run(name: str, config: Any, out: Path | None, quiet: bool):
     """Create the run directory for a command; ``config`` (a resolved dataclass) becomes ``config.json``
-    as ``asdict(config)``."""
+    as ``asdict(config)``. An ``--out`` that is a file or cannot be created exits 2 naming it."""
     from kernelkit.runs import Run
 
-    return Run.create(name, asdict(config) if is_dataclass(config) and not isinstance(config, type) else config,
-                      out=out, quiet=quiet)
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a directory")
+    try:
+        return Run.create(name, asdict(config) if is_dataclass(config) and not isinstance(config, type) else config,
+                          out=out, quiet=quiet)
+    except OSError as exc:
+        where = f"--out {out}" if out is not None else "run directory"
+        fail(f"{where}: cannot create it ({exc.strerror or exc})")
 
 
 def announce(run: Any, as_json: bool, quiet: bool) -> None:
@@ -154,8 +181,9 @@ def announce(run: Any, as_json: bool, quiet: bool) -> None:
         console.print(f"[green]report:[/] {report}")
 
 
-def create_model_or_fail(name: str, **kwargs: Any) -> Any:
-    """``kernelkit.models.create_model`` for commands: an unknown name or bad argument exits 2 naming it."""
+def create_model_or_fail(name: str, *, blame: str | None = None, **kwargs: Any) -> Any:
+    """``kernelkit.models.create_model`` for commands: an unknown name or bad argument exits 2 naming it
+    (``blame``: the option that set ``kwargs``, named for a bad argument instead of ``--model``)."""
     from kernelkit.models import create_model
 
     try:
@@ -163,4 +191,4 @@ def create_model_or_fail(name: str, **kwargs: Any) -> Any:
     except KeyError as exc:
         fail(f"--model: {exc.args[0] if exc.args else exc}")
     except (TypeError, ValueError) as exc:
-        fail(f"--model {name}: {exc}")
+        fail(f"{blame or f'--model {name}'}: {exc}")

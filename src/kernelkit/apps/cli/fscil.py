@@ -68,8 +68,8 @@ def run(
             temperature=temperature, epochs=epochs, batch_size=batch_size, lr=lr,
             split_dir=str(split_dir) if split_dir else None, val_fraction=val_fraction, num_base=num_base, way=way,
             sessions=sessions, **opts.settings()).resolved()
-    except ValueError as exc:
-        fail(f"--alpha: {exc}")
+    except ValueError as exc:  # the config's checks name the option
+        fail(str(exc))
     cfg = prepare(cfg)
     assert cfg.backbone is not None and cfg.data_root is not None and cfg.temperature is not None
     teen = cfg.teen()

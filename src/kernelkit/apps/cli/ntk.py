@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import RunOptions, announce, fail, prepare, run_options, start_run
+from kernelkit.apps.cli.common import RunOptions, announce, fail, make_config, prepare, run_options, start_run
 from kernelkit.apps.configs.ntk import (
     NtkAnalyticConfig,
     NtkEmpiricalConfig,
@@ -95,7 +95,7 @@ def analytic_cmd(inputs: InputsOpt = NtkAnalyticConfig.inputs, inputs2: Inputs2O
     """Infinite-width NNGP and NTK of the fully connected network (float64)."""
     from kernelkit.ntk import analytic
 
-    cfg = prepare(NtkAnalyticConfig(
+    cfg = prepare(make_config(NtkAnalyticConfig,
         inputs=inputs, inputs2=inputs2, n=n, depth=depth, activation=activation, beta=beta,
         parametrization=parametrization, batch_size=batch_size, **opts.settings()))
     a = _load(cfg.inputs, cfg.n)
@@ -129,7 +129,7 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
 
     from kernelkit.ntk import analytic, empirical
 
-    cfg = prepare(NtkEmpiricalConfig(
+    cfg = prepare(make_config(NtkEmpiricalConfig,
         inputs=inputs, inputs2=inputs2, n=n, depth=depth, width=width, activation=activation, beta=beta,
         parametrization=parametrization, method=method, compare=compare, batch_size=batch_size,
         **opts.settings()))
@@ -182,7 +182,7 @@ def predict_cmd(train: Annotated[str, typer.Option(
     from kernelkit.ntk.data import circle
     from kernelkit.ntk.predict import gradient_descent_mse_ensemble
 
-    cfg = prepare(NtkPredictConfig(
+    cfg = prepare(make_config(NtkPredictConfig,
         train=train, test=test, y=str(y) if y is not None else None, n_train=n_train, n_test=n_test, depth=depth,
         activation=activation, beta=beta, parametrization=parametrization,
         times=tuple(times) if times else NtkPredictConfig.times, learning_rate=learning_rate, diag_reg=diag_reg,

@@ -40,7 +40,9 @@ def erf(
     variants: dict[str, dict[str, Any]] = {cfg.model: {}}
     if cfg.compare_kernel:
         variants[f"{cfg.model} (large kernels → {cfg.compare_kernel})"] = {"large_kernel": cfg.compare_kernel}
-    nets = {label: create_model_or_fail(cfg.model, deploy=True, **kw).eval().to(cfg.device)
+    # the plain model is built first, so a bad argument of the comparison is the kernel size's
+    nets = {label: create_model_or_fail(cfg.model, deploy=True, blame=f"--compare-kernel {cfg.compare_kernel}" if kw
+                                        else None, **kw).eval().to(cfg.device)
             for label, kw in variants.items()}
     x, source = erf_images(cfg.images, cfg.size, cfg.data_root, cfg.seed)
     x = x.to(cfg.device)

@@ -7,9 +7,11 @@ protocol's in :class:`kernelkit.fscil.data.OmniglotProtocol`. The configs here r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from kernelkit.apps.configs.base import RunSettings
+from kernelkit.data.omniglot import SET_SIZES as OMNIGLOT_CHARACTERS
 from kernelkit.fscil.core import TeenConfig
 from kernelkit.fscil.data import OmniglotProtocol
 from kernelkit.fscil.training import BaseTrainConfig
@@ -57,20 +59,53 @@ class FscilRunConfig(RunSettings):
     way: int = OmniglotProtocol.way
     sessions: int = OmniglotProtocol.num_sessions
 
+    def __post_init__(self) -> None:
+        """Refuse nonsense with ``ValueError("--option: ...")`` (the command exits 2 with it)."""
+        if self.dataset not in DATASET_DEFAULTS:
+            raise ValueError(f"--dataset: unknown dataset {self.dataset!r}; expected one of "
+                             f"{', '.join(DATASET_DEFAULTS)}")
+        teen_checks: list[tuple[str, dict[str, float]]] = [("--tau", {"tau": self.tau})]
+        if self.alpha is not None:
+            teen_checks.append(("--alpha", {"alpha": self.alpha}))
+        for option, teen_kwargs in teen_checks:
+            try:
+                TeenConfig(**teen_kwargs)  # the one range check of TEEN's settings
+            except ValueError as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        for option, value in (("--lr", self.lr), ("--temperature", self.temperature)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{option}: must be > 0, got {value:g}")
+        if self.backbone is not None:
+            from kernelkit.models import list_models
+
+            if self.backbone not in list_models():
+                raise ValueError(f"--backbone: unknown model {self.backbone!r}; "
+                                 "see 'kernelkit list models' for the registered names")
+        if self.dataset == "omniglot":
+            bg, ev = OMNIGLOT_CHARACTERS["background"], OMNIGLOT_CHARACTERS["evaluation"]
+            if self.num_base > bg:
+                raise ValueError(f"--num-base: at most {bg} (Omniglot's background characters), got {self.num_base}")
+            if self.way * (self.sessions - 1) > ev:
+                raise ValueError(f"--sessions: at most {1 + ev // self.way} with --way {self.way} (Omniglot has "
+                                 f"{ev} evaluation characters for the new sessions), got {self.sessions}")
+        else:
+            plan = FscilRunConfig.num_base, FscilRunConfig.way, FscilRunConfig.sessions
+            for option, value, default in zip(("--num-base", "--way", "--sessions"),
+                                              (self.num_base, self.way, self.sessions), plan, strict=True):
+                if value != default:
+                    raise ValueError(f"{option}: applies to --dataset omniglot only; {self.dataset} follows its "
+                                     "fixed session plan")
+
     @property
     def defaults(self) -> DatasetDefaults:
         return DATASET_DEFAULTS[self.dataset]
 
     def resolved(self) -> FscilRunConfig:
-        """The dataset's defaults filled in; raises ``ValueError`` for an unknown dataset or a bad TEEN setting."""
-        if self.dataset not in DATASET_DEFAULTS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASET_DEFAULTS)}")
+        """The dataset's defaults filled in (the checks of ``__post_init__`` run again on the result)."""
         d = self.defaults
-        out = replace(self, backbone=self.backbone or d.backbone,
-                      alpha=d.alpha if self.alpha is None else self.alpha,
-                      temperature=d.temperature if self.temperature is None else self.temperature)
-        out.teen()  # the one range check (TeenConfig)
-        return out
+        return replace(self, backbone=self.backbone or d.backbone,
+                       alpha=d.alpha if self.alpha is None else self.alpha,
+                       temperature=d.temperature if self.temperature is None else self.temperature)
 
     def teen(self) -> TeenConfig:
         return TeenConfig(self.tau, self.defaults.alpha if self.alpha is None else self.alpha)
