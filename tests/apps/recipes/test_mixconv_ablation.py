@@ -120,6 +120,13 @@ def test_finished_runs_are_kept_and_reused(tmp_path, monkeypatch) -> None:
     rows, _ = run_ablation(cfg, out, tmp_path, torch.device("cpu"))
     assert [(r["kernels"], r["seed"]) for r in rows] == [("dw3x3", 0), ("mix35", 0), ("dw3x3", 1), ("mix35", 1)]
     assert all((out / f"{r['kernels']}-seed{r['seed']}" / "row.json").exists() for r in rows)
+    # a finished run drops its resume checkpoints and keeps its final weights (keep_weights defaults to True)
+    assert not list(out.glob("*/checkpoints")) and len(list(out.glob("*/model.safetensors"))) == 4
+    # without kept weights a finished run leaves only its row (a quick run stays small)
+    light = tmp_path / "light"
+    run_ablation(replace(cfg, keep_weights=False, seeds=(0,), kernel_sets=((3,),)), light, tmp_path,
+                 torch.device("cpu"))
+    assert [p.name for p in (light / "dw3x3-seed0").iterdir() if p.suffix != ".jsonl"] == ["row.json"]
 
     class NoTraining:
         def __init__(self, *args, **kwargs):
@@ -159,9 +166,9 @@ def test_registered_with_its_config_and_quick_preset() -> None:
     assert EXPERIMENTS.entry("mixconv_ablation").meta["config"] is AblationConfig
     quick = recipe_config("mixconv_ablation", True)
     assert recipe_config("mixconv_ablation", False) == AblationConfig()
-    # the quick preset differs from the full run only in size
+    # the quick preset differs from the full run only in size and in not keeping each run's weights
     diff = {k for k, v in asdict(quick).items() if asdict(AblationConfig())[k] != v}
-    assert diff == {"image_size", "train_per_class", "epochs", "batch_size"}
+    assert diff == {"image_size", "train_per_class", "epochs", "batch_size", "keep_weights"}
     assert (quick.image_size, quick.train_per_class, quick.epochs, quick.batch_size) == (16, 100, 3, 50)
 
 

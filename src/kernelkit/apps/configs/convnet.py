@@ -45,11 +45,13 @@ class AblationConfig:
     # memory layout and MixConv path: speed only, the arithmetic is exact on every path
     channels_last: bool = True
     impl: str = "split"
+    # a finished run keeps its final weights (model.safetensors) or only its result row; resume checkpoints go
+    keep_weights: bool = True
 
     @classmethod
     def quick(cls) -> AblationConfig:
-        """Smoke size: 100 training images per class at 16x16 for 3 epochs (same code path)."""
-        return replace(cls(), image_size=16, train_per_class=100, epochs=3, batch_size=50)
+        """Smoke size: 100 training images per class at 16x16 for 3 epochs (same code path), no weights kept."""
+        return replace(cls(), image_size=16, train_per_class=100, epochs=3, batch_size=50, keep_weights=False)
 
 
 @dataclass

@@ -135,9 +135,18 @@ def kernel_name(ks: Sequence[int]) -> str:
 
 def run_key(cfg: AblationConfig, ks: Sequence[int], seed: int) -> dict[str, Any]:
     """What makes one finished run reusable: the whole config except the lists of jobs, plus the job."""
-    key = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "kernel_sets")}
+    key = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "kernel_sets", "keep_weights")}
     key.update(kernel_set=list(ks), seed=seed)
     return json.loads(json.dumps(key))  # tuples → lists, as read back from JSON
+
+
+def _drop_training_files(run_dir: Path, keep_weights: bool) -> None:
+    """After a run's row is written: its resume checkpoints are no longer needed (and its weights, if not kept)."""
+    import shutil
+
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if not keep_weights:
+        (run_dir / "model.safetensors").unlink(missing_ok=True)
 
 
 def ablation_jobs(cfg: AblationConfig) -> list[tuple[tuple[int, ...], int]]:
@@ -241,6 +250,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, data_root: Path | None, dev
                "macs": int(macs), "val_acc": float(ev["acc"]), "val_loss": float(ev["loss"]),
                "train_acc": float(result.history[-1].get("train_acc", float("nan"))), "train_seconds": seconds}
         write_json(done, {"config": key, "row": row})
+        _drop_training_files(run_dir, cfg.keep_weights)
         (run_dir / "claim.pid").unlink(missing_ok=True)
         rows.append(row)
         if section is not None:
