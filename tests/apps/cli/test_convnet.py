@@ -120,3 +120,25 @@ def test_option_defaults_come_from_the_configs() -> None:
         for f in fields(cls):
             if f.name in params:
                 assert params[f.name].default == getattr(cls(), f.name), (fn.__name__, f.name)
+
+
+def test_rerun_into_the_same_out_with_other_settings_or_no_intact_checkpoint_exits_cleanly(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    def train(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kernelkit", "convnet", "train", "--model", "unireplknet_a",
+                               "--data", "torus", "--limit", "40", "--max-steps", "2", "--batch-size", "16",
+                               "--epochs", "1", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "run"),
+                               "--quiet", *extra], capture_output=True, text=True, timeout=300)
+
+    first = train()
+    assert first.returncode == 0, first.stderr
+    other = train("--lr", "0.5")
+    assert other.returncode == 2 and "--out" in other.stderr and "lr" in other.stderr
+    assert "Traceback" not in other.stderr + other.stdout
+    for ckpt in (tmp_path / "run").rglob("step-*.safetensors"):
+        ckpt.write_bytes(b"broken")
+    broken = train()
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr + broken.stdout
+    assert "step-" in broken.stderr

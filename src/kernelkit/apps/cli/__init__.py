@@ -193,8 +193,16 @@ def list_cmd(
         typer.echo(name)
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"Warning: {message}\n"
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. Warnings print as one line (no source line) in this process only."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     _add_system_groups()
     app()
 

@@ -87,6 +87,8 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
         def wrapper(*args: Any, **kwargs: Any) -> R:
             from kernelkit.data.dataset import DataFormatError
             from kernelkit.data.root import DataNotFoundError
+            from kernelkit.train.config import ConfigMismatchError
+            from kernelkit.utils.checkpoint import CheckpointError
 
             bound = new_sig.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -94,6 +96,10 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
             try:
                 return fn(*bound.args, **bound.kwargs, opts=opts)
             except (DataFormatError, DataNotFoundError) as exc:  # a data file is missing or corrupt: one line
+                abort(str(exc))
+            except ConfigMismatchError as exc:  # a rerun into --out with other settings: a usage error
+                fail(f"--out {opts.out}: holds a run with other settings ({exc}); use a new --out or the same options")
+            except CheckpointError as exc:  # no intact checkpoint to resume from
                 abort(str(exc))
 
         wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
