@@ -82,17 +82,28 @@ class Record:
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """Records of a jsonl file; a malformed line raises naming the file and the line."""
+    """Records of a jsonl file; a malformed line raises naming the file and the line.
+
+    A missing path raises :class:`FileNotFoundError`, a directory or a file that is not UTF-8 text
+    :class:`RecordError`, each naming the path in one line."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise RecordError(f"{path}: is a directory, expected a jsonl records file")
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{lineno}: malformed JSON line ({exc.msg})") from None
-            yield Record.from_dict(row, where=f"{path}:{lineno}")
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise RecordError(f"{path}:{lineno}: malformed JSON line ({exc.msg})") from None
+                yield Record.from_dict(row, where=f"{path}:{lineno}")
+        except UnicodeDecodeError:
+            raise RecordError(f"{path}:{lineno + 1}: not UTF-8 text (expected a jsonl records file)") from None
 
 
 def read_records(path: str | os.PathLike[str]) -> list[Record]:

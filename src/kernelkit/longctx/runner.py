@@ -68,15 +68,31 @@ def result_key(model: str, task: str, bucket: int, sample_id: str, params: GenPa
     return f"{model}|{task}|{bucket}|{sample_id}|{params.digest()}"
 
 
+#: The fields every result row holds (what scoring reads).
+RESULT_FIELDS = ("key", "model", "task", "bucket", "prediction", "answers")
+
+
 def load_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Result rows of a results file, first occurrence per key; a malformed inner line names file:line.
 
-    A missing file has no rows."""
+    A missing file has no rows. A directory, a file that is not UTF-8 text or rows that are not results
+    (e.g. a records file: no ``key``, ``model`` or ``prediction``) raise :class:`ValueError` naming the file.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a results file written by `kernelkit m4le run`")
+    try:
+        parsed = read_jsonl(path)  # a torn last line (interrupted append) is skipped
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, expected a results file written by `kernelkit m4le run`") from None
     rows: dict[str, dict[str, Any]] = {}
-    for row in read_jsonl(path):  # a torn last line (interrupted append) is skipped
+    for i, row in enumerate(parsed, start=1):
+        missing = [k for k in RESULT_FIELDS if k not in row] if isinstance(row, dict) else list(RESULT_FIELDS)
+        if missing:
+            raise ValueError(f"{path}: row {i} is not a result (missing {', '.join(missing)}); expected a results "
+                             "file written by `kernelkit m4le run`")
         rows.setdefault(row["key"], row)
     return list(rows.values())
 

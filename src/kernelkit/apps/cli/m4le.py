@@ -170,7 +170,6 @@ def run_cmd(
     """Generate answers for M4LE records with a backend, appending to a resumable results file."""
     from kernelkit.console import console
     from kernelkit.longctx import runner
-    from kernelkit.longctx.backends import BACKENDS
     from kernelkit.longctx.records import RecordError, load_official, read_records
 
     try:
@@ -182,26 +181,22 @@ def run_cmd(
                   model=model, base_url=base_url, task=task, results=str(results) if results else None, limit=limit,
                   batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, concurrency=concurrency,
                   dtype=dtype, device=device, seed=seed, threads=threads)
+    source = f"--records {cfg.records}" if cfg.records else f"--official {cfg.official}"
     try:
         recs = load_official(cfg.official, cfg.records) if cfg.official else read_records(cfg.records or "")
     except (RecordError, FileNotFoundError) as exc:
-        fail(str(exc))
+        fail(f"--records: {exc}")
     except (ImportError, RuntimeError) as exc:  # the hub dataset could not be loaded
-        console.print(f"[red]--official {cfg.official}:[/] {exc}")
+        console.print(f"[red]--official {cfg.official}:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
+    if not recs:
+        fail(f"{source}: no records (nothing to run)")
+    if cfg.results and Path(cfg.results).is_dir():
+        fail(f"--results {cfg.results}: is a directory, expected a results file")
     cfg = prepare(cfg)
     chosen = runner.select(recs, limit=cfg.limit)
+    be = _backend(cfg, quiet)
     with start_run("m4le-run", cfg, out, quiet) as run:
-        if cfg.backend == "openai":
-            be = BACKENDS.get("openai")(cfg.base_url, cfg.model, chat=cfg.gen.chat_template,
-                                        concurrency=cfg.concurrency)
-        elif cfg.backend == "hf":
-            be = BACKENDS.get("hf")(cfg.model, batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
-                                    truncation=cfg.gen.truncation, device=cfg.device, rope=cfg.rope,
-                                    rope_factor=cfg.rope_factor, dtype=cfg.dtype)
-        else:
-            be = BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
-                                         truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor)
         path = Path(cfg.results) if cfg.results else run.dir / "results.jsonl"
         sec = run.section("run", "Generation")
         sec.data_source(f"official M4LE records of {cfg.official} from {cfg.records or 'the hub dataset'}"
@@ -212,17 +207,59 @@ def run_cmd(
                                          task=cfg.task or cfg.official)
         except ValueError as exc:
             fail(str(exc))
+        attempted = summary.generated + summary.errors
         sec.table("Run", [{"instances": summary.total, "resumed": summary.skipped, "generated": summary.generated,
-                           "errors": summary.errors, "truncated prompts": summary.truncated,
+                           "failed": summary.errors, "truncated prompts": summary.truncated,
                            "budget spent before the cut": summary.budget_spent,
                            "seconds": round(summary.seconds, 1)}],
                   note=f"truncation policy: {cfg.gen.truncation}; backend: {be.describe()}")
-        if summary.error_messages:
+        verdict = None
+        if summary.errors:
+            sec.status = "failed" if summary.generated == 0 else "partial"
+            verdict = (f"{summary.errors} of {attempted} requests failed"
+                       + ("" if summary.generated else " (no answers were generated)")
+                       + (f"; {summary.skipped} answers from earlier runs kept" if summary.skipped else "")
+                       + "; a rerun with the same --out (or --results) retries them.")
+            sec.text(verdict)
             sec.table("Errors (not recorded as answers; a rerun retries them)",
                       [{"error": m} for m in summary.error_messages[:50]])
         sec.record(results=str(path), **{k: v for k, v in summary.__dict__.items() if k != "error_messages"},
-                   backend=be.describe())
+                   failed=summary.errors, attempted=attempted, backend=be.describe())
+    if summary.errors and summary.generated == 0:
+        run.status = "failed"  # the run's work all failed: never "ok" nor "partial"
+        run.write()
+        where = f"--base-url {cfg.base_url}" if cfg.backend == "openai" else f"--backend {cfg.backend}"
+        console.print(f"[red]{where}:[/] {verdict} First error: {summary.error_messages[0]} "
+                      f"(report: {run.dir / 'report.html'})", soft_wrap=True)
+        raise typer.Exit(1)
+    if verdict and not quiet:
+        console.print(f"[yellow]warning:[/] {verdict}", soft_wrap=True)
     announce(run, as_json, quiet)
+
+
+def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
+    """The backend of ``m4le run`` (model loaded, loading bars hidden with ``--quiet``); a model that cannot be
+    loaded exits 2 naming ``--model``, a missing offline model exits 1."""
+    from kernelkit.console import console
+    from kernelkit.longctx.backends import BACKENDS
+    from kernelkit.longctx.backends.hf import ModelLoadError
+
+    if cfg.backend == "openai":
+        return BACKENDS.get("openai")(cfg.base_url, cfg.model, chat=cfg.gen.chat_template,
+                                      concurrency=cfg.concurrency)
+    try:
+        if cfg.backend == "hf":
+            return BACKENDS.get("hf")(cfg.model, batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
+                                      truncation=cfg.gen.truncation, device=cfg.device, rope=cfg.rope,
+                                      rope_factor=cfg.rope_factor, dtype=cfg.dtype, progress=not quiet)
+        return BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
+                                       truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor,
+                                       progress=not quiet)
+    except ModelLoadError as exc:
+        fail(f"--model {exc}")
+    except (ImportError, FileNotFoundError) as exc:  # the offline model's package is missing or incomplete
+        console.print(f"[red]--backend {cfg.backend}:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _score_rows(results: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -239,8 +276,13 @@ def _score_rows(results: tuple[str, ...]) -> list[dict[str, Any]]:
         except ValueError as exc:
             fail(str(exc))
     if not rows:
-        fail("no results to score")
-    return scoring.task_bucket_scores(rows)
+        fail(f"{', '.join(results)}: no results to score")
+    try:
+        return scoring.task_bucket_scores(rows)
+    except KeyError as exc:  # a task this version does not know
+        fail(f"{', '.join(results)}: {exc.args[0] if exc.args else exc}")
+    except ValueError as exc:
+        fail(f"{', '.join(results)}: {exc}")
 
 
 @app.command("score")
@@ -313,15 +355,27 @@ def serve(
     """Serve a local model behind an OpenAI-compatible HTTP API (completions and chat)."""
     from kernelkit.console import console
     from kernelkit.longctx.backends import BACKENDS
+    from kernelkit.longctx.backends.hf import ModelLoadError
     from kernelkit.longctx.serve import OpenAICompatServer
 
     cfg = _config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,
                   rope_factor=rope_factor)
-    if cfg.backend == "hf":
-        be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
-    else:
-        be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
-    server = OpenAICompatServer(be, host=cfg.host, port=cfg.port)
+    try:
+        if cfg.backend == "hf":
+            be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
+        else:
+            be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
+    except ModelLoadError as exc:
+        fail(f"--model {exc}")
+    except (ImportError, FileNotFoundError) as exc:  # the offline model's package is missing or incomplete
+        console.print(f"[red]--backend {cfg.backend}:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        server = OpenAICompatServer(be, host=cfg.host, port=cfg.port)
+    except OSError as exc:  # port in use, address not available, no permission
+        console.print(f"[red]--host {cfg.host} --port {cfg.port}:[/] cannot listen ({exc.strerror or exc})",
+                      soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"serving {be.name} at {server.url} (Ctrl-C to stop)")
     try:
         server.httpd.serve_forever()

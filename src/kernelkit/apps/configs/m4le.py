@@ -18,7 +18,7 @@ from kernelkit.longctx.length import BUCKETS
 from kernelkit.longctx.rope import METHODS
 from kernelkit.longctx.runner import GenParams
 from kernelkit.longctx.scoring import NORMALISERS
-from kernelkit.longctx.tasks import DEFAULT_N, DEFAULT_SEED
+from kernelkit.longctx.tasks import DEFAULT_N, DEFAULT_SEED, task_def
 
 #: The backend of ``m4le run`` and ``m4le serve`` unless told otherwise (offline, no download).
 DEFAULT_BACKEND = "smollm2"
@@ -89,6 +89,12 @@ class M4leRunConfig(RunSettings):
             raise ValueError("--records: give a records file, or --official CONFIG for the official M4LE records")
         if self.backend not in BACKENDS:
             raise ValueError(BACKENDS.unknown_message(self.backend))
+        for option, name in (("--official", self.official), ("--task", self.task)):
+            if name is not None:
+                try:
+                    task_def(name)
+                except KeyError as exc:  # results of an unknown task could never be scored
+                    raise ValueError(f"{option}: {exc.args[0] if exc.args else exc}") from None
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype: expected {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.backend == "openai" and not (self.base_url and self.model):

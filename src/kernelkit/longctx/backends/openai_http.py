@@ -83,13 +83,21 @@ class OpenAIBackend:
                 return Result(req.key, error="malformed response (no text)")
             return Result(req.key, text=text, prompt_tokens=usage.get("prompt_tokens"),
                           info={"attempts": attempt + 1, "finish_reason": choice.get("finish_reason")})
-        return Result(req.key, error=f"failed after {self.max_retries + 1} attempts: {'; '.join(failures)}")
+        return Result(req.key, error=f"failed after {self.max_retries + 1} attempts: {_summarise(failures)}")
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         import httpx
 
         with httpx.Client() as client, ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(lambda r: self._one(client, r), requests))
+
+
+def _summarise(failures: list[str]) -> str:
+    """The distinct failure messages in order, each once, with a count where it repeats."""
+    counts: dict[str, int] = {}
+    for f in failures:
+        counts[f] = counts.get(f, 0) + 1
+    return "; ".join(f if n == 1 else f"{n} x {f}" for f, n in counts.items())
 
 
 @BACKENDS.register("openai")
