@@ -137,3 +137,14 @@ def test_a_rerun_appends_metrics_after_a_line_torn_by_a_kill(tmp_path):
     with Run.create("demo", {}, out=out, quiet=True) as run:
         run.log(step=2, loss=0.5)
     assert [(r["step"], r["loss"]) for r in read_jsonl(out / "metrics.jsonl")] == [(1, 1.0), (2, 0.5)]
+
+
+def test_a_run_whose_sections_all_failed_is_failed_not_partial(tmp_path):
+    with Run.create("t", {}, out=tmp_path / "all", quiet=True) as run:
+        for key in ("a", "b"):
+            run.section(key, key).status = "failed"
+    assert run.status == "failed"
+    with Run.create("t", {}, out=tmp_path / "some", quiet=True) as run:
+        run.section("a", "a").status = "failed"
+        run.section("b", "b")
+    assert run.status == "partial"

@@ -298,7 +298,11 @@ class Run:
             self.status = "not started"
             return
         if exc_type is None:
-            self.status = "ok" if all(s.status == "ok" for s in self.sections) else "partial"
+            statuses = [s.status for s in self.sections]
+            if statuses and all(st == "failed" for st in statuses):
+                self.status = "failed"  # the run's work all failed: never "ok" nor "partial"
+            else:
+                self.status = "ok" if all(st == "ok" for st in statuses) else "partial"
         else:
             self.status = "interrupted" if exc_type is KeyboardInterrupt else "failed"
             if self.sections and exc_type is not KeyboardInterrupt:

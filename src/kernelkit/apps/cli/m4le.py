@@ -225,9 +225,7 @@ def run_cmd(
                       [{"error": m} for m in summary.error_messages[:50]])
         sec.record(results=str(path), **{k: v for k, v in summary.__dict__.items() if k != "error_messages"},
                    failed=summary.errors, attempted=attempted, backend=be.describe())
-    if summary.errors and summary.generated == 0:
-        run.status = "failed"  # the run's work all failed: never "ok" nor "partial"
-        run.write()
+    if summary.errors and summary.generated == 0:  # the section failed, so Run marked the whole run "failed"
         where = f"--base-url {cfg.base_url}" if cfg.backend == "openai" else f"--backend {cfg.backend}"
         console.print(f"[red]{where}:[/] {verdict} First error: {summary.error_messages[0]} "
                       f"(report: {run.dir / 'report.html'})", soft_wrap=True)
