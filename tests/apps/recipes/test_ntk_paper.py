@@ -24,7 +24,7 @@ def test_recipes_register_their_config(name: str, cls: type, changed: set[str]) 
 
 
 def test_fig3_depth_is_fixed_in_advance_as_in_figs_1_and_2():
-    """The paper does not state Fig. 3's depth; it is the depth of Figs. 1-2, not one picked to match its eigenvalues."""
+    """The paper does not state Fig. 3's depth: it is the depth of Figs. 1-2, not one picked to match eigenvalues."""
     from kernelkit.apps.configs.ntk import NtkFig1Config, NtkFig2Config, NtkFig3Config
 
     assert NtkFig3Config().depth == NtkFig1Config().depth == NtkFig2Config().depth
