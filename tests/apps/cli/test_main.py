@@ -49,3 +49,41 @@ def test_reproduce_config_json_is_asdict_of_its_config(tmp_path):
     assert config["recipes"] == {"ntk_fig1": json.loads(json.dumps(asdict(NtkFig1Config.quick())))}
     assert config["device"] == "cpu" and config["threads"] == 1 and config["data_root"]
     assert ReproduceConfig(**config) is not None  # round-trips into the dataclass
+
+
+def test_readme_table_of_common_options_matches_the_cli():
+    """The README lists exactly which commands take which common options; the CLI's parameters must agree."""
+    import re
+    from pathlib import Path
+
+    import typer
+
+    from kernelkit.apps.cli import _add_system_groups, app
+
+    common = ["--out", "--device", "--seed", "--threads", "--data-dir", "--json", "--quiet"]
+    _add_system_groups()
+    actual: dict[str, set[str]] = {}
+
+    def walk(cmd, prefix):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*prefix, name])
+        else:
+            opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+            actual[" ".join(prefix)] = {o for o in common if o in opts}
+
+    walk(typer.main.get_command(app), [])
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| command | `--out`"):].split("\n\n")[0].splitlines()[2:]
+    listed: dict[str, set[str]] = {}
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for item in re.findall(r"`([^`]+)`", cells[0]):
+            group, _, subs = item.rpartition(" ")
+            for sub in subs.split("/"):
+                listed[f"{group} {sub}".strip()] = {o for o, c in zip(common, cells[1:], strict=True) if c}
+    for name, opts in listed.items():
+        assert actual[name] == opts, f"README row for {name}: {sorted(opts)} but the CLI has {sorted(actual[name])}"
+    unlisted = {n for n, o in actual.items() if o and n not in listed}
+    assert not unlisted, f"commands with common options missing from the README table: {sorted(unlisted)}"
