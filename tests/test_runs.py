@@ -148,3 +148,14 @@ def test_a_run_whose_sections_all_failed_is_failed_not_partial(tmp_path):
         run.section("a", "a").status = "failed"
         run.section("b", "b")
     assert run.status == "partial"
+
+
+def test_a_recorded_table_needs_its_provenance_and_is_not_output_of_this_run(tmp_path):
+    run = Run.create("t", {}, out=tmp_path / "run", quiet=True)
+    sec = run.section("s", "S")
+    with pytest.raises(ValueError, match="commit is empty"):
+        sec.recorded("R", [{"a": 1}], command="x", date="2026-01-01", commit=" ")
+    sec.recorded("R", [{"a": 1}], command="x", date="2026-01-01", commit="abc1234")
+    assert not run.produced_output()
+    sec.table("T", [{"a": 1}])
+    assert run.produced_output()

@@ -100,6 +100,16 @@ class Table:
 
 
 @dataclass
+class RecordedTable(Table):
+    """A table of numbers recorded by an earlier run (not this one), with what produced them."""
+
+    command: str = ""
+    date: str = ""
+    commit: str = ""
+    what: str = ""
+
+
+@dataclass
 class Figure:
     name: str
     path: Path
@@ -131,20 +141,27 @@ class Section:
     def table(self, title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
               columns: Sequence[str] | None = None, note: str = "") -> Table:
         """Add a table; ``rows`` are sequences (give ``columns``) or dicts (columns from keys)."""
-        items: list[Any] = list(rows)
-        if items and isinstance(items[0], dict):
-            columns = list(columns or dict.fromkeys(k for r in items for k in r))
-            body = [[r.get(c, "") for c in columns] for r in items]
-        else:
-            if columns is None:
-                raise ValueError(f"table {title!r}: give columns for sequence rows")
-            body = [list(r) for r in items]
-            for r in body:
-                if len(r) != len(columns):
-                    raise ValueError(f"table {title!r}: row {r} has {len(r)} cells, expected {len(columns)}")
-        t = Table(title, list(columns), to_jsonable(body), note)
+        t = _make_table(title, rows, columns, note)
         self.items.append(("table", t))
         return t
+
+    def recorded(self, title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+                 columns: Sequence[str] | None = None, *, command: str, date: str, commit: str,
+                 what: str = "", note: str = "") -> RecordedTable:
+        """Add a table of numbers recorded earlier, not measured by this run.
+
+        The report shows it in a separate box headed "Recorded earlier (not this run)" with ``command``,
+        ``date`` and ``commit`` (all required and non-empty) that produced it; ``what`` says what ran.
+        It does not count as output of this run (:meth:`Run.produced_output`).
+        """
+        for name, value in (("command", command), ("date", date), ("commit", commit)):
+            if not str(value).strip():
+                raise ValueError(f"recorded table {title!r}: {name} is empty")
+        t = _make_table(title, rows, columns, note)
+        rec = RecordedTable(t.title, t.columns, t.rows, t.note, command=command, date=date, commit=commit,
+                            what=what)
+        self.items.append(("recorded", rec))
+        return rec
 
     def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
         """Save a ``matplotlib.figure.Figure`` as ``plots/<section>_<name>.png`` (atomic).
@@ -183,6 +200,22 @@ class Section:
         d = self.run.dir / self.key
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+
+def _make_table(title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+                columns: Sequence[str] | None, note: str) -> Table:
+    items: list[Any] = list(rows)
+    if items and isinstance(items[0], dict):
+        columns = list(columns or dict.fromkeys(k for r in items for k in r))
+        body = [[r.get(c, "") for c in columns] for r in items]
+    else:
+        if columns is None:
+            raise ValueError(f"table {title!r}: give columns for sequence rows")
+        body = [list(r) for r in items]
+        for r in body:
+            if len(r) != len(columns):
+                raise ValueError(f"table {title!r}: row {r} has {len(r)} cells, expected {len(columns)}")
+    return Table(title, list(columns), to_jsonable(body), note)
 
 
 def _finished_run_files(directory: Path) -> dict[str, bytes]:
@@ -254,9 +287,9 @@ class Run:
 
     def produced_output(self) -> bool:
         """Whether this run has computed anything: a table, figure, text, result or metric record
-        (a section's ``data_source`` alone does not count)."""
+        (a section's ``data_source`` or a table recorded earlier alone does not count)."""
         return self._logged > 0 or any(
-            any(kind != "data" for kind, _ in s.items) or any(k != "data" for k in s.results)
+            any(kind not in ("data", "recorded") for kind, _ in s.items) or any(k != "data" for k in s.results)
             for s in self.sections)
 
     def progress(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

@@ -28,3 +28,20 @@ def test_fig3_depth_is_fixed_in_advance_as_in_figs_1_and_2():
     from kernelkit.apps.configs.ntk import NtkFig1Config, NtkFig2Config, NtkFig3Config
 
     assert NtkFig3Config().depth == NtkFig1Config().depth == NtkFig2Config().depth
+
+
+def test_fig2_data_line_shows_the_training_angles_without_float32_noise(tmp_path) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    from kernelkit.apps.recipes import ExperimentContext
+    from kernelkit.apps.recipes.ntk_paper import fig2
+    from kernelkit.runs import Run
+
+    cfg = replace(NtkFig2Config(), widths=(8, 16), seeds=1, test_points=5, steps=2)
+    run = Run.create("fig2", {}, out=tmp_path / "run", quiet=True)
+    sec = run.section("ntk_fig2", "Fig. 2")
+    fig2(ExperimentContext(sec, quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path, config=cfg))
+    (line,) = sec.results["data"]
+    assert "γ = -2.4, -0.9, 0.6, 2.2 with" in line and "0000" not in line

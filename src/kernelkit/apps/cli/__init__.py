@@ -55,14 +55,15 @@ def info(
     as_json: JsonOpt = False,
 ) -> None:
     """Versions, threads, device, data root and which datasets it finds."""
-    from kernelkit.data.catalog import scan
+    from kernelkit.data.catalog import scan, task_sources
     from kernelkit.data.root import data_root_source
+    from kernelkit.longctx.tasks import TASKS
     from kernelkit.runs import environment_info
 
     s = setup(device=device, threads=threads, data_dir=data_dir)
     env = environment_info(device=s["device"], data_root=s["data_root"])
     env["data_root_source"] = data_root_source()
-    env["datasets"] = scan()
+    env["datasets"] = scan(extra=task_sources("m4le", ((e.name, e.obj.data_files) for e in TASKS.entries())))
     if as_json:
         sys.stdout.write(json.dumps(env, indent=2) + "\n")
         return
@@ -80,7 +81,7 @@ def info(
     table.add_column("found")
     table.add_column("where / how to get it")
     for row in env["datasets"]:
-        table.add_row(row["name"], "yes" if row["found"] else "no", row["detail"])
+        table.add_row(row["name"], {"found": "yes", "missing": "no"}.get(row["status"], row["status"]), row["detail"])
     out.print(table)
 
 

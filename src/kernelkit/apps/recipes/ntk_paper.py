@@ -115,7 +115,8 @@ def fig2(ctx: ExperimentContext) -> None:
     y_train = x_train[:, 0] * x_train[:, 1]
     m = len(x_train)
     test = circle(cfg.test_points, -math.pi, math.pi, dtype=torch.float32)
-    sec.data_source(f"{test.source} (test); training: {m} circle points at γ = {train_gamma.tolist()} with target "
+    sec.data_source(f"{test.source} (test); training: {m} circle points at γ = "
+                    f"{', '.join(format(g, '.6g') for g in cfg.train_gamma)} with target "
                     "f*(x) = x₁x₂ (positions and targets are not stated in the paper)")
     x_all = torch.cat([x_train, test.x]).double()
     k = analytic(fc_network(1, depth, beta), x_all)

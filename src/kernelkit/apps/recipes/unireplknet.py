@@ -22,6 +22,7 @@ VARIANTS = [name.split("_", 1)[1] for name in UNIREPLKNET_VARIANTS]
 
 # Counts of the official unireplknet.py (AILab-CVC/UniRepLKNet @ b5677d8) run side by side in a throwaway
 # environment (training form, deploy form); the test suite checks ours against the same numbers.
+OFFICIAL_COMMIT = "AILab-CVC/UniRepLKNet@b5677d8"
 OFFICIAL_PARAMS = {
     "a": (4_649_060, 4_437_300), "f": (6_489_328, 6_235_216), "p": (11_080_520, 10_741_704),
     "n": (18_818_880, 18_318_560), "t": (31_693_420, 31_037_980), "s": (56_456_704, 55_645_984),
@@ -46,12 +47,21 @@ def sizes_table(ctx: ExperimentContext) -> None:
             macs = count_macs(deploy, inputs=torch.zeros(1, 3, res, res))
         assert isinstance(macs, int)
         ours = (count_params(train), count_params(deploy))
+        official = OFFICIAL_PARAMS[v]
         rows.append({"model": f"UniRepLKNet-{v.upper()}", "params train (ours)": ours[0],
-                     "params deploy (ours)": ours[1], "official code": "= ours" if ours == OFFICIAL_PARAMS[v]
-                     else f"{OFFICIAL_PARAMS[v]}", "paper params (M)": PAPER[v][0],
-                     "res": res, "GMACs (ours, deploy)": round(macs / 1e9, 3), "paper FLOPs (G)": PAPER[v][1]})
-    ctx.section.table("Parameters and MACs beside the official code and the paper", rows,
-                      note="MACs count convolutions and linear layers (torch.utils.flop_counter / 2) of the "
+                     "params deploy (ours)": ours[1],
+                     f"official code {OFFICIAL_COMMIT} (recorded)": "= ours" if ours == official
+                     else f"{official[0]} / {official[1]}",
+                     "paper params (M) [published, Table 4]": PAPER[v][0], "res": res,
+                     "GMACs (ours, deploy)": round(macs / 1e9, 3),
+                     "paper FLOPs (G) [published, Table 5]": PAPER[v][1]})
+    ctx.section.table("Parameters and MACs: ours (measured in this run) beside the official code (recorded) and "
+                      "the paper (published)", rows,
+                      note="Columns marked 'ours' are counted in this run. 'official code (recorded)' holds parameter "
+                           f"counts (training / deploy form) of the official unireplknet.py at {OFFICIAL_COMMIT} "
+                           "recorded earlier in a throwaway environment, not run here; '= ours' means this run's "
+                           "counts equal them. 'published' columns are the paper's numbers. "
+                           "MACs count convolutions and linear layers (torch.utils.flop_counter / 2) of the "
                            "deploy form; the paper's 'FLOPs' are multiply-accumulates. The paper's Table 4 "
                            "prints B/L/XL 0.1–0.15M below the official code's counts; Table 5 prints 98/218/386M.")
     ctx.section.record(sizes=rows)
@@ -142,9 +152,11 @@ def recorded(name: str) -> dict[str, Any]:
     return dict(json.loads(text)[name])
 
 
-def _provenance(rec: dict[str, Any]) -> str:
-    return f"Recorded earlier, not by this run: {rec['what']}. Command: {rec['command']}; date {rec['date']}; " \
-           f"commit {rec['commit']}."
+def add_recorded(ctx: ExperimentContext, name: str, title: str, rows: list[dict[str, Any]], note: str = "") -> None:
+    """Show the rows of the recorded run ``name`` in the report's "recorded earlier" box, with its provenance."""
+    rec = recorded(name)
+    ctx.section.recorded(title, rows, command=rec["command"], date=rec["date"], commit=rec["commit"],
+                         what=rec["what"], note=note)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -225,17 +237,7 @@ def long_range(ctx: ExperimentContext) -> None:
                       note="Mean ± sample std over seeds of the final validation accuracy (eval mode). "
                            + ("Quick mode: a smoke-sized run, not evidence." if ctx.quick else ""))
     ctx.section.table("Per seed (this run)", rows)
-    full = LongRangeConfig()
-    full_task = TorusPairConfig(full.size, full.near, full.far)
-    torus = recorded("torus")
-    rec_rows = [{"kernel": int(k), "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
-                 "final val acc per seed": ", ".join(f"{a:.3f}" for a in v["val acc"]),
-                 "mean ± std": _mean_std(list(v["val acc"])),
-                 "ceiling": small_rf_ceiling(full_task, int(k), full.depth)}
-                for k, v in torus["results"].items()]
-    ctx.section.table(f"Recorded full-size run ({full.size}² torus, depth {full.depth}, {full.n_train}/{full.n_val}, "
-                      f"{full.epochs} epochs, 3 seeds)", rec_rows, note=_provenance(torus))
-    ctx.section.record(long_range=rows, long_range_summary=summary, long_range_recorded=rec_rows)
+    ctx.section.record(long_range=rows, long_range_summary=summary)
 
 
 def real_data(ctx: ExperimentContext) -> None:
@@ -269,20 +271,39 @@ def real_data(ctx: ExperimentContext) -> None:
     ctx.section.table("UniRepLKNet-A on CIFAR-10 test JPEGs (32×32), split into train/val (this run)", rows,
                       note="From scratch; a short run showing the model trains (chance = 0.1)."
                            + (f" Stopped after {cfg.cifar_max_steps} steps." if cfg.cifar_max_steps else ""))
-    cifar = recorded("cifar")
-    ctx.section.table("Recorded run: UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
-                      cifar["results"], note=_provenance(cifar) + " Train accuracy is measured in train mode during "
-                                                                  "the epoch; chance = 0.1.")
-    ctx.section.record(real_data=rows, real_data_recorded=cifar["results"])
+    ctx.section.record(real_data=rows, real_data_recorded=recorded("cifar")["results"])
+
+
+def recorded_runs(ctx: ExperimentContext) -> None:
+    """The full-size runs recorded earlier, last in the section, each in a "recorded earlier" box."""
+    from kernelkit.data.longrange import TorusPairConfig, small_rf_ceiling
+
+    full = LongRangeConfig()
+    full_task = TorusPairConfig(full.size, full.near, full.far)
+    torus = recorded("torus")
+    rec_rows = [{"kernel": int(k), "width": v["width"], "params": v["params"], "seeds": "0, 1, 2",
+                 "final val acc per seed": ", ".join(f"{a:.3f}" for a in v["val acc"]),
+                 "mean ± std": _mean_std(list(v["val acc"])),
+                 "ceiling": small_rf_ceiling(full_task, int(k), full.depth)}
+                for k, v in torus["results"].items()]
+    add_recorded(ctx, "torus", f"two dots on a torus, full size ({full.size}² torus, depth {full.depth}, "
+                               f"{full.n_train}/{full.n_val}, {full.epochs} epochs, 3 seeds)", rec_rows)
+    ctx.section.record(long_range_recorded=rec_rows)
+    add_recorded(ctx, "cifar", "UniRepLKNet-A, CIFAR-10 test JPEGs 8000/2000, 32×32, 6-epoch cosine schedule",
+                 recorded("cifar")["results"],
+                 note="Train accuracy is measured in train mode during the epoch; chance = 0.1.")
 
 
 @register_experiment("unireplknet", system="unireplknet", title="UniRepLKNet: sizes, re-parameterization, ERF, "
                      "long-range task", config=UniRepLKNetReportConfig)
 def unireplknet_report(ctx: ExperimentContext) -> None:
     ctx.section.text("UniRepLKNet (Ding et al., CVPR 2024 / TPAMI): large-kernel ConvNet with Dilated Reparam "
-                     "Blocks. All variants follow the official implementation (same parameter names); numbers "
-                     "below are measured in this run.")
-    for part in (sizes_table, reparam_check, speed, erf_section, long_range, real_data):
+                     "Blocks. All variants follow the official implementation (same parameter names). Tables and "
+                     "plots are measured in this run, except columns whose names say 'recorded' (the official "
+                     "code's counts) or 'published' (the paper), and the boxes headed 'Recorded earlier (not this "
+                     "run)' at the end of this section, which give the command, date and commit that produced "
+                     "them.")
+    for part in (sizes_table, reparam_check, speed, erf_section, long_range, real_data, recorded_runs):
         t0 = time.time()
         part(ctx)
         ctx.section.log(part=part.__name__, seconds=round(time.time() - t0, 1))
