@@ -115,3 +115,16 @@ def test_a_command_without_keyword_only_opts_is_refused():
         @run_options()
         def clash(seed: int = 0, *, opts: RunOptions) -> None:
             pass
+
+
+def test_usage_errors_print_one_plain_line_that_keeps_long_paths_whole(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / ("a-rather-long-folder-name-" * 4) / "inputs-that-do-not-exist.npy"
+    r = subprocess.run([sys.executable, "-m", "kernelkit", "ntk", "analytic", "--inputs", str(missing)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(missing) in lines[0], r.stderr

@@ -113,8 +113,12 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
 
 
 def fail(message: str) -> NoReturn:
-    """Stop with exit status 2 and a message naming the problem (bad arguments or input)."""
-    raise typer.BadParameter(message)
+    """Stop with exit status 2 and one plain line on stderr naming the option or file (bad arguments or input).
+
+    Plain text rather than a boxed panel, so long paths and task names are never cut at the terminal width.
+    """
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def abort(message: str) -> NoReturn:

@@ -148,6 +148,8 @@ def _tune(cfg: TuneConfig, as_json: bool, quiet: bool) -> None:
         before = tune.entries()
         try:
             MEASURE[cfg.target](cfg)
+        except typer.Exit:  # a usage error already reported (fail): keep its exit status
+            raise
         except (RuntimeError, ValueError) as exc:
             typer.echo(f"kernelkit tune {cfg.target}: {exc}", err=True)
             raise typer.Exit(1) from None
