@@ -20,7 +20,10 @@ def test_experiment_is_registered_for_m4le_with_its_config():
     assert entry.meta["system"] == "m4le" and entry.meta["config"] is M4leRopeScalingConfig
     quick, full = recipe_config("m4le_rope_scaling", True), recipe_config("m4le_rope_scaling", False)
     assert quick == M4leRopeScalingConfig.quick() and full == M4leRopeScalingConfig()
-    assert quick.tasks == ("nq-open", "wikitext-103") and quick.buckets == (1000, 2000) and quick.n == 2
+    # quick: one long instance per method (the code path), a small sanity check, the loss inside the trained context
+    assert quick.tasks == ("nq-open",) and quick.buckets == (1000,) and quick.n == 1 and quick.sanity_n == 6
+    assert quick.loss_edges[-1] == 1024 and full.loss_edges[-1] == 16384
+    assert full.tasks == ("nq-open", "hotpotqa", "c3", "online-shopping", "qmsum") and full.n == 1
     assert full.buckets == (1000, 2000, 4000, 6000, 8000) and full.methods == quick.methods and full.factor == 2.0
     with pytest.raises(ValueError, match="--rope"):
         M4leRopeScalingConfig(methods=("none", "magic"))
@@ -96,3 +99,52 @@ def test_side_by_side_settings_from_the_environment(monkeypatch):
     got = SideBySideSettings.from_env(quick=True)
     assert got.tasks == ("c3", "hotpotqa") and got.n == 3 and got.bucket_budget and got.dtype == "float32"
     assert got.bucket == SideBySideSettings.bucket and got.batch_size == SideBySideSettings.batch_size
+
+
+class _Section:
+    """Collects what a recipe step writes (tables by title, notes, records)."""
+
+    def __init__(self, folder):
+        self.dir, self.tables, self.data, self.records, self.figures = folder, {}, [], {}, []
+
+    def data_source(self, text):
+        self.data.append(text)
+
+    def table(self, title, rows, note=""):
+        self.tables[title] = (rows, note)
+
+    def figure(self, fig, name, caption=""):
+        self.figures.append(name)
+
+    def record(self, **values):
+        self.records.update(values)
+
+
+@pytest.mark.parametrize("trained", [4096, 100])
+def test_position_loss_reuses_plain_for_dynamic_only_inside_the_trained_context(tiny_lm, tmp_path, monkeypatch,
+                                                                                 trained):
+    import dataclasses
+
+    import torch
+
+    from kernelkit.apps.recipes import m4le_rope
+    from kernelkit.longctx import perplexity
+
+    model, tok, _ = tiny_lm
+    calls = []
+    real = perplexity.position_losses
+    monkeypatch.setattr(perplexity, "position_losses", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sec = _Section(tmp_path)
+    ctx = ExperimentContext(section=sec, quick=True, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+    cfg = dataclasses.replace(M4leRopeScalingConfig.quick(), loss_edges=(0, 64, 128, 256))
+    m4le_rope.run_position_loss(ctx, model, tok, cfg, trained)
+    (title, (rows, note)), = sec.tables.items()
+    assert "EMBEDDED synthetic articles" in title and "256-token sequence" in title
+    losses = sec.records["position_loss"]
+    assert set(losses) == {"plain", "linear x2", "ntk x2", "dynamic x2", "yarn x2"}
+    if trained == 4096:  # every position inside the trained context: dynamic NTK is plain RoPE, not re-run
+        assert len(calls) == 4 and losses["dynamic x2"] == losses["plain"]
+        assert "dynamic x2 is plain RoPE's row" in note and "Only positions up to 256" in note
+    else:  # positions past the (claimed) trained context: dynamic NTK gets its own forward
+        assert len(calls) == 5
+        assert "dynamic x2 is plain RoPE's row" not in note and "Past it, mean loss" in note

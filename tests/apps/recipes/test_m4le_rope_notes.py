@@ -24,3 +24,69 @@ def test_past_the_trained_context_names_the_lowest_loss():
                                "yarn x2": _rows([2.05, 2.0, 2.4], edges)}, trained=8192)
     assert "Past it, mean loss: plain 6.000, ntk x2 2.500, yarn x2 2.400; lowest: yarn x2." in note
     assert "ntk x2 +0.100" in note and "yarn x2 +0.025" in note
+
+
+def _scores(values: dict[tuple[str, int], float]) -> list[dict]:
+    return [{"model": m, "task": "nq-open", "bucket": b, "n": 1, "score": v, "normalised": float("nan")}
+            for (m, b), v in values.items()]
+
+
+def test_all_zero_scores_say_what_the_table_cannot_show():
+    from kernelkit.apps.recipes.m4le_rope import scores_note
+
+    table = _scores({("plain", 1000): 0.0, ("yarn x2", 1000): 0.0})
+    note = scores_note(table, sanity_best=0.25)
+    assert note.startswith("Every score is 0 (2 answers over 2 methods at buckets 1000 words)")
+    assert "cannot rank the RoPE methods" in note and "scored up to 0.25" in note and "none of these" in note
+    assert "0 on the one-passage sanity check too" in scores_note(table, sanity_best=0.0)
+
+
+def test_nonzero_scores_get_no_all_zero_note():
+    from kernelkit.apps.recipes.m4le_rope import scores_note
+
+    note = scores_note(_scores({("plain", 1000): 0.0, ("yarn x2", 1000): 0.5}), sanity_best=0.25)
+    assert "Every score is 0" not in note and note.startswith("nan:")  # the normalised column is nan here
+    table = [{**r, "normalised": 1.0} for r in _scores({("plain", 1000): 0.5})]
+    assert scores_note(table, sanity_best=None) == ""
+
+
+def test_summary_note_reports_zero_means_and_a_missing_slope():
+    from kernelkit.apps.recipes.m4le_rope import summary_note
+
+    flat = [{"method": "plain", "1k": 0.0, "mean": 0.0, "slope per bucket": float("nan")}]
+    note = summary_note(flat, trained=8192)
+    assert "Every mean is 0" in note and "one bucket only" in note and "8192-token" in note
+    moving = [{"method": "plain", "1k": 0.5, "2k": 0.25, "mean": 0.375, "slope per bucket": -0.25}]
+    assert "Every mean is 0" not in summary_note(moving, 8192) and "nan" not in summary_note(moving, 8192)
+
+
+def test_sanity_note_is_computed_from_the_rows():
+    from kernelkit.apps.recipes.m4le_rope import sanity_note
+
+    copies = "answers copying the demonstration (1889)"
+    rows = [{"variant": "raw", "instances": 4, "accuracy": 0.0, copies: 2},
+            {"variant": "chat", "instances": 4, "accuracy": 0.25, copies: 0}]
+    note = sanity_note(rows)
+    assert "0.00 (raw), 0.25 (chat); best: chat." in note and "2 of 8 answers copy" in note
+    assert "Every variant scores 0" not in note
+    zero = sanity_note([{**r, "accuracy": 0.0, copies: 0} for r in rows])
+    assert "Every variant scores 0" in zero and "copy the demonstration's" not in zero
+
+
+def test_a_generation_grid_with_only_errors_is_a_failure():
+    from kernelkit.apps.recipes.m4le_rope import all_failed_message
+
+    row = {"generated": 0, "resumed": 0, "errors": 2}
+    assert all_failed_message([row, {**row}]) == "every generation failed: 4 errors, 0 answers over 2 methods"
+    assert all_failed_message([row, {**row, "generated": 1}]) is None  # partial failures are counted, not fatal
+    assert all_failed_message([{**row, "errors": 0}]) is None
+
+
+def test_quick_scope_is_computed_from_both_presets():
+    from kernelkit.apps.configs.m4le import M4leRopeScalingConfig
+    from kernelkit.apps.recipes.m4le_rope import quick_scope
+
+    line = quick_scope(M4leRopeScalingConfig.quick(), M4leRopeScalingConfig())
+    assert line.startswith("Quick preset: 1 long instance(s) per method (nq-open; buckets 1000)")
+    assert "1 per task and bucket for 5 tasks at 5 buckets" in line
+    assert "positions up to 1024 (full run: 16384)" in line

