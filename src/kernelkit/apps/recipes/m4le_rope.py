@@ -275,7 +275,7 @@ def run_sanity(ctx: ExperimentContext, model: Any, tok: Any, n: int, bucket: int
                      config=M4leRopeScalingConfig)
 def m4le_rope_scaling(ctx: ExperimentContext) -> None:
     from kernelkit.longctx import scoring
-    from kernelkit.longctx.backends.hf import HFBackend, load_smollm2
+    from kernelkit.longctx.backends.hf import HFBackend, load_smollm2, loading_bars
     from kernelkit.longctx.rope import apply_rope_scaling
     from kernelkit.longctx.runner import MAX_NEW_TOKENS, GenParams, load_results, run_records
 
@@ -296,7 +296,8 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
         sec.text(quick_scope(cfg, _DEFAULTS))
 
     t0 = time.perf_counter()
-    model, tok = load_smollm2()
+    with loading_bars(show=not ctx.section.run.quiet):  # --quiet hides the model-loading bars too
+        model, tok = load_smollm2()
     apply_rope_scaling(model, "none")
     trained = int(model.config.max_position_embeddings)
     context = int(trained * factor)
