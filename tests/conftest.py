@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.lm_fixtures import smollm2, tiny_lm  # noqa: F401  (fixtures for the whole suite)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

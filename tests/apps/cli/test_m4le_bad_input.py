@@ -153,21 +153,13 @@ def test_partial_failures_are_counted_in_the_report(files, tmp_path):
     assert "1 of 3 requests failed" in (out / "report.html").read_text()
 
 
-def test_quiet_hides_the_model_loading_bar(tmp_path):
+def test_quiet_hides_the_model_loading_bar(tmp_path, smollm2):
     """``--quiet`` hides transformers' "Loading weights" bar (shown without it) and leaves the setting as it was."""
-    pytest.importorskip("transformers")
-    pytest.importorskip("gguf")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from kernelkit.longctx.backends.hf import load_smollm2, smollm2_dir
-
-    try:
-        smollm2_dir()
-    except (ImportError, FileNotFoundError) as exc:
-        pytest.skip(str(exc))
-    _, tok = load_smollm2()
+    _, tok = smollm2
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,

@@ -8,11 +8,6 @@ import pytest
 
 from kernelkit.apps.configs.m4le import M4leRopeScalingConfig
 from kernelkit.apps.recipes import EXPERIMENTS, ExperimentContext, recipe_config
-from tests.longctx import conftest as longctx_fixtures
-
-# the model fixtures of tests/longctx (offline SmolLM2, a tiny random Llama)
-smollm2 = longctx_fixtures.smollm2
-tiny_lm = longctx_fixtures.tiny_lm
 
 
 def test_experiment_is_registered_for_m4le_with_its_config():

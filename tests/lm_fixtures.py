@@ -1,4 +1,5 @@
-"""Model fixtures for the longctx tests: the offline SmolLM2 (loaded once) and a tiny random Llama."""
+"""Model fixtures shared by the longctx and M4LE application tests: the offline SmolLM2 (loaded once) and a tiny random
+Llama. Registered for the whole suite by tests/conftest.py."""
 
 from __future__ import annotations
 
