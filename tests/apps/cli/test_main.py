@@ -87,3 +87,15 @@ def test_readme_table_of_common_options_matches_the_cli():
         assert actual[name] == opts, f"README row for {name}: {sorted(opts)} but the CLI has {sorted(actual[name])}"
     unlisted = {n for n, o in actual.items() if o and n not in listed}
     assert not unlisted, f"commands with common options missing from the README table: {sorted(unlisted)}"
+
+
+def test_tables_wrap_at_80_columns_and_never_cut_names(tmp_path):
+    """At 80 columns long paths and task names wrap onto more lines; nothing is cut with an ellipsis."""
+    env80 = {**ENV, "COLUMNS": "80"}
+    for args in (["info", "--data-dir", str(tmp_path)], ["m4le", "tasks", "--data-dir", str(tmp_path)]):
+        r = subprocess.run([sys.executable, "-m", "kernelkit", *args], capture_output=True, text=True, timeout=300,
+                           env=env80)
+        assert r.returncode == 0, r.stderr
+        text = r.stdout + r.stderr
+        assert "…" not in text, f"{' '.join(args)} cut something at 80 columns"
+        assert max(len(line) for line in text.splitlines()) <= 80

@@ -118,7 +118,7 @@ def run_benchmarks(names: Sequence[str], quick: bool = False, min_run_time: floa
     all_results: list[Comparison] = []
     table = Table(title="kernelkit benchmarks (ratio = baseline / kernelkit; > 1 is faster)")
     for col in ("benchmark", "case", "kernelkit", "baseline", "baseline time", "ratio"):
-        table.add_column(col, justify="left" if col in ("benchmark", "case", "baseline") else "right")
+        table.add_column(col, justify="left" if col in ("benchmark", "case", "baseline") else "right", overflow="fold")
 
     def fmt(s: float | None) -> str:
         return "—" if s is None else (f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s")

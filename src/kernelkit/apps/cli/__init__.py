@@ -77,9 +77,9 @@ def info(
         out.print(f"[bold]{key}[/]: {env.get(key)}")
     out.print(f"[bold]data root[/]: {env['data_root']} (from {env['data_root_source']})")
     table = Table(title="datasets")
-    table.add_column("dataset")
+    table.add_column("dataset", overflow="fold")
     table.add_column("found")
-    table.add_column("where / how to get it")
+    table.add_column("where / how to get it", overflow="fold")  # wrap paths, never cut them
     for row in env["datasets"]:
         table.add_row(row["name"], {"found": "yes", "missing": "no"}.get(row["status"], row["status"]), row["detail"])
     out.print(table)

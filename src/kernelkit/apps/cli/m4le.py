@@ -80,7 +80,9 @@ def tasks(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     from kernelkit.console import console
 
     columns = [c for c in rows[0] if c != "note"]
-    table = Table(*columns)
+    table = Table()
+    for c in columns:
+        table.add_column(c, overflow="fold")  # task names wrap at narrow widths, never cut
     for r in rows:
         table.add_row(*(str(r[c]) for c in columns))
     console.print(table)

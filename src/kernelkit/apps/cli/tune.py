@@ -132,7 +132,7 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, quiet: bool) -
 
     table = Table(title=title)
     for col in ("op", "key", "choice", "ms per path"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         ms = ", ".join(f"{k} {v:.3g}" for k, v in sorted(r["ms"].items(), key=lambda kv: kv[1]))
         table.add_row(r["op"], r["key"], r["choice"], ms)
