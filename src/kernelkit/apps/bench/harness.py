@@ -86,12 +86,7 @@ class BenchContext:
                     times[key].append(_median_time(fn, mrt))
         k = statistics.median(times["k"]) if times["k"] else None
         b = statistics.median(times["b"]) if times["b"] else None
-        ratio = (b / k) if (k and b) else None
-        res = Comparison(self.name, label, k, b, baseline_name, ratio, dict(extra))
-        self.results.append(res)
-        if self.on_result:
-            self.on_result(res)
-        return res
+        return self.record(label, k, b, baseline_name, **extra)
 
     def record(self, label: str, kernelkit_s: float | None, baseline_s: float | None,
                baseline_name: str, **extra: Any) -> Comparison:

@@ -128,7 +128,7 @@ def abort(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def make_config(cls: Callable[..., S], **kwargs: Any) -> S:
+def make_config(cls: Callable[..., R], **kwargs: Any) -> R:
     """Build a command's config; its checks raise ``ValueError("--option: ...")``, which exits 2 here."""
     try:
         return cls(**kwargs)

@@ -21,6 +21,7 @@ from kernelkit.apps.cli.common import (
     ThreadsOpt,
     announce,
     fail,
+    make_config,
     prepare,
     start_run,
 )
@@ -45,14 +46,6 @@ def _buckets(text: str) -> tuple[int, ...]:
         return tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
         fail(f"--buckets: expected comma-separated integers, got {text!r}")
-
-
-def _config(cls: type, **kwargs: Any) -> Any:
-    """``cls(**kwargs)``; a rejected input exits 2 with the config's message (naming the option)."""
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 @app.command("tasks")
@@ -105,7 +98,7 @@ def build(
     for name in task:
         if name not in TASKS:
             fail(TASKS.unknown_message(name))
-    cfg = _config(M4leBuildConfig, tasks=tuple(task), buckets=_buckets(buckets), n=n, one_shot=not no_one_shot,
+    cfg = make_config(M4leBuildConfig, tasks=tuple(task), buckets=_buckets(buckets), n=n, one_shot=not no_one_shot,
                   seed=seed, data_root=str(data_dir) if data_dir else None)
     cfg = prepare(cfg)
     with start_run("m4le-build", cfg, out, quiet) as run:
@@ -179,7 +172,7 @@ def run_cmd(
                         stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
     except ValueError as exc:
         fail(f"--truncation: {exc}")
-    cfg = _config(M4leRunConfig, records=str(records) if records else None, official=official, backend=backend,
+    cfg = make_config(M4leRunConfig, records=str(records) if records else None, official=official, backend=backend,
                   model=model, base_url=base_url, task=task, results=str(results) if results else None, limit=limit,
                   batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, concurrency=concurrency,
                   dtype=dtype, device=device, seed=seed, threads=threads)
@@ -312,7 +305,7 @@ def report(
     """Scores, per-ability aggregates, normalisation, slopes over buckets, plots and a heatmap."""
     from kernelkit.longctx import scoring
 
-    cfg = _config(M4leReportConfig, results=tuple(str(p) for p in results), reference_model=reference_model,
+    cfg = make_config(M4leReportConfig, results=tuple(str(p) for p in results), reference_model=reference_model,
                   normaliser=normaliser)
     table = _score_rows(cfg.results)
     value = "score"
@@ -358,7 +351,7 @@ def serve(
     from kernelkit.longctx.backends.hf import ModelLoadError
     from kernelkit.longctx.serve import OpenAICompatServer
 
-    cfg = _config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,
+    cfg = make_config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,
                   rope_factor=rope_factor)
     try:
         if cfg.backend == "hf":

@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import DeviceOpt, JsonOpt, QuietOpt, SeedOpt, ThreadsOpt, fail, prepare
+from kernelkit.apps.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    SeedOpt,
+    ThreadsOpt,
+    make_config,
+    prepare,
+)
 from kernelkit.apps.configs.tune import (
     DEPTHWISE_DENSE,
     DEPTHWISE_DILATED,
@@ -31,13 +39,6 @@ from kernelkit.apps.configs.tune import (
 app = typer.Typer(no_args_is_help=True, help="Measure and cache path choices (opt-in; KERNELKIT_TUNE=1 uses them).")
 
 QuickOpt = Annotated[bool, typer.Option("--quick", help="One small shape per target (a smoke run).")]
-
-
-def _config(**kwargs: Any) -> TuneConfig:
-    try:
-        return TuneConfig(**kwargs)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 def _measure_mixconv(cfg: TuneConfig) -> None:
@@ -166,7 +167,8 @@ def mixconv_cmd(device: DeviceOpt = TuneConfig.device, threads: ThreadsOpt = Tun
                 seed: SeedOpt = TuneConfig.seed, quick: QuickOpt = TuneConfig.quick, as_json: JsonOpt = False,
                 quiet: QuietOpt = False) -> None:
     """MixConv (3,5,7,9) paths at the benchmark shapes, inference and training."""
-    _tune(_config(target="mixconv", device=device, threads=threads, seed=seed, quick=quick), as_json, quiet)
+    cfg = make_config(TuneConfig, target="mixconv", device=device, threads=threads, seed=seed, quick=quick)
+    _tune(cfg, as_json, quiet)
 
 
 @app.command("depthwise")
@@ -174,7 +176,8 @@ def depthwise_cmd(device: DeviceOpt = TuneConfig.device, threads: ThreadsOpt = T
                   seed: SeedOpt = TuneConfig.seed, quick: QuickOpt = TuneConfig.quick, as_json: JsonOpt = False,
                   quiet: QuietOpt = False) -> None:
     """Depthwise conv strategies for the large kernels and dilated branches of the benchmark."""
-    _tune(_config(target="depthwise", device=device, threads=threads, seed=seed, quick=quick), as_json, quiet)
+    cfg = make_config(TuneConfig, target="depthwise", device=device, threads=threads, seed=seed, quick=quick)
+    _tune(cfg, as_json, quiet)
 
 
 @app.command("ntk")
@@ -183,8 +186,9 @@ def ntk_cmd(samples: Annotated[int, typer.Option("--samples", help="Samples per 
             seed: SeedOpt = TuneConfig.seed, quick: QuickOpt = TuneConfig.quick, as_json: JsonOpt = False,
             quiet: QuietOpt = False) -> None:
     """The empirical-NTK route (structured or Jacobian) of the benchmark CNN."""
-    _tune(_config(target="ntk", samples=samples, device=device, threads=threads, seed=seed, quick=quick),
-          as_json, quiet)
+    cfg = make_config(TuneConfig, target="ntk", samples=samples, device=device, threads=threads, seed=seed,
+                      quick=quick)
+    _tune(cfg, as_json, quiet)
 
 
 @app.command("model")
@@ -196,7 +200,7 @@ def model_cmd(model: Annotated[str, typer.Argument(help="A model name (kernelkit
               device: DeviceOpt = TuneConfig.device, threads: ThreadsOpt = TuneConfig.threads,
               seed: SeedOpt = TuneConfig.seed, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Every tunable layer of one model (MixConv, large depthwise convs) on one input shape."""
-    _tune(_config(target="model", model=model, batch=batch, size=size, train=train, device=device,
+    _tune(make_config(TuneConfig, target="model", model=model, batch=batch, size=size, train=train, device=device,
                   threads=threads, seed=seed), as_json, quiet)
 
 

@@ -20,12 +20,14 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from kernelkit.registry import Registry
 from kernelkit.runs import Run, Section
+
+C = TypeVar("C")
 
 SYSTEMS: dict[str, str] = {
     "ntk": "Neural tangent kernels",
@@ -46,6 +48,12 @@ class ExperimentContext:
     device: torch.device
     data_root: Path
     config: Any = None
+
+    def config_as(self, cls: type[C]) -> C:
+        """The run's config when it is a ``cls`` (``reproduce`` passes it), else the preset ``quick`` names."""
+        if isinstance(self.config, cls):
+            return self.config
+        return cls.quick() if self.quick else cls()  # type: ignore[attr-defined,no-any-return]
 
 
 ExperimentFn = Callable[[ExperimentContext], None]

@@ -29,12 +29,6 @@ from kernelkit.fscil.report import (
 from kernelkit.fscil.training import BaseTrainConfig, extract_features
 
 
-def _config(ctx: ExperimentContext) -> FscilTeenOmniglotConfig:
-    if isinstance(ctx.config, FscilTeenOmniglotConfig):
-        return ctx.config
-    return FscilTeenOmniglotConfig.quick() if ctx.quick else FscilTeenOmniglotConfig()
-
-
 def _load(ctx: ExperimentContext, c: FscilTeenOmniglotConfig) -> tuple[FSCILData, dict[str, Any], bool]:
     """The data and the backbone/training settings for it: the Omniglot arrays if present, else the digits."""
     folder = ctx.data_root / "omniglot" / "full_npz"
@@ -56,7 +50,7 @@ def _load(ctx: ExperimentContext, c: FscilTeenOmniglotConfig) -> tuple[FSCILData
                      config=FscilTeenOmniglotConfig)
 def teen_omniglot(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    c = _config(ctx)
+    c = ctx.config_as(FscilTeenOmniglotConfig)
     t0 = time.time()
     data, s, real = _load(ctx, c)
     used = "Omniglot" if real else "scikit-learn digits, embedded fallback"

@@ -8,7 +8,6 @@ plain gradient descent on ``C(f) = ½·E_pin (f − f*)²`` (``kernelkit.ntk.tra
 from __future__ import annotations
 
 import math
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,18 +19,9 @@ from kernelkit.ntk.data import circle, digits
 from kernelkit.ntk.predict import gradient_descent_mse_ensemble
 from kernelkit.ntk.training import fc_network, train_mse
 
-C = TypeVar("C", NtkFig1Config, NtkFig2Config, NtkFig3Config)
-
 
 def _seed(ctx: ExperimentContext, *keys: int) -> int:
     return ctx.seed * 100_003 + sum(k * 1009**i for i, k in enumerate(keys))
-
-
-def _config(ctx: ExperimentContext, cls: type[C]) -> C:
-    """The run's config (``reproduce`` passes it), else the preset that ``ctx.quick`` names."""
-    if isinstance(ctx.config, cls):
-        return ctx.config
-    return cls.quick() if ctx.quick else cls()
 
 
 # --------------------------------------------------------------------------------------------- Fig. 1
@@ -39,7 +29,7 @@ def _config(ctx: ExperimentContext, cls: type[C]) -> C:
                      config=NtkFig1Config)
 def fig1(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    cfg = _config(ctx, NtkFig1Config)
+    cfg = ctx.config_as(NtkFig1Config)
     widths, seeds, beta = cfg.widths, cfg.seeds, cfg.beta
     steps, lr, depth, n_train = cfg.steps, cfg.lr, cfg.depth, cfg.n_train
     pts = circle(cfg.points, -3.0, 3.0, dtype=torch.float32)
@@ -107,7 +97,7 @@ def fig1(ctx: ExperimentContext) -> None:
                      config=NtkFig2Config)
 def fig2(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    cfg = _config(ctx, NtkFig2Config)
+    cfg = ctx.config_as(NtkFig2Config)
     widths, seeds, beta = cfg.widths, cfg.seeds, cfg.beta
     steps, lr, depth = cfg.steps, cfg.lr, cfg.depth
     train_gamma = torch.tensor(list(cfg.train_gamma))
@@ -184,7 +174,7 @@ PAPER_EIGENVALUES = (0.0457, 0.00108, 0.00078)  # read from the paper's Fig. 3
                      title="Fig. 3: NTK principal components on digits, convergence along f⁽²⁾", config=NtkFig3Config)
 def fig3(ctx: ExperimentContext) -> None:
     sec = ctx.section
-    cfg = _config(ctx, NtkFig3Config)
+    cfg = ctx.config_as(NtkFig3Config)
     data = digits(cfg.n_digits, root=ctx.data_root)
     sec.data_source(data.source)
     x = data.x
