@@ -252,3 +252,22 @@ def test_cuda_choice_synchronizes_and_names_the_gpu(tmp_path, monkeypatch) -> No
     assert synced
     (key,) = tune.entries()
     assert f"|cuda:{torch.cuda.get_device_name(x.device)}|" in key
+
+
+def test_the_key_is_not_built_when_tuning_is_off(tmp_path):
+    """The fixed rule costs nothing per call: a callable key is evaluated only when tuning is on."""
+    built = []
+
+    def key() -> str:
+        built.append(1)
+        return "k"
+
+    def paths(names):
+        return {n: (lambda: None) for n in names}
+
+    with tune.enabled(False):
+        assert tune.choose("demo", key, heuristic="a", candidates=["a", "b"], paths=paths) == "a"
+    assert built == []
+    with tune.enabled(cache=tmp_path / "tune.json"):
+        tune.choose("demo", key, heuristic="a", candidates=["a", "b"], paths=paths)
+    assert built == [1]

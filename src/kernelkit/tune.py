@@ -243,14 +243,15 @@ def _timing_meaningless() -> bool:
         return False
 
 
-def choose(op: str, key: str, *, heuristic: str, candidates: Sequence[str],
+def choose(op: str, key: str | Callable[[], str], *, heuristic: str, candidates: Sequence[str],
            paths: Callable[[Sequence[str]], Mapping[str, Callable[[], object]]],
            device: torch.device | str = "cpu", baseline: str | None = None) -> str:
     """The path for one call of ``op``.
 
     Args:
         op: the operation's name (``"mixconv"``, ``"depthwise"``, ``"ntk"``): the first part of the cache key.
-        key: what else decides the choice for this op (layer configuration, shapes, dtype, grad mode, ...).
+        key: what else decides the choice for this op (layer configuration, shapes, dtype, grad mode, ...), or a
+            zero-argument callable returning it, called only when tuning is on (so the fixed rule costs nothing).
         heuristic: the op's fixed rule's pick; the answer whenever tuning is off.
         candidates: the paths that may be chosen (must contain ``heuristic`` and ``baseline``).
         paths: called only when a measurement is needed, with the candidates; returns a zero-argument
@@ -261,6 +262,7 @@ def choose(op: str, key: str, *, heuristic: str, candidates: Sequence[str],
     if len(candidates) < 2 or _timing_meaningless() or not is_enabled():
         return heuristic
     baseline = heuristic if baseline is None else baseline
+    key = key() if callable(key) else key
     entry = lookup(op, key, device)
     if entry is not None and entry["choice"] in candidates:
         return str(entry["choice"])

@@ -106,7 +106,7 @@ def tuned_strategy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
             return run
         return {n: make(n) for n in names}
 
-    return tune.choose(TUNE_OP, tune_key(x, geo, grad), heuristic=heuristic, candidates=candidates,
+    return tune.choose(TUNE_OP, lambda: tune_key(x, geo, grad), heuristic=heuristic, candidates=candidates,
                        paths=calls, device=x.device)
 
 

@@ -362,7 +362,7 @@ class MixConv2d(nn.Module):
             paths = [p for p in paths if not p.endswith("_cl")]
         if not grad and "depthwise" in paths and self.max_kernel <= DIRECT_MAX_TAPS:
             paths.remove("depthwise")  # it runs the very same F.conv2d as "padded" here, plus argument checks
-        return tune.choose(TUNE_OP, self.choice_key(x, grad), heuristic=heuristic, baseline="split",
+        return tune.choose(TUNE_OP, lambda: self.choice_key(x, grad), heuristic=heuristic, baseline="split",
                            candidates=paths, device=x.device, paths=lambda names: self._path_calls(x, names, grad))
 
     def _path_calls(self, x: Tensor, paths: Sequence[str], grad: bool) -> Mapping[str, Callable[[], object]]:

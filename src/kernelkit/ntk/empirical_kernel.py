@@ -350,7 +350,7 @@ def _auto_tuned(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor
                "jacobian": lambda: empirical(model, x1, x2, "jacobian", trace, batch_size)}
         return {n: run[n] for n in names}
 
-    route = tune.choose(TUNE_OP, _auto_key(chain, x1, x2, trace, batch_size), heuristic="structured",
+    route = tune.choose(TUNE_OP, lambda: _auto_key(chain, x1, x2, trace, batch_size), heuristic="structured",
                         candidates=["structured", "jacobian"], paths=routes, device=x1.device)
     if route == "jacobian":
         return empirical(model, x1, x2, "jacobian", trace, batch_size)
