@@ -99,3 +99,12 @@ def test_tables_wrap_at_80_columns_and_never_cut_names(tmp_path):
         text = r.stdout + r.stderr
         assert "…" not in text, f"{' '.join(args)} cut something at 80 columns"
         assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_bench_and_tune_refuse_nonsense_values_naming_the_option():
+    for args, option in ((("bench", "depthwise_conv", "--min-run-time", "-1"), "--min-run-time"),
+                         (("bench", "depthwise_conv", "--min-run-time", "nan"), "--min-run-time"),
+                         (("tune", "model", "mixnet_s", "--batch", "0"), "--batch"),
+                         (("tune", "ntk", "--samples", "0"), "--samples")):
+        r = kk(*args)
+        assert r.returncode == 2 and option in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

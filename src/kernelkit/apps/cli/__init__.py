@@ -18,6 +18,7 @@ from kernelkit.apps.cli.common import (
     ThreadsOpt,
     announce,
     fail,
+    make_config,
     prepare,
     run_options,
     setup,
@@ -163,7 +164,7 @@ def bench(
     for n in chosen:
         if n not in BENCHMARKS:
             fail(str(RegistryError(BENCHMARKS.unknown_message(n))))
-    config = BenchConfig(names=list(chosen), quick=quick, min_run_time=min_run_time, threads=threads)
+    config = make_config(BenchConfig, names=list(chosen), quick=quick, min_run_time=min_run_time, threads=threads)
     setup(threads=config.threads)
     if out is None:
         from kernelkit.runs import timestamp

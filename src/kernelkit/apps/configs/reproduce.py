@@ -26,3 +26,7 @@ class BenchConfig:
     quick: bool = False
     min_run_time: float = 0.5  # seconds of timing per measurement
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.min_run_time > 0:  # also refuses nan
+            raise ValueError(f"--min-run-time: must be > 0 seconds, got {self.min_run_time:g}")

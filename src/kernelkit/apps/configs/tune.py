@@ -50,4 +50,4 @@ class TuneConfig(RunSettings):
             raise ValueError("target 'model' needs a model name")
         for name in ("batch", "size", "samples"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name}: must be >= 1, got {getattr(self, name)}")
