@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kernelkit-installed
 
-.PHONY: setup reproduce test lint bench clean
+.PHONY: setup reproduce test lint bench gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/kernelkit bench
+
+# On a machine with a CUDA GPU: the tests marked `cuda`, then the depthwise-conv and UniRepLKNet benchmarks
+# against cuDNN. Fails where no GPU is present (the tests would only skip).
+gpu-check: $(STAMP)
+	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
+	$(BIN)/python -m pytest -q -m cuda -rs tests
+	$(BIN)/kernelkit bench depthwise_conv unireplknet_inference --device cuda --out runs/gpu-check.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache

@@ -240,6 +240,7 @@ def test_clocks_per_device() -> None:
         torch.set_num_threads(old)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_choice_synchronizes_and_names_the_gpu(tmp_path, monkeypatch) -> None:
     synced: list[object] = []

@@ -46,3 +46,28 @@ def test_markdown_rows_say_dash_for_missing_times():
     md = results_markdown([Comparison("b", "c", 0.002, None, "ref", None, {"skipped": "a|b"})], env)
     assert "| b | c | 2 ms | ref | — | — | skipped: a/b |" in md
     assert "- commit: abc" in md
+
+
+def test_a_benchmark_is_not_run_on_a_device_it_does_not_measure(monkeypatch):
+    from kernelkit.apps.bench import harness
+    from kernelkit.registry import Registry
+
+    monkeypatch.setattr(harness, "BENCHMARKS", Registry("benchmark"))
+    ran: list[str] = []
+    harness.register_benchmark("cpu_only", title="cpu only")(lambda ctx: ran.append(str(ctx.device)))
+    results = harness.run_benchmarks(["cpu_only"], quiet=True, device="meta")
+    assert ran == []
+    assert [r.label for r in results] == ["not run on meta"]
+    assert results[0].ratio is None and results[0].extra == {"note": "measures cpu only"}
+    harness.run_benchmarks(["cpu_only"], quiet=True, device="cpu")
+    assert ran == ["cpu"]
+
+
+def test_bench_device_is_validated_before_any_work():
+    from typer.testing import CliRunner
+
+    from kernelkit.apps.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "depthwise_conv", "--device", "tpu"])
+    assert result.exit_code == 2
+    assert "--device" in result.output and "Traceback" not in result.output

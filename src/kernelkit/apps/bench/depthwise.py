@@ -1,10 +1,12 @@
-"""Benchmark ``depthwise_conv``: kernelkit's depthwise conv vs ``F.conv2d(groups=C)`` on CPU.
+"""Benchmark ``depthwise_conv``: kernelkit's depthwise conv vs ``F.conv2d(groups=C)`` (CPU, or CUDA with ``--device``).
 
 Cases (issue "Performance"): C=384, 32×32, batch 8; dense K ∈ {7, 13, 17, 31} and the dilated
 training branches (k=3 with r=3, 4, 5; k=7 with r=2), forward (no grad) and forward+backward; plus
 the whole training-form Dilated Reparam Block (K=13, all branches with their BN) forward+backward
 with the fast path on vs off. Each row records the strategy ``auto`` picked (the fixed rule, or the
-tuned choice when ``KERNELKIT_TUNE=1``). ``ctx.quick`` uses smoke sizes.
+tuned choice when ``KERNELKIT_TUNE=1``). ``ctx.quick`` uses smoke sizes. With ``--device cuda`` the same
+cases run on the GPU against cuDNN's ``F.conv2d`` (the CPU strategies never run there: ``auto`` picks
+``direct``, which is ``F.conv2d``, so the ratio measures only the call overhead).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _no_grad(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
 def _compare_conv(ctx: BenchContext, x: torch.Tensor, k: int, dilation: int, label: str) -> None:
     channels = x.shape[1]
     g = torch.Generator().manual_seed(k * 10 + dilation)
-    w = torch.randn(channels, 1, k, k, generator=g) / k
+    w = (torch.randn(channels, 1, k, k, generator=g) / k).to(x.device)
     pad = (k - 1) * dilation // 2
 
     def ours(xx: torch.Tensor, ww: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -56,18 +58,22 @@ def _compare_conv(ctx: BenchContext, x: torch.Tensor, k: int, dilation: int, lab
     with torch.no_grad():
         picked = tuned_strategy(x, w, None, geo)
     ctx.compare(f"{label} forward", kernelkit=_no_grad(ours(x, w)), baseline=_no_grad(torch_conv(x, w)),
-                baseline_name="F.conv2d(groups=C)", strategy=picked)
+                baseline_name=_baseline_name(x), strategy=picked)
     xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
     ctx.compare(f"{label} forward+backward", kernelkit=_train_step(ours(xr, wr)),
-                baseline=_train_step(torch_conv(xr, wr)), baseline_name="F.conv2d(groups=C)",
+                baseline=_train_step(torch_conv(xr, wr)), baseline_name=_baseline_name(x),
                 strategy=tuned_strategy(xr, wr, None, geo))
+
+
+def _baseline_name(x: torch.Tensor) -> str:
+    return "F.conv2d(groups=C)" + (" (cuDNN)" if x.device.type == "cuda" else "")
 
 
 def _compare_reparam_block(ctx: BenchContext, x: torch.Tensor, kernel_size: int) -> None:
     from kernelkit.layers.reparam import DilatedReparamBlock, use_fast_depthwise
 
     torch.manual_seed(0)
-    block = DilatedReparamBlock(x.shape[1], kernel_size).train()
+    block = DilatedReparamBlock(x.shape[1], kernel_size).to(x.device).train()
     xr = x.clone().requires_grad_()
 
     def step(fast: bool) -> Callable[[], None]:
@@ -96,12 +102,13 @@ def _compare_reparam_block(ctx: BenchContext, x: torch.Tensor, kernel_size: int)
             setattr(m, "_fast_ok", False)  # noqa: B010
 
 
-@register_benchmark("depthwise_conv", title="Large-kernel depthwise conv (CPU) vs F.conv2d(groups=C)")
+@register_benchmark("depthwise_conv", title="Large-kernel depthwise conv vs F.conv2d(groups=C)",
+                    devices=("cpu", "cuda"))
 def bench_depthwise_conv(ctx: BenchContext) -> None:
     n, c, size = (2, 16, 16) if ctx.quick else (8, 384, 32)
     dense = (7, 13) if ctx.quick else DENSE_KERNELS
     dilated = DILATED_BRANCHES[-1:] if ctx.quick else DILATED_BRANCHES
-    x = torch.randn(n, c, size, size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(n, c, size, size, generator=torch.Generator().manual_seed(0)).to(ctx.device)
     for k in dense:
         _compare_conv(ctx, x, k, 1, f"K={k}")
     for k, r in dilated:

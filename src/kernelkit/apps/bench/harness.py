@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.utils.benchmark as tbench
 
 from kernelkit.registry import Registry
@@ -30,8 +31,9 @@ BenchFn = Callable[["BenchContext"], None]
 BENCHMARKS: Registry[BenchFn] = Registry("benchmark", discover=("kernelkit.apps.bench",))
 
 
-def register_benchmark(name: str, *, title: str) -> Callable[[BenchFn], BenchFn]:
-    return BENCHMARKS.register(name, title=title)
+def register_benchmark(name: str, *, title: str, devices: Sequence[str] = ("cpu",)) -> Callable[[BenchFn], BenchFn]:
+    """Register a benchmark; ``devices`` are the device types it measures (``BenchContext.device``)."""
+    return BENCHMARKS.register(name, title=title, devices=tuple(devices))
 
 
 @dataclass
@@ -63,6 +65,7 @@ class BenchContext:
     name: str
     quick: bool = False
     min_run_time: float = 0.5
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # for benchmarks that support it
     rounds: int = 3
     results: list[Comparison] = field(default_factory=list)
     on_result: Callable[[Comparison], None] | None = None
@@ -100,8 +103,13 @@ class BenchContext:
 
 
 def run_benchmarks(names: Sequence[str], quick: bool = False, min_run_time: float = 0.5,
-                   json_path: str | Path | None = None, quiet: bool = False) -> list[Comparison]:
-    """Run benchmarks by name, print a table per result, optionally write JSON (atomically)."""
+                   json_path: str | Path | None = None, quiet: bool = False,
+                   device: str | torch.device = "cpu") -> list[Comparison]:
+    """Run benchmarks by name, print a table per result, optionally write JSON (atomically).
+
+    ``device`` is handed to each benchmark as ``BenchContext.device``; benchmarks that only measure CPU
+    paths ignore it and say so in their rows. Timing synchronizes CUDA (``torch.utils.benchmark.Timer``).
+    """
     from rich.table import Table
 
     from kernelkit.console import console
@@ -127,10 +135,15 @@ def run_benchmarks(names: Sequence[str], quick: bool = False, min_run_time: floa
         table.add_row(r.benchmark, r.label, fmt(r.kernelkit_s), r.baseline_name, fmt(r.baseline_s),
                       "—" if r.ratio is None else f"{r.ratio:.2f}×")
 
+    dev = torch.device(device)
     for name in names:
         fn = BENCHMARKS.get(name)
-        ctx = BenchContext(name, quick=quick, min_run_time=min_run_time, on_result=show)
-        fn(ctx)
+        ctx = BenchContext(name, quick=quick, min_run_time=min_run_time, device=dev, on_result=show)
+        measured = BENCHMARKS.entry(name).meta.get("devices", ("cpu",))
+        if dev.type not in measured:
+            ctx.record(f"not run on {dev}", None, None, "—", note=f"measures {', '.join(measured)} only")
+        else:
+            fn(ctx)
         all_results.extend(ctx.results)
     if not quiet:
         console.print(table)

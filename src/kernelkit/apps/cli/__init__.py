@@ -149,6 +149,8 @@ def bench(
     min_run_time: Annotated[float, typer.Option(help="Seconds of timing per measurement.")] = BenchConfig.min_run_time,
     out: Annotated[Path | None, typer.Option(
         "--out", help="JSON file for the results; a markdown page (same name, .md) is written beside it.")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu (default) or cuda / cuda:N: where the benchmarks that support it run.")] = "cpu",
     threads: ThreadsOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -164,13 +166,15 @@ def bench(
     for n in chosen:
         if n not in BENCHMARKS:
             fail(str(RegistryError(BENCHMARKS.unknown_message(n))))
-    config = make_config(BenchConfig, names=list(chosen), quick=quick, min_run_time=min_run_time, threads=threads)
-    setup(threads=config.threads)
+    config = make_config(BenchConfig, names=list(chosen), quick=quick, min_run_time=min_run_time, threads=threads,
+                         device=device)
+    dev = setup(device=config.device, threads=config.threads)["device"]
     if out is None:
         from kernelkit.runs import timestamp
 
         out = Path("runs") / f"bench-{timestamp()}.json"
-    run_benchmarks(config.names, quick=config.quick, min_run_time=config.min_run_time, json_path=out, quiet=quiet)
+    run_benchmarks(config.names, quick=config.quick, min_run_time=config.min_run_time, json_path=out, quiet=quiet,
+                   device=dev)
     if not quiet:
         typer.echo(f"results: {out} and {out.with_suffix('.md')}", err=True)
 

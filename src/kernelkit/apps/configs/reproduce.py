@@ -26,6 +26,7 @@ class BenchConfig:
     quick: bool = False
     min_run_time: float = 0.5  # seconds of timing per measurement
     threads: int = 0
+    device: str = "cpu"  # benchmarks that support it run there (``BenchContext.device``); the rest stay on CPU
 
     def __post_init__(self) -> None:
         if not self.min_run_time > 0:  # also refuses nan
