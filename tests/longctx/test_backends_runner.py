@@ -179,7 +179,8 @@ def test_hf_backend_batches_like_single_requests_and_reports_truncation(tiny_lm)
     assert [r.key for r in batched] == ["a", "b", "c"]
     assert [r.text for r in batched] == [r.text for r in single]
     short = HFBackend(model, tok, max_context=8, truncation="middle").generate([Request("a", "w " * 30, 4)])[0]
-    assert short.ok and short.truncated and short.prompt_tokens > 8
+    assert short.ok and short.truncated and short.prompt_tokens == 4  # after the cut (8 - 4 for the answer)
+    assert short.info["prompt_tokens_before_cut"] > 8
     refused = HFBackend(model, tok, max_context=8, truncation="error").generate([Request("a", "w " * 30, 4)])[0]
     assert not refused.ok and "exceeds" in refused.error
 

@@ -161,6 +161,7 @@ def apply_rope_scaling(model: Any, method: str, factor: float = 1.0) -> dict[str
             legacy = {k: v for k, v in rope.items() if k != "rope_theta"}
             legacy["type"] = legacy["rope_type"]
             config.rope_scaling = legacy
+    model._kernelkit_rope_applied = (method, float(factor))
     rebuilt = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
@@ -171,3 +172,31 @@ def apply_rope_scaling(model: Any, method: str, factor: float = 1.0) -> dict[str
     if rebuilt == 0:
         raise ValueError(f"{type(model).__name__}: no rotary embedding module found to rescale")
     return rope
+
+
+def trained_context(model: Any) -> int | None:
+    """The context the model was trained with: ``max_position_embeddings`` before any
+    :func:`apply_rope_scaling` (which never changes it), ``None`` when the config has none."""
+    origin = getattr(model, "_kernelkit_rope_origin", None)
+    if origin is not None:
+        return int(origin[1])
+    length = getattr(model.config, "max_position_embeddings", None)
+    return int(length) if length else None
+
+
+def context_limit(model: Any, max_context: int | None = None) -> int | None:
+    """Tokens (prompt + answer) a model is run with.
+
+    ``max_context`` when given (for dynamic NTK, which has no fixed end, this is how far it is taken);
+    otherwise ``factor x`` the trained context for a model switched by :func:`apply_rope_scaling` to any
+    scaling with ``factor > 1`` (linear, ntk, yarn and dynamic), else the trained context.
+    """
+    if max_context is not None:
+        if max_context < 1:
+            raise ValueError(f"max_context must be >= 1, got {max_context}")
+        return int(max_context)
+    trained = trained_context(model)
+    if trained is None:
+        return None
+    method, factor = getattr(model, "_kernelkit_rope_applied", ("none", 1.0))
+    return int(trained * factor) if method != "none" else trained

@@ -184,5 +184,8 @@ def _store(path: Path, errors_path: Path, key: str, rec: Record, task: str, res:
     summary.generated += 1
     summary.truncated += int(res.truncated)
     summary.budget_spent += int(res.info.get("stop") == "length")
-    append_jsonl(path, {**base, "prediction": res.text, "answers": rec.answers, "prompt_tokens": res.prompt_tokens,
-                   "truncated": res.truncated, "ability": rec.extras.get("ability"), "stop": res.info.get("stop")})
+    row = {**base, "prediction": res.text, "answers": rec.answers, "prompt_tokens": res.prompt_tokens,
+           "truncated": res.truncated, "ability": rec.extras.get("ability"), "stop": res.info.get("stop")}
+    if "prompt_tokens_before_cut" in res.info:
+        row["prompt_tokens_before_cut"] = res.info["prompt_tokens_before_cut"]
+    append_jsonl(path, row)

@@ -155,6 +155,9 @@ def run_cmd(
     rope: Annotated[str, typer.Option(
         "--rope", help="none, linear, ntk, dynamic or yarn (HF backends).")] = M4leRunConfig.rope,
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = M4leRunConfig.rope_factor,
+    max_context: Annotated[int | None, typer.Option(
+        "--max-context", help="Tokens of prompt + answer (HF backends; default: the trained context x "
+                              "--rope-factor; how far dynamic NTK is taken).")] = M4leRunConfig.max_context,
     concurrency: Annotated[int, typer.Option(
         "--concurrency", min=1, help="OpenAI backend.")] = M4leRunConfig.concurrency,
     dtype: Annotated[str, typer.Option(
@@ -174,8 +177,8 @@ def run_cmd(
         fail(f"--truncation: {exc}")
     cfg = make_config(M4leRunConfig, records=str(records) if records else None, official=official, backend=backend,
                   model=model, base_url=base_url, task=task, results=str(results) if results else None, limit=limit,
-                  batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, concurrency=concurrency,
-                  dtype=dtype, device=device, seed=seed, threads=threads)
+                  batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, max_context=max_context,
+                  concurrency=concurrency, dtype=dtype, device=device, seed=seed, threads=threads)
     source = f"--records {cfg.records}" if cfg.records else f"--official {cfg.official}"
     try:
         recs = load_official(cfg.official, cfg.records) if cfg.official else read_records(cfg.records or "")
@@ -244,10 +247,11 @@ def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
         if cfg.backend == "hf":
             return BACKENDS.get("hf")(cfg.model, batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
                                       truncation=cfg.gen.truncation, device=cfg.device, rope=cfg.rope,
-                                      rope_factor=cfg.rope_factor, dtype=cfg.dtype, progress=not quiet)
+                                      rope_factor=cfg.rope_factor, dtype=cfg.dtype, progress=not quiet,
+                                      max_context=cfg.max_context)
         return BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
                                        truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor,
-                                       progress=not quiet)
+                                       progress=not quiet, max_context=cfg.max_context)
     except ModelLoadError as exc:
         fail(f"--model {exc}")
     except (ImportError, FileNotFoundError) as exc:  # the offline model's package is missing or incomplete

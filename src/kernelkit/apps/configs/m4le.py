@@ -77,6 +77,7 @@ class M4leRunConfig(RunSettings):
     gen: GenParams = field(default_factory=GenParams)
     rope: str = "none"
     rope_factor: float = 1.0
+    max_context: int | None = None  # HF backends: tokens of prompt + answer (default: trained context x factor)
     concurrency: int = CONCURRENCY
     dtype: str = HF_DTYPE
     device: str = "cpu"
@@ -85,6 +86,11 @@ class M4leRunConfig(RunSettings):
         from kernelkit.longctx.backends import BACKENDS
 
         _check_rope(self.rope, self.rope_factor)
+        if self.max_context is not None:
+            if self.max_context < 2:
+                raise ValueError(f"--max-context: must be >= 2 tokens, got {self.max_context}")
+            if self.backend == "openai":
+                raise ValueError("--max-context: applies to the hf and smollm2 backends (a server sets its own)")
         if self.records is None and self.official is None:
             raise ValueError("--records: give a records file, or --official CONFIG for the official M4LE records")
         if self.backend not in BACKENDS:

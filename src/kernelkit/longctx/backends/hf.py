@@ -36,7 +36,8 @@ class HFBackend:
         batch_size: prompts per forward pass (left padding).
         chat_template: wrap each prompt as one user message with the tokenizer's chat template (the
             reference sends raw prompts; instruct models often need the template).
-        max_context: token limit for prompt + new tokens (default: ``max_position_embeddings``).
+        max_context: token limit for prompt + new tokens (default: :func:`kernelkit.longctx.rope.context_limit`:
+            the trained context, times the factor of a RoPE scaling applied by ``apply_rope_scaling``).
         truncation: ``none``, ``middle``, ``left`` or ``error`` (see ``truncate_ids``).
         name: model name recorded with results.
 
@@ -49,7 +50,10 @@ class HFBackend:
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = max(1, int(batch_size))
         self.chat_template = chat_template
-        self.max_context = max_context or int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        from kernelkit.longctx.rope import context_limit, trained_context
+
+        self.max_context = context_limit(model, max_context)
+        self.trained_context = trained_context(model)
         self.truncation = truncation
         self.name = name
         if tokenizer.pad_token_id is None:
@@ -61,7 +65,8 @@ class HFBackend:
     def describe(self) -> dict[str, Any]:
         rope = getattr(self.model.config, "rope_parameters", None) or getattr(self.model.config, "rope_scaling", None)
         return {"backend": "hf", "model": self.name, "batch_size": self.batch_size, "chat_template": self.chat_template,
-                "max_context": self.max_context, "truncation": self.truncation, "rope": rope,
+                "max_context": self.max_context, "trained_context": self.trained_context,
+                "truncation": self.truncation, "rope": rope,
                 "dtype": str(next(self.model.parameters()).dtype), "onednn_linears": self.onednn_linears}
 
     def encode(self, prompt: str) -> list[int]:
@@ -116,16 +121,17 @@ class HFBackend:
                                           pad_token_id=eos if eos is not None else pad,
                                           eos_token_id=eos, **extra)
             seconds = time.perf_counter() - t0
-            for row, (req, _ids, n_prompt, cut) in enumerate(group):
+            for row, (req, ids, n_prompt, cut) in enumerate(group):
                 new = out[row, width:width + req.max_new_tokens].tolist()
                 ended = eos in new
                 if ended:
                     new = new[:new.index(eos)]
                 text = self.tokenizer.decode(new)
                 stop = "cut" if req.stop and cut_is_final(text, req.stop) else "eos" if ended else "length"
-                results[req.key] = Result(req.key, text=text, prompt_tokens=n_prompt, truncated=cut,
-                                          info={"batch_seconds": round(seconds, 3), "new_tokens": len(new),
-                                                "stop": stop})
+                info: dict[str, Any] = {"batch_seconds": round(seconds, 3), "new_tokens": len(new), "stop": stop}
+                if cut:
+                    info["prompt_tokens_before_cut"] = n_prompt
+                results[req.key] = Result(req.key, text=text, prompt_tokens=len(ids), truncated=cut, info=info)
         return [results[r.key] for r in requests]
 
 
@@ -276,6 +282,13 @@ def _check_model_folder(model: str, gguf_file: str | None) -> None:
         raise ModelLoadError(f"{model}: no {gguf_file} in this folder")
 
 
+def model_label(name: str, rope: str, rope_factor: float, max_context: int | None) -> str:
+    """The model name results are keyed and reported by: the RoPE setting and an explicit context limit are part
+    of it, so a rerun with other settings never resumes answers generated under these."""
+    return (name + ("" if rope == "none" else f"+{rope}x{rope_factor:g}")
+            + ("" if max_context is None else f"+ctx{max_context}"))
+
+
 @BACKENDS.register("hf")
 def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
                dtype: str = HF_DTYPE, device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
@@ -300,7 +313,7 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
     if rope != "none":
         apply_rope_scaling(lm, rope, rope_factor)
     return HFBackend(lm, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
-                     name=Path(model).name or model, **kw)
+                     name=model_label(Path(model).name or model, rope, rope_factor, kw.get("max_context")), **kw)
 
 
 @BACKENDS.register("smollm2")
@@ -313,6 +326,6 @@ def smollm2_backend(batch_size: int = 1, chat_template: bool = False, truncation
     with loading_bars(progress):
         model, tok = load_smollm2()
     apply_rope_scaling(model, rope, rope_factor)
-    name = "SmolLM2-135M-Instruct" + ("" if rope == "none" else f"+{rope}x{rope_factor:g}")
+    name = model_label("SmolLM2-135M-Instruct", rope, rope_factor, kw.get("max_context"))
     return HFBackend(model, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
                      name=name, **kw)
