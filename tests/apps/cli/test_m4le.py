@@ -84,7 +84,7 @@ def test_cli_run_records_every_input_in_config_json(tmp_path):
                                        "--out", str(tmp_path / "run"), "--quiet"])
     assert res.exit_code == 0, res.output
     cfg = _config(tmp_path / "run")
-    expected = asdict(M4leRunConfig(records=str(records), backend="openai", model="echo", base_url=server.url,
+    expected = asdict(M4leRunConfig(records=str(records), backend="openai", model="echo", base_url=[server.url],
                                     limit=2, gen=GenParams(max_new_tokens=5)))
     resolved = {"device", "threads", "data_root"}  # filled in by apps.cli.common.prepare
     assert set(cfg) == set(expected)

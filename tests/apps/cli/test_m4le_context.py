@@ -48,3 +48,20 @@ def test_bad_max_context_is_refused(tmp_path, args, needle):
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_run_spreads_requests_over_several_base_urls(tmp_path):
+    from kernelkit.longctx.serve import OpenAICompatServer
+    from tests.longctx.test_openai_client_server import _Recorder
+
+    records = tmp_path / "r.jsonl"
+    write_records(records, [Record("I.", f"Q{i}?\nAnswer:", ["a"], 3, 4, 1000, {"task": "nq-open", "id": f"s{i}"})
+                            for i in range(4)])
+    a, b = _Recorder("x"), _Recorder("y")
+    with OpenAICompatServer(a) as sa, OpenAICompatServer(b) as sb:
+        res = CliRunner().invoke(app, ["run", "--records", str(records), "--backend", "openai", "--model", "rec",
+                                       "--base-url", sa.url, "--base-url", sb.url, "--concurrency", "1",
+                                       "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(a.seen) == len(b.seen) == 2
+    assert sorted(r["prediction"] for r in load_results(tmp_path / "run" / "results.jsonl")) == ["x", "x", "y", "y"]

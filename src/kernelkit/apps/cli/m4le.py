@@ -131,7 +131,9 @@ def run_cmd(
     backend: Annotated[str, typer.Option(
         "--backend", help="smollm2 (offline default), hf or openai.")] = M4leRunConfig.backend,
     model: Annotated[str | None, typer.Option("--model", help="HF folder/id, or the served model name.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible URL (…/v1).")] = None,
+    base_url: Annotated[list[str] | None, typer.Option(
+        "--base-url", help="OpenAI-compatible URL (…/v1); repeat it for replicas of one model, used in turn "
+                           "(--concurrency requests in flight each).")] = None,
     chat: Annotated[bool, typer.Option(
         "--chat/--no-chat", help="Chat template / chat endpoint.")] = GenParams.chat_template,
     task: Annotated[str | None, typer.Option("--task", help="Config name for records without a task field.")] = None,
@@ -199,8 +201,9 @@ def run_cmd(
         sec = run.section("run", "Generation")
         sec.data_source(f"official M4LE records of {cfg.official} from {cfg.records or 'the hub dataset'}"
                         if cfg.official else f"records from {cfg.records}")
+        in_flight = cfg.concurrency * len(cfg.base_url or "")  # every server kept busy
         try:
-            summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, cfg.concurrency)
+            summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, in_flight)
                                          if cfg.backend == "openai" else cfg.batch_size, progress=not quiet,
                                          task=cfg.task or cfg.official)
         except ValueError as exc:
@@ -224,7 +227,7 @@ def run_cmd(
         sec.record(results=str(path), **{k: v for k, v in summary.__dict__.items() if k != "error_messages"},
                    failed=summary.errors, attempted=attempted, backend=be.describe())
     if summary.errors and summary.generated == 0:  # the section failed, so Run marked the whole run "failed"
-        where = f"--base-url {cfg.base_url}" if cfg.backend == "openai" else f"--backend {cfg.backend}"
+        where = f"--base-url {' '.join(cfg.base_url or [])}" if cfg.backend == "openai" else f"--backend {cfg.backend}"
         console.print(f"[red]{where}:[/] {verdict} First error: {summary.error_messages[0]} "
                       f"(report: {run.dir / 'report.html'})", soft_wrap=True)
         raise typer.Exit(1)

@@ -69,7 +69,7 @@ class M4leRunConfig(RunSettings):
     official: str | None = None
     backend: str = DEFAULT_BACKEND
     model: str | None = None
-    base_url: str | None = None
+    base_url: list[str] | None = None  # OpenAI backend: one server, or replicas used in turn
     task: str | None = None
     results: str | None = None
     limit: int | None = None
