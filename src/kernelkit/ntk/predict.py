@@ -8,17 +8,29 @@ output this is the paper's flow with ``t`` = number of steps at ``η = 1``::
     f_test(t)  = f_test(0) − Θ* Θ⁻¹ (I − e^{−ηtΘ/n}) (f_train(0) − y)
 
 Kernels are per-logit ``(N, N)`` matrices (trace over outputs); ``y`` is ``(N,)`` or ``(N, O)``.
+
+At ``t = ∞`` and dataset scale, :func:`kernel_regression` gives ``f_test = Θ* Θ⁻¹ y`` with :func:`solve`:
+a float64 Cholesky solve while ``N <= max_direct``, beyond it a Jacobi-preconditioned conjugate-gradient
+solve that only multiplies row blocks of the kernel, which may be the file-backed result of
+:func:`kernelkit.ntk.blocked.kernel_blocks`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Prediction", "gradient_descent_mse", "gradient_descent_mse_ensemble", "max_learning_rate"]
+__all__ = ["Prediction", "gradient_descent_mse", "gradient_descent_mse_ensemble", "kernel_regression",
+           "max_learning_rate", "solve"]
+
+MAX_DIRECT = 20_000  # largest N solved by Cholesky by default (the float64 copy of Θ is 3.2 GB at this size)
+SOLVERS = ("auto", "cholesky", "cg")
 
 
 def _as_times(t: float | Tensor | None, like: Tensor) -> Tensor | None:
@@ -169,3 +181,115 @@ def max_learning_rate(ntk_train_train: Tensor, y_train_size: int | None = None, 
     if lam <= 0:
         raise ValueError("ntk_train_train has no positive eigenvalue")
     return 2.0 * n / lam * (1.0 + momentum)
+
+
+def _as_matrix(k: Tensor | np.ndarray[Any, Any], name: str) -> Tensor:
+    """A tensor view of ``k`` (no copy for tensors and numpy arrays, memmaps included)."""
+    if isinstance(k, np.ndarray):
+        with warnings.catch_warnings():  # read-only memmaps (np.load(mmap_mode="r")) are only read here
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            t = torch.from_numpy(k)
+    else:
+        t = torch.as_tensor(k)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(t.shape)}")
+    return t
+
+
+def _row_blocks(k: Tensor, v: Tensor, block: int) -> Tensor:
+    """``k @ v`` reading ``block`` rows of ``k`` at a time, in float64."""
+    out = v.new_empty(k.shape[0], v.shape[1])
+    for i in range(0, k.shape[0], block):
+        out[i:i + block] = k[i:i + block].to(device=v.device, dtype=v.dtype) @ v
+    return out
+
+
+def _cg(k: Tensor, b: Tensor, reg: float, rtol: float, max_iter: int, block: int) -> Tensor:
+    """Jacobi-preconditioned conjugate gradients on ``(K + reg I) x = b``, each column of ``b`` on its own."""
+    d = k.diagonal().to(b.dtype) + reg
+    if not torch.isfinite(d).all() or (d <= 0).any():
+        raise ValueError("k_train_train must have a positive, finite diagonal for the conjugate-gradient solve")
+    b_norm = b.norm(dim=0)
+    x = torch.zeros_like(b)
+    r = b.clone()
+    z = r / d[:, None]
+    p = z.clone()
+    rz = (r * z).sum(0)
+    for _ in range(max_iter):
+        if not torch.isfinite(r).all():
+            raise ValueError("k_train_train or the right-hand side contains NaN/inf")
+        active = r.norm(dim=0) > rtol * b_norm
+        if not active.any():
+            return x
+        ap = _row_blocks(k, p, block) + reg * p
+        pap = (p * ap).sum(0)
+        alpha = torch.where(active & (pap > 0), rz / torch.where(pap > 0, pap, 1.0), 0.0)
+        x += alpha * p
+        r -= alpha * ap
+        z = r / d[:, None]
+        rz_new = (r * z).sum(0)
+        beta = torch.where(active & (rz > 0), rz_new / torch.where(rz > 0, rz, 1.0), 0.0)
+        p = z + beta * p
+        rz = rz_new
+    worst = float((r.norm(dim=0) / b_norm.clamp_min(torch.finfo(b.dtype).tiny)).max())
+    raise RuntimeError(f"conjugate gradients reached max_iter={max_iter} with relative residual {worst:.3g} > "
+                       f"rtol={rtol:g}; the kernel is ill-conditioned: pass diag_reg > 0 or a larger max_iter")
+
+
+def solve(k_train_train: Tensor | np.ndarray[Any, Any], rhs: Tensor, diag_reg: float = 0.0,
+          diag_reg_absolute_scale: bool = False, method: str = "auto", max_direct: int = MAX_DIRECT,
+          rtol: float = 1e-10, max_iter: int | None = None, block: int = 4096) -> Tensor:
+    """``(Θ + λI)⁻¹ rhs`` in float64, ``λ = diag_reg`` (times ``mean(diag Θ)`` unless absolute).
+
+    ``method="auto"`` uses a Cholesky factorization for ``N <= max_direct`` and conjugate gradients beyond;
+    ``"cholesky"`` / ``"cg"`` force one. Conjugate gradients (Jacobi preconditioner, one run per column of
+    ``rhs``, ``block`` kernel rows in memory at a time) stop when every column's residual satisfies
+    ``‖(Θ + λI)x − rhs‖ <= rtol·‖rhs‖``; the error of ``x`` is then at most ``cond(Θ + λI)·rtol`` relative to
+    the exact solution. Not reaching ``rtol`` within ``max_iter`` iterations (default ``10·N``) raises.
+    """
+    if method not in SOLVERS:
+        raise ValueError(f"method must be one of {SOLVERS}, got {method!r}")
+    k = _as_matrix(k_train_train, "k_train_train")
+    if k.shape[0] != k.shape[1]:
+        raise ValueError(f"k_train_train must be a square (N, N) matrix, got shape {tuple(k.shape)}")
+    b = torch.as_tensor(rhs, dtype=torch.float64, device=k.device)
+    squeeze = b.dim() == 1
+    b2 = b[:, None] if squeeze else b
+    if b2.shape[0] != k.shape[0]:
+        raise ValueError(f"k_train_train is {k.shape[0]}x{k.shape[0]} but rhs has {b2.shape[0]} rows")
+    n = k.shape[0]
+    reg = 0.0 if diag_reg == 0 else diag_reg * (1.0 if diag_reg_absolute_scale else float(k.diagonal().double().mean()))
+    if method == "cholesky" or (method == "auto" and n <= max_direct):
+        full = _regularize(_check_kernel(k.to(torch.float64), n, "k_train_train"), reg, True)
+        x = _Flow(full, n, 1.0).solve(b2)
+    else:
+        x = _cg(k, b2, reg, rtol, 10 * n if max_iter is None else max_iter, block)
+    return x.squeeze(-1) if squeeze else x
+
+
+def kernel_regression(k_train_train: Tensor | np.ndarray[Any, Any], y_train: Tensor,
+                      k_test_train: Tensor | np.ndarray[Any, Any] | None = None, diag_reg: float = 0.0,
+                      diag_reg_absolute_scale: bool = False, method: str = "auto", max_direct: int = MAX_DIRECT,
+                      rtol: float = 1e-10, max_iter: int | None = None, block: int = 4096) -> Prediction:
+    """Kernel (ridge) regression: ``f_test = Θ* (Θ + λI)⁻¹ y`` and the fit ``f_train = Θ (Θ + λI)⁻¹ y``.
+
+    ``f_test`` equals ``gradient_descent_mse(...)(None, k_test_train=...).test``, the outputs at ``t = ∞`` of
+    gradient flow from zero outputs (with the NNGP kernel: the GP posterior mean), for any ``N``: see
+    :func:`solve` for the methods and the tolerance. Kernels may be tensors or numpy
+    arrays, memmaps included; they are read ``block`` rows at a time for products.
+    """
+    y = torch.as_tensor(y_train, dtype=torch.float64)
+    alpha = solve(k_train_train, y, diag_reg, diag_reg_absolute_scale, method, max_direct, rtol, max_iter, block)
+    a2 = alpha[:, None] if alpha.dim() == 1 else alpha
+    k = _as_matrix(k_train_train, "k_train_train")
+    train = _row_blocks(k, a2.to(k.device), block)
+    test = None
+    if k_test_train is not None:
+        kt = _as_matrix(k_test_train, "k_test_train")
+        if kt.shape[1] != k.shape[0]:
+            raise ValueError(f"k_test_train must be (N_test, {k.shape[0]}), got shape {tuple(kt.shape)}")
+        test = _row_blocks(kt, a2.to(kt.device), block)
+    if alpha.dim() == 1:
+        train = train.squeeze(-1)
+        test = None if test is None else test.squeeze(-1)
+    return Prediction(train, test)
