@@ -182,3 +182,70 @@ def test_direct_grouped_on_maps_smaller_than_the_kernel(size, k, d):
     want = torch.autograd.grad(F.conv2d(x, w, None, 1, (k - 1) * d // 2, d, 4), (x, w), g)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
+
+
+# ---- the registered op (what torch.compile, FlopCounterMode and other tracers call) -----------------
+
+OP_STRATEGIES = [s for s in FORCED if s != "direct"]
+
+
+@pytest.mark.parametrize("strategy", OP_STRATEGIES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:6])) + f"-s{c[6]}-p{c[7]}-d{c[8]}")
+def test_registered_op_matches_conv2d_float64(case, strategy):
+    """``kernelkit::depthwise_conv2d`` and its backward op against F.conv2d: values and all three gradients."""
+    from kernelkit.layers._dw_ops import op_arguments
+
+    n, c, h, w_, kh, kw, stride, padding, dilation = case
+    g = torch.Generator().manual_seed(100 + CASES.index(case))
+    x = torch.randn(n, c, h, w_, generator=g, dtype=torch.float64)
+    w = torch.randn(c, 1, kh, kw, generator=g, dtype=torch.float64)
+    b = torch.randn(c, generator=g, dtype=torch.float64)
+    args = op_arguments(resolve_geometry(x, w, stride, padding, dilation))
+    ref_y = _reference(x, w, b, stride, padding, dilation)
+    gy = torch.randn(ref_y.shape, generator=g, dtype=torch.float64)
+    ref = _values_and_grads(lambda a, k, bb: _reference(a, k, bb, stride, padding, dilation), x, w, b, gy)
+    out = _values_and_grads(lambda a, k, bb: torch.ops.kernelkit.depthwise_conv2d(a, k, bb, *args, strategy),
+                            x, w, b, gy)
+    for name, got, want in zip(("y", "grad_x", "grad_w", "grad_b"), out, ref, strict=True):
+        assert got.shape == want.shape, name
+        assert (got - want).abs().max() / want.abs().max().clamp_min(1.0) < 1e-10, f"{name} differs for {strategy}"
+
+
+@pytest.mark.parametrize("strategy", OP_STRATEGIES)
+def test_registered_op_passes_opcheck(strategy):
+    """Schema, fake (meta) implementation, autograd registration and tracing agree with the real op."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 9, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.kernelkit.depthwise_conv2d.default,
+                          (x, w, b, [1, 1], [2, 2, 1, 2], [1, 1], strategy))
+    torch.library.opcheck(torch.ops.kernelkit.depthwise_conv2d.default,
+                          (x.detach(), w, None, [2, 1], [1, 1, 0, 0], [1, 2], strategy))
+
+
+def test_registered_op_backward_returns_only_what_is_asked():
+    x = torch.randn(1, 2, 7, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    y = torch.ops.kernelkit.depthwise_conv2d(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1], "dft")
+    (gx,) = torch.autograd.grad(y.sum(), (x,))
+    torch.testing.assert_close(gx, torch.autograd.grad(_reference(x, w, None, 1, 1, 1).sum(), (x,))[0])
+    gx2, gw2 = torch.ops.kernelkit.depthwise_conv2d_backward(torch.ones(1, 2, 7, 7, dtype=torch.float64), x.detach(),
+                                                            w, [1, 1], [1, 1, 1, 1], [1, 1], "dft", [True, False])
+    assert gw2.numel() == 0 and gx2.shape == x.shape
+
+
+def test_eager_calls_the_autograd_functions_and_tracers_the_op(monkeypatch):
+    """Eager CPU calls run the strategy directly (no dispatcher round trip); under a dispatch mode the op runs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kernelkit.layers import _dw_ops
+
+    monkeypatch.setattr(_dw_ops, "forward", lambda *a, **k: pytest.fail("the registered op ran in eager mode"))
+    x, w = torch.randn(1, 2, 9, 9), torch.randn(2, 1, 5, 5)
+    depthwise_conv2d(x, w, strategy="dft")
+    monkeypatch.undo()
+    with FlopCounterMode(display=False) as counter:
+        y = depthwise_conv2d(x, w, strategy="dft")
+    assert torch.ops.kernelkit.depthwise_conv2d in counter.get_flop_counts()["Global"]
+    torch.testing.assert_close(y, _reference(x, w, None, 1, "same", 1), rtol=1e-5, atol=1e-5)

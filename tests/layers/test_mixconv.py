@@ -383,3 +383,26 @@ def test_benchmark_smoke() -> None:
     assert all(r.extra["chosen"] in PATHS for r in ctx.results)
     assert all(r.extra["choice_ms"] for r in ctx.results if "tuned" in r.label)
     assert not tune.is_enabled()
+
+
+def test_compile_fullgraph_reads_no_context_variable() -> None:
+    """``torch.compile(fullgraph=True)`` works inside a ``use_impl`` block (traced code takes the fixed rule,
+    reading no ContextVar); eager calls in the same block still follow ``use_impl``."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = MixConv2d(6, kernel_sizes=(3, 5, 7)).eval()
+    x = torch.randn(2, 6, 10, 10)
+    want = F.conv2d(x, layer.padded_weight(), None, 1, 3, 1, 6)  # the independent reference: one padded conv
+    seen: list[str] = []
+    real_run = layer.run
+    try:
+        with torch.no_grad(), use_impl("split"):
+            got = torch.compile(layer, fullgraph=True)(x)
+            layer.run = lambda t, impl: seen.append(impl) or real_run(t, impl)  # type: ignore[method-assign]
+            eager = layer(x)
+    finally:
+        del layer.run
+        torch._dynamo.reset()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eager, want, rtol=1e-5, atol=1e-5)
+    assert seen == ["split"]

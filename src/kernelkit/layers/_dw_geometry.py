@@ -91,8 +91,11 @@ def _pair(value: object, name: str, minimum: int) -> tuple[int, int]:
     return pair
 
 
-def validate_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """Raise a clear error when ``x``, ``weight`` or ``bias`` do not form a depthwise convolution."""
+def validate_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, same_dtype: bool = True) -> None:
+    """Raise a clear error when ``x``, ``weight`` or ``bias`` do not form a depthwise convolution.
+
+    ``same_dtype=False`` accepts parameters in another floating dtype than ``x`` (under autocast, which casts).
+    """
     if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError("depthwise_conv2d expects tensors for x and weight")
     if x.dim() != 4:
@@ -112,7 +115,7 @@ def validate_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         raise TypeError(f"depthwise_conv2d needs a floating-point input, got {x.dtype}")
     tensors = [weight] + ([bias] if bias is not None else [])
     for t in tensors:
-        if t.dtype != x.dtype:
+        if same_dtype and t.dtype != x.dtype:
             raise TypeError(f"dtype mismatch: input is {x.dtype} but a parameter is {t.dtype}")
         if t.device != x.device:
             raise ValueError(f"device mismatch: input is on {x.device} but a parameter is on {t.device}")

@@ -93,9 +93,25 @@ def strided_input_grad(grad_y: torch.Tensor, weight: torch.Tensor, geo: Geometry
     return direct_input_grad(dense, weight, geo)
 
 
+def direct_backward(grad_y: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor | None, geo: Geometry,
+                    need_x: bool, need_w: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(grad_x, grad_w)`` of the direct strategies: input gradient as ``F.conv2d`` with the flipped kernel
+    (:func:`direct_input_grad`, :func:`strided_input_grad`), weight gradient as one grouped ``F.conv2d``
+    (:func:`grouped_weight_grad`). ``x`` is needed for ``grad_w``, ``weight`` for ``grad_x``."""
+    grad_y = grad_y.contiguous()
+    grad_x = grad_w = None
+    if need_x:
+        assert weight is not None
+        input_grad = strided_input_grad if geo.strided else direct_input_grad
+        grad_x = input_grad(grad_y, weight, geo)
+    if need_w:
+        assert x is not None
+        grad_w = grouped_weight_grad(x, grad_y, geo)
+    return grad_x, grad_w
+
+
 class DirectDepthwise(torch.autograd.Function):
-    """Depthwise conv: ``F.conv2d`` forward, input gradient as ``F.conv2d`` with the flipped kernel,
-    weight gradient as one grouped ``F.conv2d`` (:func:`grouped_weight_grad`)."""
+    """Depthwise conv: ``F.conv2d`` forward, backward by :func:`direct_backward`."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -109,12 +125,7 @@ class DirectDepthwise(torch.autograd.Function):
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_y = grad_y.contiguous()
-        grad_x = None
-        if need_x:
-            input_grad = strided_input_grad if ctx.geo.strided else direct_input_grad
-            grad_x = input_grad(grad_y, weight, ctx.geo)
-        grad_w = grouped_weight_grad(x, grad_y, ctx.geo) if need_w else None
+        grad_x, grad_w = direct_backward(grad_y, x, weight, ctx.geo, need_x, need_w)
         grad_b = grad_y.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
         return grad_x, grad_w, grad_b, None
 
@@ -270,58 +281,79 @@ def weight_grad(cross: torch.Tensor, geo: Geometry, period: tuple[int, int]) -> 
     return MatrixDFT().synthesis(cross, taps, period).unsqueeze(1)
 
 
+def spectral_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry,
+                     transform: str, direct_forward: bool = False, keep_spectra: tuple[bool, bool] = (False, False),
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(y, spec_x, spec_w)``: the spectral (or, with ``direct_forward``, ``F.conv2d``) forward, and the input
+    and kernel spectra it computed when ``keep_spectra`` asks for them (for :func:`spectral_backward`)."""
+    period = periods(geo, transform)
+    if direct_forward:
+        return direct_conv(x, weight, bias, geo), None, None
+    tr = TRANSFORMS[transform]
+    spec_x = tr.analysis(x, (input_positions(geo.h), input_positions(geo.w)), period)
+    spec_w = kernel_spectrum(weight, geo, period)
+    y = tr.synthesis(spec_x * spec_w, (output_positions(geo.h), output_positions(geo.w)), period)
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
+    return y, spec_x if keep_spectra[0] else None, spec_w if keep_spectra[1] else None
+
+
+def spectral_backward(grad_y: torch.Tensor, geo: Geometry, transform: str, direct_forward: bool, need_x: bool,
+                      need_w: bool, *, x: torch.Tensor | None = None, spec_x: torch.Tensor | None = None,
+                      weight: torch.Tensor | None = None, spec_w: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(grad_x, grad_w)`` in the frequency domain (see the module docstring); the input and kernel spectra
+    are taken from ``spec_x`` / ``spec_w`` when the forward kept them, else computed from ``x`` / ``weight``.
+    With ``direct_forward`` at stride 1 the input gradient is the flipped-kernel ``F.conv2d``."""
+    period, tr = periods(geo, transform), TRANSFORMS[transform]
+    grad_x = grad_w = None
+    grad_y = grad_y.contiguous()
+    if not (need_x or need_w):
+        return grad_x, grad_w
+    spec_gy = None
+    if need_w or not (direct_forward and not geo.strided):
+        spec_gy = tr.analysis(grad_y, (output_positions(geo.h), output_positions(geo.w)), period)
+    if need_x and direct_forward and not geo.strided:
+        assert weight is not None
+        grad_x = direct_input_grad(grad_y, weight, geo)
+    elif need_x:
+        if spec_w is None:
+            assert weight is not None
+            spec_w = kernel_spectrum(weight, geo, period)
+        assert spec_gy is not None
+        grad_x = tr.synthesis(spec_gy * spec_w.conj(), (input_positions(geo.h), input_positions(geo.w)), period)
+    if need_w:
+        if spec_x is None:
+            assert x is not None
+            spec_x = tr.analysis(x.contiguous(), (input_positions(geo.h), input_positions(geo.w)), period)
+        assert spec_gy is not None
+        cross = torch.einsum("nchw,nchw->chw", spec_gy, spec_x.conj())
+        grad_w = weight_grad(cross, geo, period)
+    return grad_x, grad_w
+
+
 class SpectralDepthwise(torch.autograd.Function):
-    """Depthwise conv with a frequency-domain backward; the forward is spectral or ``F.conv2d``."""
+    """Depthwise conv with a frequency-domain backward (:func:`spectral_backward`); the forward is spectral
+    or ``F.conv2d`` (:func:`spectral_forward`)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry,
                 transform: str, direct_forward: bool) -> torch.Tensor:
-        period = periods(geo, transform)
-        tr = TRANSFORMS[transform]
-        ctx.geo, ctx.transform, ctx.period, ctx.has_bias = geo, transform, period, bias is not None
-        ctx.direct_forward = direct_forward
-        x_pos = (input_positions(geo.h), input_positions(geo.w))
-        spec_x = spec_w = None
-        if direct_forward:
-            y = direct_conv(x, weight, bias, geo)
-        else:
-            spec_x = tr.analysis(x, x_pos, period)
-            spec_w = kernel_spectrum(weight, geo, period)
-            y = tr.synthesis(spec_x * spec_w, (output_positions(geo.h), output_positions(geo.w)), period)
-            if bias is not None:
-                y = y + bias.view(1, -1, 1, 1)
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        ctx.save_for_backward(x if (need_w and spec_x is None) else None, spec_x if need_w else None,
-                              weight if (need_x and spec_w is None) else None, spec_w if need_x else None)
+        y, spec_x, spec_w = spectral_forward(x, weight, bias, geo, transform, direct_forward, (need_w, need_x))
+        ctx.geo, ctx.transform, ctx.has_bias, ctx.direct_forward = geo, transform, bias is not None, direct_forward
+        ctx.save_for_backward(x if (need_w and spec_x is None) else None, spec_x,
+                              weight if (need_x and spec_w is None) else None, spec_w)
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, spec_x, weight, spec_w = ctx.saved_tensors
-        geo, period, tr = ctx.geo, ctx.period, TRANSFORMS[ctx.transform]
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = grad_w = grad_b = None
-        grad_y = grad_y.contiguous()
-        if need_x or need_w:
-            spec_gy = None
-            if need_w or not (ctx.direct_forward and not geo.strided):
-                spec_gy = tr.analysis(grad_y, (output_positions(geo.h), output_positions(geo.w)), period)
-            if need_x and ctx.direct_forward and not geo.strided:
-                grad_x = direct_input_grad(grad_y, weight, geo)
-            elif need_x:
-                if spec_w is None:
-                    spec_w = kernel_spectrum(weight, geo, period)
-                grad_x = tr.synthesis(spec_gy * spec_w.conj(), (input_positions(geo.h), input_positions(geo.w)),
-                                      period)
-            if need_w:
-                if spec_x is None:
-                    spec_x = tr.analysis(x, (input_positions(geo.h), input_positions(geo.w)), period)
-                assert spec_gy is not None
-                cross = torch.einsum("nchw,nchw->chw", spec_gy, spec_x.conj())
-                grad_w = weight_grad(cross, geo, period)
-        if need_b and ctx.has_bias:
-            grad_b = grad_y.sum((0, 2, 3))
+        grad_x, grad_w = spectral_backward(grad_y, ctx.geo, ctx.transform, ctx.direct_forward, need_x, need_w,
+                                           x=x, spec_x=spec_x, weight=weight, spec_w=spec_w)
+        grad_b = grad_y.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
         return grad_x, grad_w, grad_b, None, None, None
 
 

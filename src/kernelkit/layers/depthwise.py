@@ -29,6 +29,22 @@ strided small kernels, half precision and CUDA (cuDNN) go ``direct``. The rule f
 ``kernelkit bench depthwise_conv``, whose JSON/markdown output records the measured numbers. With
 tuning on (``KERNELKIT_TUNE=1`` or ``with kernelkit.tune.enabled():``) the strategies are measured on
 the call's shapes once and the fastest is cached; the rule's pick is kept unless another wins clearly.
+
+With the PyTorch toolchain (every strategy gives ``F.conv2d``'s numbers to fp32 rounding):
+
+* **eager, CPU:** the strategy runs as above (autograd functions with hand-written backwards, no
+  dispatcher round trip);
+* **torch.compile, FlopCounterMode, fake tensors / make_fx, tensor subclasses:** every strategy but
+  ``direct`` is the registered op ``kernelkit::depthwise_conv2d`` (:mod:`kernelkit.layers._dw_ops`): a fake
+  implementation for tracing, an autograd formula calling ``kernelkit::depthwise_conv2d_backward`` (the
+  strategy's own backward) and ``F.conv2d``'s FLOP count, so ``FlopCounterMode`` reports the conv's
+  ``2·N·C·H_out·W_out·kh·kw`` FLOPs (twice that for the backward) whatever strategy ran. Compiled code
+  keeps the op (``fullgraph=True`` works); the fixed rule applies, tuning is never measured while tracing;
+* **torch.export / ONNX** (``torch.compiler.is_exporting()``): plain ``F.conv2d``, a standard conv graph;
+* **autocast** (CPU or CUDA): plain ``F.conv2d``, cast by autocast's rules (parameters may then differ in
+  dtype from the input), whatever ``strategy`` says;
+* **CUDA, meta and other devices:** plain ``F.conv2d`` (cuDNN on CUDA) whatever ``strategy`` says; the
+  op has a CPU implementation only.
 """
 
 from __future__ import annotations
@@ -39,7 +55,9 @@ import torch
 
 from kernelkit import tune
 from kernelkit.layers._dw_geometry import Geometry, IntPair, Padding, resolve_geometry, validate_inputs
+from kernelkit.layers._dw_ops import op_arguments
 from kernelkit.layers._dw_spectral import direct_conv, direct_depthwise, spectral_depthwise
+from kernelkit.layers._dw_subgrid import subgrid_depthwise
 
 STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid")
 TUNE_OP = "depthwise"  # the tuner's name for depthwise strategy choices
@@ -81,7 +99,7 @@ def tune_key(x: torch.Tensor, geo: Geometry, grad: bool) -> str:
 def tuned_strategy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry) -> str:
     """``auto``'s strategy: :func:`choose_strategy`, or with tuning on the measured fastest (:mod:`kernelkit.tune`)."""
     heuristic = choose_strategy(x, weight, geo)
-    if x.numel() < TINY_NUMEL or x.device.type not in ("cpu", "cuda"):
+    if x.numel() < TINY_NUMEL or x.device.type != "cpu":  # elsewhere every strategy runs F.conv2d
         return heuristic
     candidates = ["direct", "direct_grouped"]
     if x.dtype in (torch.float32, torch.float64):
@@ -122,32 +140,48 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         stride, dilation: int or ``(h, w)`` pair, >= 1.
         padding: ``"same"`` (stride 1 only, as in torch), ``"valid"``, an int or a ``(ph, pw)`` pair.
         strategy: ``"auto"`` (by shape, or measured when tuning is on; see the module docstring) or one of
-            ``STRATEGIES`` to force a path.
+            ``STRATEGIES`` to force a path (on CPU, outside autocast and export; elsewhere ``F.conv2d``).
 
     Returns:
         ``(N, C, H_out, W_out)``, differentiable with respect to ``x``, ``weight`` and ``bias``.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    validate_inputs(x, weight, bias)
+    autocast = _autocast_enabled(x)
+    validate_inputs(x, weight, bias, same_dtype=not autocast)
     geo = resolve_geometry(x, weight, stride, padding, dilation)
+    if autocast:  # F.conv2d casts as autocast says; the fast paths run in float32/64 only
+        return direct_conv(x, weight, bias, geo)
     if strategy == "auto":
         strategy = tuned_strategy(x, weight, bias, geo)
     return _run(x, weight, bias, geo, strategy)
 
 
+def _autocast_enabled(x: torch.Tensor) -> bool:
+    return x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type)
+
+
+def _traced(x: torch.Tensor) -> bool:
+    """Under ``torch.compile`` tracing, a ``TorchDispatchMode`` (``FlopCounterMode``, fake tensors, ``make_fx``)
+    or with a tensor subclass input: the registered op is called instead of the eager autograd functions."""
+    if torch.compiler.is_compiling():
+        return True
+    return type(x) is not torch.Tensor or bool(torch._C._len_torch_dispatch_stack())
+
+
 def _run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry, strategy: str
          ) -> torch.Tensor:
-    if strategy == "direct":
+    if strategy == "direct" or x.device.type != "cpu" or torch.compiler.is_exporting():
         return direct_conv(x, weight, bias, geo)
+    if strategy in ("dft", "fft", "direct_dft") and x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"strategy {strategy!r} supports float32 and float64 only, got {x.dtype}")
+    if _traced(x):
+        stride, pads, dilation = op_arguments(geo)
+        return torch.ops.kernelkit.depthwise_conv2d(x, weight, bias, stride, pads, dilation, strategy)
     if strategy == "direct_grouped":
         return direct_depthwise(x, weight, bias, geo)
     if strategy == "subgrid":
-        from kernelkit.layers._dw_subgrid import subgrid_depthwise
-
         return subgrid_depthwise(x, weight, bias, geo)
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"strategy {strategy!r} supports float32 and float64 only, got {x.dtype}")
     if strategy == "direct_dft":
         return spectral_depthwise(x, weight, bias, geo, "dft", direct_forward=True)
     return spectral_depthwise(x, weight, bias, geo, strategy)

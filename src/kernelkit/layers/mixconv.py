@@ -23,6 +23,19 @@ replaces split-concat only when it beats it clearly in the measurement. ``impl="
 the fixed rule; ``with use_impl(...)`` forces a path on every ``"auto"`` layer in a block. Parameters are
 stored exactly as timm's ``MixedConv2d`` stores them (child modules ``"0"``, ``"1"``, ... each with a
 ``weight``), so timm ``mixnet_*`` state dicts load without renaming.
+
+With the PyTorch toolchain every path is plain torch code (``torch.split``/``cat``, ``F.conv2d``, the padded
+kernel built with ``F.pad``) or :func:`~kernelkit.layers.depthwise.depthwise_conv2d` (see its module for
+compile/export/autocast/CUDA):
+
+* **torch.compile** (``fullgraph=True`` works): ``"auto"`` takes the fixed rule and reads no context
+  variable, so ``use_impl`` blocks apply in eager mode only (a layer's own ``impl=`` argument always applies);
+  the padded kernel is rebuilt inside the graph instead of cached on the module;
+* **torch.export / ONNX:** the same standard graph (split/concat or one padded conv);
+* **autocast:** every path is ``F.conv2d``, cast by autocast's rules;
+* **FlopCounterMode:** ``"auto"`` takes ``"split"``, the nominal arithmetic of the per-group kernels (a
+  forced padded path counts the zero taps it multiplies);
+* **CUDA and the meta device:** the same paths on cuDNN / shapes only, nothing CPU-specific.
 """
 
 from __future__ import annotations
@@ -257,8 +270,8 @@ class MixConv2d(nn.Module):
     def _weight_for_call(self, name: str, build: Callable[[], Tensor]) -> Tensor:
         """``build()`` when autograd needs it; else a copy kept until a weight changes (version or storage)."""
         weights = [c.weight for c in self.convs()]
-        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
-            return build()
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
+            return build()  # traced: the compiler sees the build (and may fold it); no cache on the module
         try:  # dtype/device moves change the storage, in-place updates bump the version counter
             key = (torch.is_inference_mode_enabled(), *[(w._version, w.data_ptr()) for w in weights])
         except RuntimeError:  # weights created in inference mode have no version counter: no reuse
@@ -343,7 +356,8 @@ class MixConv2d(nn.Module):
 
     def choose_impl(self, x: Tensor) -> str:
         """The path for this input: forced (``impl=...``, :func:`use_impl`), else the tuner's choice."""
-        forced = _FORCED.get()
+        compiling = torch.compiler.is_compiling()  # traced code reads no context variable: use_impl is eager-only
+        forced = None if compiling else _FORCED.get()
         paths = self.available_impls()
         wanted = self.impl if self.impl != "auto" else forced
         if wanted not in (None, "auto", "heuristic"):
@@ -352,7 +366,7 @@ class MixConv2d(nn.Module):
                     raise ValueError(f"MixConv2d impl {wanted!r} is not available for this layer; available: {paths}")
                 return "split"
             return wanted
-        if len(paths) == 1 or _dispatch_mode_active() or torch.jit.is_scripting():
+        if len(paths) == 1 or (not compiling and _dispatch_mode_active()) or torch.jit.is_scripting():
             return "split"  # under a FLOP counter: the nominal arithmetic
         grad = self._needs_grad(x)
         heuristic = heuristic_impl(paths, x, grad, self.kernel_sizes)

@@ -10,6 +10,9 @@ Large depthwise convs run through :func:`kernelkit.layers.depthwise_conv2d` on C
 is on: per layer with the constructor argument (``DilatedReparamBlock(..., fast_depthwise=False)``,
 ``DepthwiseConv2d(..., fast=False)``; default on), and for a block of code with
 ``with use_fast_depthwise(False): model(x)`` (benchmarks, comparisons; scoped, restored after the block).
+Under ``torch.compile`` the block is not consulted (traced code reads no context variable): the
+constructor argument alone decides. How the fast conv behaves under compile, export, autocast,
+FlopCounterMode and on CUDA: :mod:`kernelkit.layers.depthwise`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ def use_fast_depthwise(enabled: bool = True) -> contextlib.AbstractContextManage
     return _FAST_DEPTHWISE.use(enabled)
 
 
+def _fast_switch_on() -> bool:
+    """:func:`use_fast_depthwise`'s setting in eager mode; traced code (``torch.compile``) reads no context
+    variable, so there each layer's ``fast`` argument alone decides."""
+    return torch.compiler.is_compiling() or _FAST_DEPTHWISE.enabled
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise ``nn.Conv2d`` (same parameters and names) that routes large kernels to the fast CPU conv.
 
@@ -64,7 +73,7 @@ class DepthwiseConv2d(nn.Conv2d):
         self._fast_ok = stride == 1 and effective > 3 and effective % 2 == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fast_ok and self.fast and _FAST_DEPTHWISE.enabled and x.device.type == "cpu":
+        if self._fast_ok and self.fast and x.device.type == "cpu" and _fast_switch_on():
             return depthwise_conv2d(x, self.weight, self.bias, stride=1, padding="same", dilation=self.dilation[0])
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
