@@ -94,6 +94,7 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
     x1, x2 = check_inputs(x1, x2)
     x1 = x1.to(dtype)
     x2_ = x1 if x2 is None else x2.to(dtype)
+    same = x2 is None or (x2_.shape == x1.shape and torch.equal(x2_, x1))  # neural-tangents' x1_is_x2
     want_ntk = "ntk" in gets
     if batch_size is None:
         batch_size = _auto_block(x1)
@@ -104,7 +105,8 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
     with torch.no_grad():
         for r in rows:
             for c in cols:
-                k = layer_kernel(model, core.input_kernel(x1[r], x2_[c], compute_ntk=want_ntk))
+                k = layer_kernel(model, core.input_kernel(x1[r], x2_[c], compute_ntk=want_ntk,
+                                                          same_inputs=same and r == c))
                 if not allocated:
                     allocated = True
                     shape = (x1.shape[0], x2_.shape[0], *k.nngp.shape[2:])

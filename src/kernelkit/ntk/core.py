@@ -22,16 +22,26 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "ATTENTION_MECHANISMS",
+    "PADDINGS",
     "Kernel",
     "ab_relu",
+    "attention_weights",
+    "avg_pool_kernel",
     "conv_kernel",
+    "conv_pads",
     "dense_kernel",
+    "dropout_kernel",
     "erf_kernel",
     "flatten_kernel",
     "gap_kernel",
+    "gelu_kernel",
     "input_kernel",
+    "layer_norm_kernel",
+    "pad_positions",
     "quadrature_kernel",
     "relu_expectations",
+    "self_attention_kernel",
     "sum_kernels",
 ]
 
@@ -49,16 +59,18 @@ class Kernel:
     spatial: tuple[int, ...]
     channels: int
     is_gaussian: bool = False
+    same_inputs: bool = False  # x2 is x1 (sample n of x1 is sample n of x2: Dropout's masks coincide)
 
     def replace(self, **changes: object) -> Kernel:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------- input
-def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True) -> Kernel:
+def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True, same_inputs: bool = False) -> Kernel:
     """Kernel of the raw inputs: ``x·x' / channels`` per position pair, NTK zero.
 
-    ``x`` is ``(N, features)`` or ``(N, C, *S)`` (channels first).
+    ``x`` is ``(N, features)`` or ``(N, C, *S)`` (channels first); ``same_inputs`` says that ``x2`` is ``x1``
+    (the diagonal of the kernel pairs each sample with itself).
     """
     channels = x1.shape[1]
     spatial = tuple(x1.shape[2:])
@@ -75,7 +87,7 @@ def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True) -> Kernel:
 
     nngp, cov1, cov2 = reshape(nngp, 2), reshape(cov1, 1), reshape(cov2, 1)
     ntk = torch.zeros_like(nngp) if compute_ntk else None
-    return Kernel(nngp, ntk, cov1, cov2, spatial, channels, is_gaussian=False)
+    return Kernel(nngp, ntk, cov1, cov2, spatial, channels, is_gaussian=False, same_inputs=same_inputs)
 
 
 # --------------------------------------------------------------------------------------- weight layers
@@ -109,37 +121,84 @@ def _affine(k: Kernel, nngp: Tensor, ntk: Tensor | None, cov1: Tensor, cov2: Ten
             raise ValueError(f"parametrization must be 'ntk' or 'standard', got {parametrization!r}")
     return Kernel(new_nngp, new_ntk, wv * cov1 + bv, wv * cov2 + bv,
                   k.spatial if spatial is None else spatial,
-                  k.channels if out_channels is None else out_channels, is_gaussian=True)
+                  k.channels if out_channels is None else out_channels, is_gaussian=True,
+                  same_inputs=k.same_inputs)
+
+
+PADDINGS = ("same", "valid", "circular", "symmetric")
+"""``same``: JAX/TF SAME (output ``ceil(size/stride)``, the odd extra row/column at the bottom/right);
+``circular``: the SAME amounts, wrapped around; ``valid``: none; ``symmetric``: ``(k-1)//2`` before and
+``k//2`` after whatever the stride (torch's ``padding=k//2`` for odd ``k``)."""
+
+
+def conv_pads(size: int, kernel_size: int, stride: int, padding: str) -> tuple[int, int]:
+    """Padding ``(before, after)`` of one spatial axis of length ``size`` (see :data:`PADDINGS`)."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "symmetric":
+        return (kernel_size - 1) // 2, kernel_size // 2
+    if padding in ("same", "circular"):
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel_size - size, 0)
+        return total // 2, total - total // 2
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+
+def pad_positions(t: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int], padding: str,
+                  dims: tuple[int, ...] = (-4, -3, -2, -1)) -> Tensor:
+    """Pad the spatial axes ``dims`` of ``t`` (negative, in ``(h, w)`` pairs) for a ``kernel_size``/``stride``
+    window: zeros, or wrapped around for ``circular``."""
+    pads = {d: conv_pads(t.shape[d], kernel_size[i % 2], stride[i % 2], padding) for i, d in enumerate(dims)}
+    if all(p == (0, 0) for p in pads.values()):
+        return t
+    if padding == "circular":
+        for d, (before, after) in pads.items():
+            t = t.index_select(d, torch.arange(-before, t.shape[d] + after, device=t.device) % t.shape[d])
+        return t
+    flat: list[int] = []
+    for d in range(-1, min(dims) - 1, -1):  # F.pad lists the last axis first
+        flat += pads.get(d, (0, 0))
+    return torch.nn.functional.pad(t, flat)
+
+
+def _tap_sum(t: Tensor, k: int, stride: int, padding: str, dims: tuple[int, int]) -> Tensor:
+    """``Σ_a t[.., s·i + a − before, .., s·i' + a − before, ..]`` over the ``k`` taps ``a`` of one spatial axis,
+    whose two copies are ``dims``; zero padding is skipped rather than materialized."""
+    size = t.shape[dims[0]]
+    before, after = conv_pads(size, k, stride, padding)
+    if padding == "circular" and before + after:
+        idx = torch.arange(-before, size + after, device=t.device) % size
+        t = t.index_select(dims[0], idx).index_select(dims[1], idx)
+        size, before, after = size + before + after, 0, 0
+    out_size = (size + before + after - k) // stride + 1
+    if out_size < 1:
+        raise ValueError(f"kernel size {k} is larger than the (padded) input size {size + before + after}")
+    shape = list(t.shape)
+    shape[dims[0]] = shape[dims[1]] = out_size
+    out = t.new_zeros(shape)
+    for a in range(k):
+        lo = max(0, -(-(before - a) // stride))  # first output whose tap a lands inside the input
+        hi = min(out_size, (size - 1 - a + before) // stride + 1)
+        if hi <= lo:
+            continue
+        first = stride * lo + a - before
+        src: list[slice] = [slice(None)] * t.dim()
+        dst: list[slice] = [slice(None)] * t.dim()
+        for d in dims:
+            src[d] = slice(first, first + stride * (hi - lo - 1) + 1, stride)
+            dst[d] = slice(lo, hi)
+        out[tuple(dst)] += t[tuple(src)]
+    return out
 
 
 def _shift_sum(t: Tensor, kernel_size: tuple[int, int], stride: int, padding: str) -> Tensor:
-    """Mean over filter taps δ of ``t[..., p+δ, p'+δ]`` for ``t`` of shape ``(..., H, W, H, W)``."""
-    h, w = t.shape[-2:]
-    kh, kw = kernel_size
-    if padding == "valid":
-        pads = ((0, 0), (0, 0))
-    else:
-        pads = (((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2))
-    hp, wp = h + sum(pads[0]), w + sum(pads[1])
-    if padding == "circular":
-        ih = (torch.arange(hp, device=t.device) - pads[0][0]) % h
-        iw = (torch.arange(wp, device=t.device) - pads[1][0]) % w
-        t = t.index_select(-4, ih).index_select(-3, iw).index_select(-2, ih).index_select(-1, iw)
-    elif padding == "same":
-        pad = (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
-        t = torch.nn.functional.pad(t, pad + pad)
-    elif padding != "valid":
-        raise ValueError(f"padding must be 'same', 'valid' or 'circular', got {padding!r}")
-    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    if ho < 1 or wo < 1:
-        raise ValueError(f"kernel_size {kernel_size} is larger than the (padded) input {h}x{w}")
-    out = t.new_zeros(*t.shape[:-4], ho, wo, ho, wo)
-    for a in range(kh):
-        rows = slice(a, a + stride * (ho - 1) + 1, stride)
-        for b in range(kw):
-            cols = slice(b, b + stride * (wo - 1) + 1, stride)
-            out += t[..., rows, cols, rows, cols]
-    return out.div_(kh * kw)
+    """Mean over filter taps δ of ``t[..., p+δ, p'+δ]`` for ``t`` of shape ``(..., H, W, H, W)`` (separable: the
+    row taps, then the column taps)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    t = _tap_sum(t, kernel_size[0], stride, padding, (-4, -2))
+    t = _tap_sum(t, kernel_size[1], stride, padding, (-3, -1))
+    return t.div_(kernel_size[0] * kernel_size[1])
 
 
 def conv_kernel(k: Kernel, out_channels: int, kernel_size: tuple[int, int], stride: int, padding: str,
@@ -176,7 +235,7 @@ def flatten_kernel(k: Kernel) -> Kernel:
         return _diag_positions(t, k.spatial, lead).mean(-1)
 
     return Kernel(f(k.nngp, 2), None if k.ntk is None else f(k.ntk, 2), f(k.cov1, 1), f(k.cov2, 1), (),
-                  k.channels * p, is_gaussian=k.is_gaussian)
+                  k.channels * p, is_gaussian=k.is_gaussian, same_inputs=k.same_inputs)
 
 
 def gap_kernel(k: Kernel) -> Kernel:
@@ -190,7 +249,7 @@ def gap_kernel(k: Kernel) -> Kernel:
         return t.mean(dim=dims)
 
     return Kernel(f(k.nngp), None if k.ntk is None else f(k.ntk), f(k.cov1), f(k.cov2), (), k.channels,
-                  is_gaussian=k.is_gaussian)
+                  is_gaussian=k.is_gaussian, same_inputs=k.same_inputs)
 
 
 def sum_kernels(kernels: list[Kernel]) -> Kernel:
@@ -204,7 +263,122 @@ def sum_kernels(kernels: list[Kernel]) -> Kernel:
     ntk = None if first.ntk is None else sum(k.ntk for k in kernels)  # type: ignore[misc]
     return Kernel(sum(k.nngp for k in kernels), ntk, sum(k.cov1 for k in kernels),  # type: ignore[arg-type]
                   sum(k.cov2 for k in kernels), first.spatial, first.channels,  # type: ignore[arg-type]
-                  is_gaussian=all(k.is_gaussian for k in kernels))
+                  is_gaussian=all(k.is_gaussian for k in kernels), same_inputs=first.same_inputs)
+
+
+# ---------------------------------------------------------------------- pooling, normalization, dropout
+def _avg_last_two(t: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int]) -> Tensor:
+    y = torch.nn.functional.avg_pool2d(t.reshape(-1, 1, *t.shape[-2:]), kernel_size, stride)
+    return y.reshape(*t.shape[:-2], *y.shape[-2:])
+
+
+def avg_pool_kernel(k: Kernel, kernel_size: tuple[int, int], stride: tuple[int, int], padding: str) -> Kernel:
+    """Local average pooling (a linear map on each position set): ``K'_pp' = 1/q² Σ_{δ,δ'} K_{p+δ,p'+δ'}``,
+    divided by the full window size ``q`` also at padded edges (neural-tangents' ``normalize_edges=False``)."""
+    if len(k.spatial) != 2:
+        raise ValueError(f"AvgPool2d needs an (N, C, H, W) input, got spatial shape {k.spatial}")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+    def pool(t: Tensor) -> Tensor:
+        t = pad_positions(t, kernel_size, stride, padding)
+        if t.shape[-2] < kernel_size[0] or t.shape[-1] < kernel_size[1]:
+            raise ValueError(f"pooling window {kernel_size} is larger than the (padded) input "
+                             f"{tuple(t.shape[-2:])}")
+        t = _avg_last_two(t, kernel_size, stride).movedim((-4, -3), (-2, -1))
+        return _avg_last_two(t, kernel_size, stride).movedim((-2, -1), (-4, -3))
+
+    nngp = pool(k.nngp)
+    return k.replace(nngp=nngp, ntk=None if k.ntk is None else pool(k.ntk), cov1=pool(k.cov1), cov2=pool(k.cov2),
+                     spatial=tuple(nngp.shape[-2:]))
+
+
+def _position_scales(k: Kernel, s1: Tensor, s2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-position factors ``s1 (N1, P)``, ``s2 (N2, P)`` as multipliers of ``nngp``, ``cov1``, ``cov2``."""
+    s, d = k.spatial, len(k.spatial)
+    n1, n2 = s1.shape[0], s2.shape[0]
+    ones = (1,) * d
+    nngp = s1.reshape(n1, 1, *s, *ones) * s2.reshape(1, n2, *ones, *s)
+    cov1 = s1.reshape(n1, *s, *ones) * s1.reshape(n1, *ones, *s)
+    cov2 = s2.reshape(n2, *s, *ones) * s2.reshape(n2, *ones, *s)
+    return nngp, cov1, cov2
+
+
+def layer_norm_kernel(k: Kernel, eps: float) -> Kernel:
+    """Layer normalization over channels at each position: ``K'_pp' = K_pp' / √((K¹_pp + ε)(K²_p'p' + ε))``
+    (the NTK likewise). Needs Gaussian pre-activations, whose channel mean vanishes at infinite width."""
+    if not k.is_gaussian:
+        raise ValueError("LayerNorm needs Gaussian pre-activations: put it right after a Dense/Conv2d layer "
+                         "(as neural-tangents, which implements it for Gaussian inputs only)")
+    r1 = (_diag_positions(k.cov1, k.spatial, 1) + eps).rsqrt()
+    r2 = (_diag_positions(k.cov2, k.spatial, 1) + eps).rsqrt()
+    f12, f11, f22 = _position_scales(k, r1, r2)
+    return k.replace(nngp=k.nngp * f12, ntk=None if k.ntk is None else k.ntk * f12, cov1=k.cov1 * f11,
+                     cov2=k.cov2 * f22)
+
+
+def dropout_kernel(k: Kernel, rate: float) -> Kernel:
+    """Dropout in training mode (drop probability ``rate``, survivors scaled by ``1/(1 − rate)``): the covariance
+    of a unit with itself grows by ``1/(1 − rate)`` (same sample, same position); masks of different samples or
+    positions are independent. As neural-tangents, the NTK is scaled like the NNGP and the output is treated as
+    non-Gaussian."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+    factor = 1.0 / (1.0 - rate)
+    p = math.prod(k.spatial)
+    eye_p = torch.eye(p, dtype=k.nngp.dtype, device=k.nngp.device).reshape(k.spatial + k.spatial)
+    on_positions = eye_p.mul(factor - 1.0).add_(1.0)
+    cov1, cov2 = k.cov1 * on_positions, k.cov2 * on_positions
+    nngp, ntk = k.nngp, k.ntk
+    n1, n2 = nngp.shape[:2]
+    if k.same_inputs and n1 == n2:
+        eye_n = torch.eye(n1, dtype=nngp.dtype, device=nngp.device).reshape(n1, n1, *(1,) * (2 * len(k.spatial)))
+        on_both = (eye_n * eye_p).mul_(factor - 1.0).add_(1.0)
+        nngp = nngp * on_both
+        ntk = None if ntk is None else ntk * on_both
+    return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=False)
+
+
+ATTENTION_MECHANISMS = ("softmax", "identity", "abs", "relu")
+
+
+def attention_weights(logits: Tensor, mechanism: str) -> Tensor:
+    """Attention weights from ``logits`` ``(..., P, P)``: softmax over the key positions (last axis), or the
+    elementwise ``identity``/``abs``/``relu``."""
+    if mechanism == "softmax":
+        return torch.softmax(logits, dim=-1)
+    if mechanism == "identity":
+        return logits
+    if mechanism == "abs":
+        return logits.abs()
+    if mechanism == "relu":
+        return torch.relu(logits)
+    raise ValueError(f"attention_mechanism must be one of {ATTENTION_MECHANISMS}, got {mechanism!r}")
+
+
+def self_attention_kernel(k: Kernel, qk_std: float, ov_std: float, bias_std: float | None, mechanism: str) -> Kernel:
+    """Global self-attention with linear scaling and tied key/query weights (Hron et al. 2020; neural-tangents'
+    ``GlobalSelfAttention(linear_scaling=True)``): the attention weights converge to the deterministic
+    ``G = mechanism(σ_QK K_self)`` of each input's own covariance, and
+    ``K'_pp' = σ_OV² Σ_qq' G¹_pq K_qq' G²_p'q' + σb²``, ``Θ' = σ_OV² G¹ Θ G²ᵀ + σb² + 2(K' − σb²)``."""
+    p = math.prod(k.spatial)
+    n1, n2 = k.nngp.shape[:2]
+    bv = 0.0 if bias_std is None else bias_std**2
+    ov = ov_std**2
+    g1 = attention_weights(qk_std * k.cov1.reshape(n1, p, p), mechanism)
+    g2 = attention_weights(qk_std * k.cov2.reshape(n2, p, p), mechanism)
+
+    def pair(t: Tensor) -> Tensor:
+        out = torch.einsum("npq,nmqr,msr->nmps", g1, t.reshape(n1, n2, p, p), g2)
+        return out.reshape(k.nngp.shape).mul_(ov).add_(bv)
+
+    def self_cov(c: Tensor, g: Tensor, n: int) -> Tensor:
+        return torch.einsum("npq,nqr,nsr->nps", g, c.reshape(n, p, p), g).reshape(c.shape).mul_(ov).add_(bv)
+
+    nngp = pair(k.nngp)
+    ntk = None if k.ntk is None else pair(k.ntk).add_(nngp - bv, alpha=2.0)
+    return k.replace(nngp=nngp, ntk=ntk, cov1=self_cov(k.cov1, g1, n1), cov2=self_cov(k.cov2, g2, n2),
+                     is_gaussian=True)
 
 
 # ------------------------------------------------------------------------------------ nonlinearities
@@ -234,7 +408,7 @@ def elementwise_kernel(k: Kernel, expectations: Expectations, name: str) -> Kern
         return expectations(a, b, c)[0]
 
     return Kernel(nngp, ntk, self_cov(k.cov1, d1, n1), self_cov(k.cov2, d2, n2), s, k.channels,
-                  is_gaussian=False)
+                  is_gaussian=False, same_inputs=k.same_inputs)
 
 
 def _correlation(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
@@ -277,6 +451,25 @@ def erf_kernel(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Expectations:
         prod = (1 + 2 * s11) * (1 + 2 * s22)
         nngp = a * a * (2 / math.pi) * torch.arcsin((2 * s12 / torch.sqrt(prod)).clamp(-1.0, 1.0)) + c * c
         dot = a * a * b * b * (4 / math.pi) / torch.sqrt((prod - 4 * s12 * s12).clamp_min(_EPS))
+        return nngp, dot
+
+    return fn
+
+
+def gelu_kernel() -> Expectations:
+    """Expectations for the exact ``gelu(x) = x·Φ(x)`` (closed form of Tsuchida et al. 2021, as neural-tangents):
+    with ``δ² = (1+k11)(1+k22) − k12²`` and ``α = atan2(k12, δ)``,
+    ``E[σσ] = k12/4 + (k12 α + (k12² + k11 k22 δ²)/((1+k11)(1+k22) δ))/(2π)``."""
+
+    def fn(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+        prod = k11 * k22
+        prod1 = (k11 + 1) * (k22 + 1)
+        delta2 = prod1 - k12 * k12
+        delta = delta2.clamp_min(0.0).sqrt()
+        angles = torch.atan2(k12, delta)
+        nngp = ((k12 * k12 + prod * delta2) / (prod1 * delta) + k12 * angles) / (2 * math.pi) + 0.25 * k12
+        first = (1 / delta2 + (1 - prod) / prod1 + 1) * k12 / delta / (2 * math.pi)
+        dot = first + 0.25 + angles / (2 * math.pi)
         return nngp, dot
 
     return fn

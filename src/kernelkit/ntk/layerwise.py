@@ -136,7 +136,7 @@ def forward_saving(layers: list[nn.Module], x: Tensor) -> tuple[list[Tensor | No
             saved.append(d)
             x = y.detach()
         elif isinstance(m, knn.Conv2d):
-            saved.append(m._pad(x))
+            saved.append(x)  # unpadded: its size fixes the SAME padding amounts
             x = m(x)
         elif isinstance(m, (nn.Linear, knn.Dense)):
             if x.dim() != 2:
@@ -165,8 +165,12 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
     if isinstance(m, (nn.Conv2d, knn.Conv2d)):
         ks, stride, padding, dilation = _conv_geometry(m)
         ws = _scales(m)[0]
-        extra = tuple(inp.shape[2 + i] - ((g.shape[3 + i] - 1) * stride[i] - 2 * padding[i]
-                                          + dilation[i] * (ks[i] - 1) + 1) for i in range(2))
+        padded = list(inp.shape[2:])
+        if isinstance(m, knn.Conv2d):
+            left, right, top, bottom = m.pads(padded[0], padded[1])
+            padded = [padded[0] + top + bottom, padded[1] + left + right]
+        extra = tuple(padded[i] - ((g.shape[3 + i] - 1) * stride[i] - 2 * padding[i]
+                                   + dilation[i] * (ks[i] - 1) + 1) for i in range(2))
         gf = g.reshape(n * o, *g.shape[2:])
         if gf.dtype == torch.float32 and gf.device.type == "cpu":
             # channels-last takes oneDNN's transposed convolution instead of the NCHW fallback on CPU
@@ -174,10 +178,9 @@ def input_grad(m: nn.Module, g: Tensor, inp: Tensor) -> Tensor:
         w = m.weight.detach()  # a Parameter takes a different oneDNN path here even under no_grad
         gi = F.conv_transpose2d(gf, w if ws == 1.0 else w * ws,
                                 stride=stride, padding=padding, output_padding=extra, dilation=dilation)
-        if isinstance(m, knn.Conv2d) and m.padding != "valid":  # through the explicit padding
+        if isinstance(m, knn.Conv2d) and tuple(padded) != tuple(inp.shape[2:]):  # through the explicit padding
             with torch.enable_grad():
-                z = gi.new_zeros((n * o, inp.shape[1], inp.shape[2] - ks[0] + 1, inp.shape[3] - ks[1] + 1),
-                                 requires_grad=True)
+                z = gi.new_zeros((n * o, *inp.shape[1:]), requires_grad=True)
                 (gi,) = torch.autograd.grad(m._pad(z), z, gi)
         return gi.reshape(n, o, *gi.shape[1:])
     if isinstance(m, knn.GlobalAvgPool):
@@ -235,7 +238,9 @@ def _conv_weight_grads(m: nn.Module, g: Tensor, inp: Tensor, cache: dict[Any, Te
     ws, bs = _scales(m)
 
     def patches(x: Tensor) -> Tensor:
-        return _cached(cache, ("patches", id(m)), lambda: _unfold(x, ks, stride, padding, dilation))
+        def make() -> Tensor:
+            return _unfold(m._pad(x) if isinstance(m, knn.Conv2d) else x, ks, stride, padding, dilation)
+        return _cached(cache, ("patches", id(m)), make)
     parts = []
     if _channels_last(g):  # (N, O, C, H, W) stored as (N, O, H, W, C): no transposing copy
         gp = g.permute(0, 1, 3, 4, 2).reshape(n, o, -1, cout)  # (N, O, P, C_out), a view

@@ -10,6 +10,13 @@ one, so the finite network and its limit are defined side by side::
 
 Parametrizations: ``"ntk"`` (Jacot et al.): ``z = σw/√fan_in · W x + σb · b`` with ``W, b ~ N(0, 1)``;
 ``"standard"``: ``W ~ N(0, σw²/fan_in)``, ``b ~ N(0, σb²)``, ``z = W x + b``. Same NNGP, different NTK.
+
+Layers follow neural-tangents' ``stax`` (values agree to float64 precision): Dense, Conv2d (``padding="same"``
+is JAX/TF SAME at every stride; torch's symmetric padding is ``"symmetric"``), AvgPool2d, GlobalAvgPool,
+Flatten, LayerNorm, Dropout, GlobalSelfAttention, the ReLU family, Erf and Gelu (closed forms), Tanh, Sigmoid,
+Softplus and any :class:`Elementwise` function (quadrature), Identity, Sequential, ParallelSum, Residual;
+:func:`wide_resnet` and :func:`cnn_gap` build the networks of the NTK literature. Plain torch activations,
+``nn.Dropout``, ``nn.AvgPool2d`` and affine-free ``nn.LayerNorm`` map to these rules (:data:`SUPPORTED_LAYERS`).
 """
 
 from __future__ import annotations
@@ -27,30 +34,56 @@ from kernelkit.ntk import core
 from kernelkit.ntk.core import Kernel
 
 __all__ = [
+    "SUPPORTED_LAYERS",
     "ABReLU",
     "Abs",
+    "AvgPool2d",
     "Conv2d",
     "Dense",
+    "Dropout",
     "Elementwise",
     "Erf",
     "Flatten",
+    "Gelu",
     "GlobalAvgPool",
+    "GlobalSelfAttention",
     "Identity",
     "KernelLayer",
+    "LayerNorm",
     "LeakyReLU",
     "ParallelSum",
     "ReLU",
     "Residual",
     "Sequential",
+    "Sigmoid",
+    "Softplus",
+    "Tanh",
     "UnsupportedLayerError",
+    "cnn_gap",
     "layer_kernel",
+    "wide_resnet",
+    "wide_resnet_block",
 ]
 
 PARAMETRIZATIONS = ("ntk", "standard")
 
 
 class UnsupportedLayerError(TypeError):
-    """A module has no infinite-width kernel rule."""
+    """A module has no infinite-width kernel rule; ``path`` is its position in the network (``"2.1"``)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.message, self.path = message, path
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"layer {self.path}: {self.message}" if self.path else self.message
+
+    def inside(self, name: str) -> UnsupportedLayerError:
+        """The same error seen from the container holding the failing layer under ``name``."""
+        return UnsupportedLayerError(self.message, f"{name}.{self.path}" if self.path else name)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.message, self.path)
 
 
 class KernelLayer(nn.Module):
@@ -155,14 +188,20 @@ def _require_2d(x: Tensor, layer: nn.Module) -> None:
 
 
 class Conv2d(_WeightLayer):
-    """2-D convolution on NCHW input; ``padding`` is ``"same"``, ``"valid"`` or ``"circular"``."""
+    """2-D convolution on NCHW input.
+
+    ``padding``: ``"same"`` is JAX/TF (and neural-tangents) SAME for every stride: output size
+    ``ceil(size/stride)``, the odd extra row/column padded at the bottom/right; ``"circular"`` wraps the
+    same amounts around; ``"valid"`` pads nothing; ``"symmetric"`` pads ``(k-1)//2`` before and ``k//2``
+    after whatever the stride (torch's ``padding=k//2`` for odd ``k``; equals ``"same"`` at stride 1).
+    """
 
     def __init__(self, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1,
                  padding: str = "same", weight_std: float = 1.0, bias_std: float | None = None,
                  parametrization: str = "ntk", in_channels: int | None = None) -> None:
         super().__init__(out_channels, weight_std, bias_std, parametrization)
-        if padding not in ("same", "valid", "circular"):
-            raise ValueError(f"padding must be 'same', 'valid' or 'circular', got {padding!r}")
+        if padding not in core.PADDINGS:
+            raise ValueError(f"padding must be one of {core.PADDINGS}, got {padding!r}")
         ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.kernel_size: tuple[int, int] = (int(ks[0]), int(ks[1]))
         self.stride = int(stride)
@@ -181,11 +220,16 @@ class Conv2d(_WeightLayer):
         if x.dim() != 4:
             raise ValueError(f"Conv2d needs an (N, C, H, W) input, got shape {tuple(x.shape)}")
 
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(left, right, top, bottom)`` padding of an ``height x width`` input (``F.pad`` order)."""
+        top, bottom = core.conv_pads(height, self.kernel_size[0], self.stride, self.padding)
+        left, right = core.conv_pads(width, self.kernel_size[1], self.stride, self.padding)
+        return left, right, top, bottom
+
     def _pad(self, x: Tensor) -> Tensor:
-        if self.padding == "valid":
+        pad = self.pads(x.shape[-2], x.shape[-1])
+        if not any(pad):
             return x
-        kh, kw = self.kernel_size
-        pad = ((kw - 1) // 2, kw - 1 - (kw - 1) // 2, (kh - 1) // 2, kh - 1 - (kh - 1) // 2)
         return F.pad(x, pad, mode="circular" if self.padding == "circular" else "constant")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -288,6 +332,125 @@ class Identity(KernelLayer):
         return k
 
 
+class Gelu(KernelLayer):
+    """Exact GELU ``x·Φ(x)`` (closed-form kernel, as neural-tangents' ``stax.Gelu``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+    def kernel(self, k: Kernel) -> Kernel:
+        return core.elementwise_kernel(k, core.gelu_kernel(), "Gelu")
+
+
+class Tanh(Elementwise):
+    """``tanh`` (no closed form: Gauss–Hermite quadrature with ``order²`` nodes)."""
+
+    def __init__(self, order: int = 128) -> None:
+        super().__init__(torch.tanh, name="Tanh", order=order)
+
+
+class Sigmoid(Elementwise):
+    """Logistic sigmoid (no closed form: Gauss–Hermite quadrature with ``order²`` nodes)."""
+
+    def __init__(self, order: int = 128) -> None:
+        super().__init__(torch.sigmoid, name="Sigmoid", order=order)
+
+
+class Softplus(Elementwise):
+    """``log(1 + exp(βx))/β`` (torch's, linear above ``threshold``); kernel by Gauss–Hermite quadrature."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0, order: int = 128) -> None:
+        super().__init__(F.softplus, name="Softplus", order=order)
+        self.beta, self.threshold = float(beta), float(threshold)
+        self.fn = self._softplus
+
+    def _softplus(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+
+# ------------------------------------------------------------------- pooling, normalization, dropout
+class AvgPool2d(KernelLayer):
+    """Local average pooling on NCHW input.
+
+    ``stride=None`` means ``stride = kernel_size`` (torch's default; neural-tangents' ``AvgPool`` defaults to
+    stride 1). ``padding`` as :class:`Conv2d` (``"valid"``, ``"same"``, ``"circular"``, ``"symmetric"``);
+    padded zeros count in the window mean (neural-tangents' ``normalize_edges=False``, torch's
+    ``count_include_pad=True``).
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: str = "valid") -> None:
+        super().__init__()
+        if padding not in core.PADDINGS:
+            raise ValueError(f"padding must be one of {core.PADDINGS}, got {padding!r}")
+        self.kernel_size = _pair(kernel_size)
+        self.stride = self.kernel_size if stride is None else _pair(stride)
+        self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"AvgPool2d needs an (N, C, H, W) input, got shape {tuple(x.shape)}")
+        top, bottom = core.conv_pads(x.shape[2], self.kernel_size[0], self.stride[0], self.padding)
+        left, right = core.conv_pads(x.shape[3], self.kernel_size[1], self.stride[1], self.padding)
+        if left or right or top or bottom:
+            x = F.pad(x, (left, right, top, bottom), mode="circular" if self.padding == "circular" else "constant")
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
+
+    def kernel(self, k: Kernel) -> Kernel:
+        return core.avg_pool_kernel(k, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) else tuple(v)
+    if len(t) != 2 or min(t) < 1:
+        raise ValueError(f"expected a positive int or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+class LayerNorm(KernelLayer):
+    """Normalize over channels at each position: ``(x − mean_c x)/√(var_c x + eps)`` (no affine parameters), as
+    neural-tangents' ``stax.LayerNorm(axis=-1)``. The kernel needs Gaussian input (right after Dense/Conv2d)."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = float(eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = x.var(1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+    def kernel(self, k: Kernel) -> Kernel:
+        return core.layer_norm_kernel(k, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+class Dropout(KernelLayer):
+    """Dropout with drop probability ``rate`` (torch's ``p``; neural-tangents' ``rate`` is the keep probability
+    ``1 − rate``). In training mode (the default) the kernel is neural-tangents' ``Dropout(mode="train")``;
+    after ``.eval()`` the layer and its kernel are the identity."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.rate, training=self.training)
+
+    def kernel(self, k: Kernel) -> Kernel:
+        return core.dropout_kernel(k, self.rate) if self.training and self.rate > 0 else k
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
 # ------------------------------------------------------------------------------------------ readouts
 class Flatten(KernelLayer):
     """``(N, C, H, W) -> (N, C·H·W)``."""
@@ -316,9 +479,7 @@ class Sequential(nn.Sequential, KernelLayer):
     """Layers in order; the kernel folds each layer's rule."""
 
     def kernel(self, k: Kernel) -> Kernel:
-        for layer in self:
-            k = layer_kernel(layer, k)
-        return k
+        return layer_kernel(self, k)
 
 
 def _ends_with_weights(m: nn.Module) -> bool:
@@ -352,7 +513,13 @@ class ParallelSum(KernelLayer):
         if len(loose) > 1:
             raise ValueError(f"ParallelSum: branches {loose} do not end in a weight layer, so they are correlated; "
                              "only one branch may (the kernels of independent branches add)")
-        return core.sum_kernels([layer_kernel(b, k) for b in self.branches])
+        kernels = []
+        for i, b in enumerate(self.branches):
+            try:
+                kernels.append(layer_kernel(b, k))
+            except UnsupportedLayerError as e:
+                raise e.inside(f"branches.{i}") from None
+        return core.sum_kernels(kernels)
 
 
 class Residual(ParallelSum):
@@ -362,9 +529,120 @@ class Residual(ParallelSum):
         super().__init__(Identity(), Sequential(*layers))
 
 
+class GlobalSelfAttention(LazyModuleMixin, KernelLayer):
+    """Multi-head self-attention over all positions, neural-tangents' ``GlobalSelfAttention`` with
+    ``linear_scaling=True`` (the parametrization with an infinite-width kernel): per head, tied keys and queries
+    ``K = x W_K``, logits ``σ_QK K Kᵀ/(C_in d_key)`` (``σ_QK = W_query_std·W_key_std``), weights
+    ``attention_mechanism(logits)`` (softmax over key positions, or elementwise identity/abs/relu), values
+    ``x W_V``; the heads are concatenated and mapped by ``σ_OV W_out/√(d_val·heads·C_in)``
+    (``σ_OV = W_out_std·W_value_std``) plus ``b_std·b``; all weights N(0, 1).
+
+    Covered: every ``attention_mechanism``, ``b_std``, any input (NCHW: attention over the H·W positions;
+    ``(N, features)``: one position). Not covered: ``linear_scaling=False`` (no closed form), positional
+    embeddings (``pos_emb_type`` other than ``"NONE"``) and masks.
+    """
+
+    cls_to_become = None
+    key: nn.Parameter
+    value: nn.Parameter
+    out: nn.Parameter
+    bias: nn.Parameter | None
+
+    def __init__(self, n_chan_out: int, n_chan_key: int, n_chan_val: int, n_heads: int, W_key_std: float = 1.0,
+                 W_value_std: float = 1.0, W_query_std: float = 1.0, W_out_std: float = 1.0,
+                 b_std: float | None = None, attention_mechanism: str = "softmax") -> None:
+        super().__init__()
+        if min(n_chan_out, n_chan_key, n_chan_val, n_heads) < 1:
+            raise ValueError("GlobalSelfAttention sizes must be >= 1, got "
+                             f"{(n_chan_out, n_chan_key, n_chan_val, n_heads)}")
+        mechanism = attention_mechanism.lower()
+        if mechanism not in core.ATTENTION_MECHANISMS:
+            raise ValueError(f"attention_mechanism must be one of {core.ATTENTION_MECHANISMS}, "
+                             f"got {attention_mechanism!r}")
+        self.n_chan_out, self.n_chan_key, self.n_chan_val, self.n_heads = n_chan_out, n_chan_key, n_chan_val, n_heads
+        self.qk_std = float(W_query_std) * float(W_key_std)
+        self.ov_std = float(W_out_std) * float(W_value_std)
+        self.b_std = None if b_std is None else float(b_std)
+        self.mechanism = mechanism
+        self.key = UninitializedParameter()  # type: ignore[assignment]
+        self.value = UninitializedParameter()  # type: ignore[assignment]
+        self.out = UninitializedParameter()  # type: ignore[assignment]
+        self.bias = UninitializedParameter() if b_std is not None else None  # type: ignore[assignment]
+
+    def initialize_parameters(self, x: Tensor) -> None:
+        if not self.has_uninitialized_params():
+            return
+        c = x.shape[1]
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        shapes = {"key": (self.n_heads, c, self.n_chan_key), "value": (self.n_heads, c, self.n_chan_val),
+                  "out": (self.n_chan_val * self.n_heads, self.n_chan_out), "bias": (self.n_chan_out,)}
+        with torch.no_grad():
+            for name, shape in shapes.items():
+                param = getattr(self, name)
+                if isinstance(param, UninitializedParameter):
+                    param.materialize(shape, dtype=dtype, device=x.device)
+                    param.normal_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c = x.shape[:2]
+        if c != self.key.shape[1]:
+            raise ValueError(f"GlobalSelfAttention expects {self.key.shape[1]} input channels, got {c}")
+        z = x.reshape(n, c, -1).transpose(1, 2)  # (N, P, C)
+        keys = torch.einsum("npc,hcd->hnpd", z, self.key)
+        logits = keys @ keys.transpose(-1, -2) * (self.qk_std / (c * self.n_chan_key))
+        values = torch.einsum("npc,hcd->hnpd", z, self.value)
+        heads = core.attention_weights(logits, self.mechanism) @ values  # (heads, N, P, d_val)
+        heads = heads.permute(1, 2, 3, 0).reshape(n, z.shape[1], -1)  # channel = value index · heads + head
+        y = heads @ self.out * (self.ov_std / math.sqrt(self.n_chan_val * self.n_heads * c))
+        if self.bias is not None:
+            y = y + self.b_std * self.bias  # type: ignore[operator]
+        return y.transpose(1, 2).reshape(n, self.n_chan_out, *x.shape[2:])
+
+    def kernel(self, k: Kernel) -> Kernel:
+        return core.self_attention_kernel(k, self.qk_std, self.ov_std, self.b_std, self.mechanism).replace(
+            channels=self.n_chan_out)
+
+    def extra_repr(self) -> str:
+        return (f"out={self.n_chan_out}, key={self.n_chan_key}, val={self.n_chan_val}, heads={self.n_heads}, "
+                f"qk_std={self.qk_std}, ov_std={self.ov_std}, b_std={self.b_std}, mechanism={self.mechanism!r}")
+
+
+# ------------------------------------------------------------------------------------------- networks
+def wide_resnet_block(channels: int, stride: int = 1, channel_mismatch: bool = False) -> ParallelSum:
+    """neural-tangents' README ``WideResnetBlock``: ReLU-Conv-ReLU-Conv plus an identity (or conv) shortcut."""
+    main = Sequential(ReLU(), Conv2d(channels, 3, stride), ReLU(), Conv2d(channels, 3))
+    shortcut: nn.Module = Conv2d(channels, 3, stride) if channel_mismatch else Identity()
+    return ParallelSum(main, shortcut)
+
+
+def wide_resnet(block_size: int, k: int = 1, num_classes: int = 10, pool: int = 8) -> Sequential:
+    """The WideResNet of neural-tangents' README (``WideResnet(block_size, k, num_classes)``): a 3x3 conv, three
+    groups of ``block_size`` blocks (16k, 32k, 64k channels; the last two start with stride 2), ``AvgPool``
+    over ``pool x pool``, Flatten and ``Dense(num_classes, 1, 0)``. The README's ``pool=8`` fits 32x32 images
+    (final 8x8 map); use the final map's size (input size / 4) for others. All convolutions pad SAME."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    layers: list[nn.Module] = [Conv2d(16, 3)]
+    for channels, stride in ((16 * k, 1), (32 * k, 2), (64 * k, 2)):
+        layers.append(wide_resnet_block(channels, stride, channel_mismatch=True))
+        layers += [wide_resnet_block(channels) for _ in range(block_size - 1)]
+    return Sequential(*layers, AvgPool2d(pool), Flatten(), Dense(num_classes, 1.0, 0.0))
+
+
+def cnn_gap(depth: int, channels: int = 1, num_classes: int = 10, weight_std: float = 2**0.5,
+            bias_std: float | None = None) -> Sequential:
+    """CNN-GAP (Novak et al. 2019; Arora et al. 2019): ``depth`` x (3x3 SAME conv, ReLU), global average pooling
+    and a dense readout."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [Conv2d(channels, 3, weight_std=weight_std, bias_std=bias_std), ReLU()]
+    return Sequential(*layers, GlobalAvgPool(), Dense(num_classes, weight_std, bias_std))
+
+
 # -------------------------------------------------------------------------------------- dispatching
-def _torch_rule(m: nn.Module) -> KernelLayer | None:
-    """Kernel rules for plain torch activations/reshapes (weights of nn.Linear/Conv2d have another init)."""
+def _torch_rule(m: nn.Module, k: Kernel | None = None) -> KernelLayer | None:
+    """Kernel rules for plain torch activations/reshapes/pooling (weights of nn.Linear/Conv2d have another
+    init); ``k`` (the input kernel) rules out torch modules whose axes differ from the rule's."""
     if isinstance(m, nn.ReLU):
         return ReLU()
     if isinstance(m, nn.LeakyReLU):
@@ -373,20 +651,61 @@ def _torch_rule(m: nn.Module) -> KernelLayer | None:
         return Identity()
     if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
         return Flatten()
-    if isinstance(m, (nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Softplus, nn.ELU, nn.Mish)):
+    if isinstance(m, nn.GELU):
+        return Gelu() if m.approximate == "none" else Elementwise(m, name="GELU(tanh)")
+    if isinstance(m, nn.Tanh):
+        return Tanh()
+    if isinstance(m, nn.Sigmoid):
+        return Sigmoid()
+    if isinstance(m, nn.Softplus):
+        return Softplus(m.beta, m.threshold)
+    if isinstance(m, (nn.SiLU, nn.ELU, nn.Mish)):
         return Elementwise(m, name=type(m).__name__)
+    if type(m) is nn.Dropout:
+        return Dropout(m.p) if m.training else Identity()
+    if isinstance(m, nn.AvgPool2d):
+        return _torch_avg_pool(m)
+    if (isinstance(m, nn.LayerNorm) and not m.elementwise_affine and len(m.normalized_shape) == 1
+            and (k is None or not k.spatial)):
+        return LayerNorm(m.eps)  # over the features of an (N, features) input = its channels
     return None
 
 
+def _torch_avg_pool(m: nn.AvgPool2d) -> AvgPool2d | None:
+    ks = _pair(m.kernel_size)  # type: ignore[arg-type]
+    stride = _pair(m.stride) if m.stride else ks  # type: ignore[arg-type]
+    pad = _pair(m.padding) if m.padding else (0, 0)  # type: ignore[arg-type]
+    if m.ceil_mode or m.divisor_override is not None:
+        return None
+    if pad == (0, 0):
+        return AvgPool2d(ks, stride, "valid")
+    if m.count_include_pad and all(2 * p + 1 == q for p, q in zip(pad, ks, strict=True)):
+        return AvgPool2d(ks, stride, "symmetric")
+    return None
+
+
+SUPPORTED_LAYERS = (
+    "kernelkit.ntk.nn: Dense, Conv2d, ReLU, LeakyReLU, Abs, ABReLU, Erf, Gelu, Tanh, Sigmoid, Softplus, "
+    "Elementwise, Identity, Flatten, GlobalAvgPool, AvgPool2d, LayerNorm, Dropout, GlobalSelfAttention, "
+    "Sequential, ParallelSum, Residual; torch.nn: ReLU, LeakyReLU, GELU, Tanh, Sigmoid, Softplus, SiLU, ELU, "
+    "Mish, Identity, Flatten, Dropout, AvgPool2d (no ceil_mode/divisor; padding 0 or k//2 with odd k), "
+    "LayerNorm (elementwise_affine=False, on (N, features)), Sequential"
+)
+
+
 def layer_kernel(m: nn.Module, k: Kernel) -> Kernel:
-    """The kernel after module ``m``; unsupported modules raise :class:`UnsupportedLayerError` naming them."""
-    if isinstance(m, KernelLayer):
+    """The kernel after module ``m``; unsupported modules raise :class:`UnsupportedLayerError` naming them
+    (with their position inside ``Sequential`` containers) and listing the supported layers."""
+    if isinstance(m, KernelLayer) and not isinstance(m, Sequential):
         return m.kernel(k)
-    if type(m) is nn.Sequential:
-        for layer in m:
-            k = layer_kernel(layer, k)
+    if isinstance(m, nn.Sequential):  # ours or torch's: name the failing child by its index
+        for name, layer in m.named_children():
+            try:
+                k = layer_kernel(layer, k)
+            except UnsupportedLayerError as e:
+                raise e.inside(name) from None
         return k
-    rule = _torch_rule(m)
+    rule = _torch_rule(m, k)
     if rule is not None:
         return rule.kernel(k)
     hint = ""
@@ -394,4 +713,7 @@ def layer_kernel(m: nn.Module, k: Kernel) -> Kernel:
         hint = f"; use kernelkit.ntk.nn.{'Dense' if isinstance(m, nn.Linear) else 'Conv2d'} (N(0,1) init)"
     elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.MaxPool2d)):
         hint = "; use kernelkit.ntk.empirical or monte_carlo for this model"
-    raise UnsupportedLayerError(f"no infinite-width kernel rule for layer {type(m).__name__} ({m!r}){hint}")
+    elif isinstance(m, nn.LayerNorm):
+        hint = "; use kernelkit.ntk.nn.LayerNorm (over channels, no affine parameters)"
+    raise UnsupportedLayerError(f"no infinite-width kernel rule for layer {type(m).__name__} ({m!r}){hint}. "
+                                f"Supported: {SUPPORTED_LAYERS}")
