@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -7,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from kernelkit.runs import Run  # noqa: E402
+from kernelkit.runs import ConfigMismatchError, Run, config_differences  # noqa: E402
 from kernelkit.utils.io import append_jsonl, read_jsonl, write_json  # noqa: E402
 
 
@@ -81,10 +82,10 @@ def _finished(tmp_path):
                                                      "report.html")}
 
 
-@pytest.mark.parametrize("exc", [ValueError("different config"), KeyboardInterrupt()])
+@pytest.mark.parametrize("exc", [ValueError("no such data file"), KeyboardInterrupt()])
 def test_a_rerun_that_dies_before_computing_keeps_the_finished_run(tmp_path, exc):
     out, before = _finished(tmp_path)
-    with pytest.raises(type(exc)), Run.create("demo", {"lr": 0.2}, out=out, quiet=True) as run:
+    with pytest.raises(type(exc)), Run.create("demo", {"lr": 0.1}, out=out, quiet=True) as run:
         run.section("s", "S").data_source("generated")  # saying which data it would use is not a result
         raise exc
     after = {n: (out / n).read_bytes() for n in before}
@@ -95,11 +96,36 @@ def test_a_rerun_that_dies_before_computing_keeps_the_finished_run(tmp_path, exc
 
 def test_a_rerun_that_computed_something_before_failing_reports_failed(tmp_path):
     out, _ = _finished(tmp_path)
-    with pytest.raises(ZeroDivisionError), Run.create("demo", {"lr": 0.2}, out=out, quiet=True) as run:
+    with pytest.raises(ZeroDivisionError), Run.create("demo", {"lr": 0.1}, out=out, quiet=True) as run:
         run.section("s", "S").log(step=1, loss=0.5)
         1 / 0  # noqa: B018
     assert json.loads((out / "results.json").read_text())["status"] == "failed"
-    assert json.loads((out / "config.json").read_text()) == {"lr": 0.2}
+
+
+@pytest.mark.parametrize("status", ["finished", "failed", "killed"])
+def test_a_rerun_with_other_settings_is_refused_before_it_touches_the_directory(tmp_path, status):
+    out, _ = _finished(tmp_path)
+    if status == "failed":
+        with pytest.raises(ZeroDivisionError), Run.create("demo", {"lr": 0.1}, out=out, quiet=True) as run:
+            run.section("s", "S").log(step=1, loss=0.5)
+            1 / 0  # noqa: B018
+    elif status == "killed":
+        (out / "results.json").unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ConfigMismatchError, match=r"different config \(depth: null -> 3; lr: 0.1 -> 0.2\)") as info:
+        Run.create("demo", {"lr": 0.2, "depth": 3}, out=out, quiet=True)
+    assert info.value.keys == ["depth", "lr"] and info.value.detail == "depth: null -> 3; lr: 0.1 -> 0.2"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_rerun_with_the_same_settings_or_other_threads_reuses_the_directory(tmp_path):
+    out = tmp_path / "r"
+    config = {"lr": 0.1, "sizes": (1, 2), "path": Path("x"), "beta": float("nan"), "threads": 1}
+    for threads in (1, 2):
+        with Run.create("demo", {**config, "threads": threads}, out=out, quiet=True) as run:
+            run.section("s", "S").record(answer=threads)
+    assert json.loads((out / "results.json").read_text())["sections"]["s"]["answer"] == 2
+    assert config_differences({"a": [1, 2], "b": 1}, {"a": (1, 2), "c": 2}) == {"b": (1, None), "c": (None, 2)}
 
 
 def test_a_rerun_over_a_failed_run_reports_its_own_failure(tmp_path):
@@ -159,3 +185,15 @@ def test_a_recorded_table_needs_its_provenance_and_is_not_output_of_this_run(tmp
     assert not run.produced_output()
     sec.table("T", [{"a": 1}])
     assert run.produced_output()
+
+
+def test_published_numbers_need_source_setting_and_difference_and_are_not_output_of_this_run(tmp_path):
+    run = Run.create("t", {}, out=tmp_path / "run", quiet=True)
+    sec = run.section("s", "S")
+    with pytest.raises(ValueError, match="differs is empty"):
+        sec.published("P", [{"a": 1}], source="Paper 2020, Table 1", setting="ImageNet", differs="")
+    sec.published("P", [{"a": 1}], source="Paper 2020, Table 1", setting="ImageNet", differs="dataset: digits here")
+    assert not run.produced_output()
+    run.__exit__(None, None, None)
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Published (Paper 2020, Table 1, ImageNet): P" in html and "Setting differs: dataset: digits here" in html

@@ -3,7 +3,8 @@
 Table cells are rendered for a reader: floats with six significant digits (no float32 noise), dicts as
 ``k: v; k: v`` and lists as comma lists (never a Python repr). Tables a section marks as recorded earlier
 (:meth:`kernelkit.runs.Section.recorded`) sit in a separate box headed "Recorded earlier (not this run)"
-with the command, date and commit that produced them.
+with the command, date and commit that produced them; a paper's numbers
+(:meth:`kernelkit.runs.Section.published`) sit in a box headed "Published (source, setting)".
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ details pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:.8rem}
 .recorded{border:2px dashed #9a6700;background:#fff8c5;padding:.2rem .9rem .5rem;margin:1rem 0;border-radius:6px}
 .recorded h3{color:#7d4e00}.recorded td,.recorded th{background:#fffbe6}
 .recorded code{font-size:.8rem;word-break:break-word}
+.published{border:2px solid #8250df;background:#fbefff;padding:.2rem .9rem .5rem;margin:1rem 0;border-radius:6px}
+.published h3{color:#6639ba}.published td,.published th{background:#fdf7ff}
 """
 
 
@@ -120,6 +123,13 @@ def _recorded_box(item: Any) -> str:
             f"commit: {e(item.commit)}</p>{_table(item)}{note}</div>")
 
 
+def _published_box(item: Any) -> str:
+    e = html.escape
+    note = f"<p class='meta'>{e(item.note)}</p>" if item.note else ""
+    return (f"<div class='published'><h3>Published ({e(item.source)}, {e(item.setting)}): {e(item.title)}</h3>"
+            f"{_table(item)}<p>Setting differs: {e(item.differs)}</p>{note}</div>")
+
+
 def render_report(run: Run) -> str:
     """HTML for the whole run: header, table of contents, one block per section."""
     e = html.escape
@@ -152,6 +162,8 @@ def render_report(run: Run) -> str:
                 parts.append(f"<h3>{e(item.title)}</h3>{_table(item)}{note}")
             elif kind == "recorded":
                 parts.append(_recorded_box(item))
+            elif kind == "published":
+                parts.append(_published_box(item))
             elif kind == "figure":
                 data = base64.b64encode(item.path.read_bytes()).decode("ascii")
                 parts.append(f"<figure><img alt='{e(item.name)}' src='data:image/png;base64,{data}'>"

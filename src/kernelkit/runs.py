@@ -43,6 +43,50 @@ T = TypeVar("T")
 
 DEFAULT_RUNS_DIR = Path("runs")
 
+# Settings that may differ between a run and a rerun into its directory: they do not change the results.
+RERUN_VOLATILE = frozenset({"threads"})
+
+
+class ConfigMismatchError(ValueError):
+    """An output directory holds a run with another configuration (or data / process count) than this one.
+
+    ``keys`` names the differing fields; ``detail`` lists them with both values (``lr: 0.1 -> 0.2``) and the
+    message is one line naming them.
+    """
+
+    def __init__(self, message: str, keys: list[str], detail: str = "") -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.detail = detail or message
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any],
+                       ignore: frozenset[str] = frozenset()) -> dict[str, tuple[Any, Any]]:
+    """The fields whose values differ between two JSON configs, as ``{key: (saved, current)}`` (sorted)."""
+    import json
+
+    now = json.loads(json.dumps(to_jsonable(current)))  # tuples -> lists, paths -> str, nan -> "nan"
+    keys = sorted((set(saved) | set(now)) - ignore)
+    return {k: (saved.get(k), now.get(k)) for k in keys if saved.get(k) != now.get(k)}
+
+
+def refuse_other_config(directory: Path, config: dict[str, Any]) -> None:
+    """Raise :class:`ConfigMismatchError` when ``directory`` holds a run (its ``config.json``) whose settings
+    differ from ``config`` in more than :data:`RERUN_VOLATILE`."""
+    import json
+
+    try:
+        saved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no earlier run here (config.json is written atomically, so never torn)
+    if not isinstance(saved, dict):
+        return
+    diff = config_differences(saved, config, RERUN_VOLATILE)
+    if diff:
+        detail = "; ".join(f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, (a, b) in diff.items())
+        raise ConfigMismatchError(f"{directory}: holds a run with a different config ({detail}); "
+                                  "use a new directory or the same config", list(diff), detail)
+
 
 def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -110,6 +154,16 @@ class RecordedTable(Table):
 
 
 @dataclass
+class PublishedTable(Table):
+    """Numbers a paper published (not measured by this run): where they come from, in which setting, and how
+    that setting differs from this run's."""
+
+    source: str = ""
+    setting: str = ""
+    differs: str = ""
+
+
+@dataclass
 class Figure:
     name: str
     path: Path
@@ -162,6 +216,23 @@ class Section:
                             what=what)
         self.items.append(("recorded", rec))
         return rec
+
+    def published(self, title: str, rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+                  columns: Sequence[str] | None = None, *, source: str, setting: str, differs: str,
+                  note: str = "") -> PublishedTable:
+        """Add a table of a paper's published numbers, beside this run's.
+
+        The report shows it in a separate box headed "Published (``source``, ``setting``)" followed by
+        ``differs``, one generated line saying where this run's setting differs (dataset, backbone, budget).
+        All three are required and non-empty. It does not count as output of this run.
+        """
+        for name, value in (("source", source), ("setting", setting), ("differs", differs)):
+            if not str(value).strip():
+                raise ValueError(f"published table {title!r}: {name} is empty")
+        t = _make_table(title, rows, columns, note)
+        pub = PublishedTable(t.title, t.columns, t.rows, t.note, source=source, setting=setting, differs=differs)
+        self.items.append(("published", pub))
+        return pub
 
     def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
         """Save a ``matplotlib.figure.Figure`` as ``plots/<section>_<name>.png`` (atomic).
@@ -235,7 +306,8 @@ def _finished_run_files(directory: Path) -> dict[str, bytes]:
 class Run:
     """A run directory plus the sections that fill its report.
 
-    Reusing the directory of a finished run (``results.json`` says ok or partial) is safe when the new
+    :meth:`create` refuses a directory that holds a run with other settings. Reusing the directory of a
+    finished run (``results.json`` says ok or partial) with the same settings is safe when the new
     attempt fails before it computes anything (see :meth:`produced_output`): its ``config.json``,
     ``environment.json``, ``results.json`` and ``report.html`` are left as the finished run wrote them.
     """
@@ -262,9 +334,15 @@ class Run:
     @classmethod
     def create(cls, name: str, config: dict[str, Any], out: str | os.PathLike[str] | None = None,
                quiet: bool = False, runs_dir: str | os.PathLike[str] | None = None) -> Run:
-        """Make ``out`` or ``runs/<name>-<timestamp>`` (a numeric suffix avoids collisions)."""
+        """Make ``out`` or ``runs/<name>-<timestamp>`` (a numeric suffix avoids collisions).
+
+        An ``out`` that holds a run with other settings (its ``config.json`` differs in a field other than
+        :data:`RERUN_VOLATILE`) is refused with :class:`ConfigMismatchError` before anything in it is
+        touched; a rerun with the same settings reuses the directory (commands resume or recompute).
+        """
         if out is not None:
             directory = Path(out)
+            refuse_other_config(directory, config)
         else:
             base = Path(runs_dir) if runs_dir else DEFAULT_RUNS_DIR
             directory = base / f"{name}-{timestamp()}"
@@ -287,9 +365,10 @@ class Run:
 
     def produced_output(self) -> bool:
         """Whether this run has computed anything: a table, figure, text, result or metric record
-        (a section's ``data_source`` or a table recorded earlier alone does not count)."""
+        (a section's ``data_source``, a table recorded earlier or published numbers alone do not count)."""
+        not_output = ("data", "recorded", "published")
         return self._logged > 0 or any(
-            any(kind not in ("data", "recorded") for kind, _ in s.items) or any(k != "data" for k in s.results)
+            any(kind not in not_output for kind, _ in s.items) or any(k != "data" for k in s.results)
             for s in self.sections)
 
     def progress(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from kernelkit.runs import ConfigMismatchError as ConfigMismatchError  # defined beside the run directories
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant", "multistep")
 SCHEDULE_UNITS = ("step", "epoch")
@@ -13,17 +15,6 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 # Fields that may change between a run and its resume without changing the training trajectory.
 RESUME_VOLATILE = frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "eval_batch_size"})
-
-
-class ConfigMismatchError(ValueError):
-    """An output directory holds a run with another configuration (or data / process count) than this one.
-
-    ``keys`` names the differing fields; the message is one line naming them with both values.
-    """
-
-    def __init__(self, message: str, keys: list[str]) -> None:
-        super().__init__(message)
-        self.keys = keys
 
 
 @dataclass

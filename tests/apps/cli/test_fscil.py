@@ -33,6 +33,10 @@ def test_cli_run_writes_sessions_confusion_plots_and_every_input(tmp_path: Path)
         assert (out / "plots" / name).stat().st_size > 0
     report = (out / "report.html").read_text()
     assert "Confusion summary" in report and "EMBEDDED FALLBACK" in report and "TEEN (utils.harm_mean)" in report
+    assert "Published (Wang et al. 2023, NeurIPS, TEEN," in report  # the paper's numbers in a box of their own
+    teen = sec["summary"]["teen(tau=16,alpha=0.1)"]
+    assert f"this run&#x27;s TEEN: session 0 {100 * teen['acc'][0]:.2f}%, last {100 * teen['last']:.2f}%" in report
+    assert "dataset: digits here, " in report and "1 base epoch here" in report
     config = json.loads((out / "config.json").read_text())
     assert set(config) == {f.name for f in fields(FscilRunConfig)}
     d = DATASET_DEFAULTS["digits"]

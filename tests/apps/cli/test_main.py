@@ -108,3 +108,35 @@ def test_bench_and_tune_refuse_nonsense_values_naming_the_option():
                          (("tune", "ntk", "--samples", "0"), "--samples")):
         r = kk(*args)
         assert r.returncode == 2 and option in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_help_of_every_command_fits_80_columns_and_cuts_no_identifier():
+    """``--help`` of every command and group at 80 columns: no line wider than 80, every option name printed
+    whole, and no ellipsis but the ones the help texts themselves contain (nothing is cut)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from kernelkit.apps import cli
+
+    if not cli.app.registered_groups:
+        cli._add_system_groups()
+
+    def walk(cmd, path=()):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+
+    checked = 0
+    for path, cmd in walk(typer.main.get_command(cli.app)):
+        r = CliRunner().invoke(cli.app, [*path, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+        assert r.exit_code == 0, (path, r.output)
+        lines = r.output.splitlines()
+        assert max(len(line) for line in lines) <= 80, (path, [line for line in lines if len(line) > 80])
+        for param in cmd.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in r.output, (path, opt)
+        own = (cmd.help or "") + "".join(getattr(p, "help", None) or "" for p in cmd.params)
+        assert r.output.count("…") == own.count("…"), (path, [line for line in lines if "…" in line])
+        checked += 1
+    assert checked >= 30  # the groups and every command under them

@@ -37,6 +37,22 @@ def test_experiment_falls_back_to_digits_and_reports_seeds(tmp_path: Path) -> No
         if row["alpha"] == 0.0:
             assert row["acc"] == sum(base_last) / len(base_last)
     assert (tmp_path / "run" / "plots" / "fscil_teen_omniglot_accuracy_per_session.png").is_file()
+    # TEEN's published numbers sit in their own box; the line beside them is computed from this run's results
+    (pub,) = [item for kind, item in sec.items if kind == "published"]
+    assert pub.source == "Wang et al. 2023, NeurIPS, TEEN"
+    by = {row[0]: dict(zip(pub.columns, row, strict=True)) for row in pub.rows}
+    assert by["miniImageNet"]["acc per session (%)"][0] == 73.53 and by["miniImageNet"]["avg"] == 61.44
+    assert by["CIFAR-100"]["last"] == 52.64 and by["CUB-200"]["acc per session (%)"] is None
+    for row in by.values():  # each published row agrees with itself: PD = first - last, avg = mean over sessions
+        if row["acc per session (%)"] is not None:
+            accs = row["acc per session (%)"]
+            assert row["last"] == accs[-1] and round(accs[0] - accs[-1], 2) == row["PD"]
+            assert round(sum(accs) / len(accs), 2) == row["avg"]
+    teen = res["summary"]["teen"]
+    last = 100 * sum(x["last"] for x in teen) / len(teen)
+    assert pub.differs.startswith("this run's TEEN: session 0 ") and f"last {last:.2f}%" in pub.differs
+    assert "scikit-learn digits, embedded fallback here" in pub.differs and "mean over 3 session plans" in pub.differs
+    assert "Published (Wang et al. 2023, NeurIPS, TEEN," in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_presets_share_teens_defaults_and_differ_only_in_size() -> None:

@@ -179,3 +179,27 @@ def test_headings_name_the_data_actually_used(tmp_path) -> None:
     _, _, source, _ = load_ablation_data(replace(cfg, image_size=8, train_per_class=2), tmp_path)  # empty root
     assert data_label(cfg, source) == "digits, embedded fallback"
     assert data_label(cfg, "CIFAR-10 test JPEGs ...") == "cifar10_jpg"
+
+
+def test_the_papers_numbers_sit_in_a_labelled_published_box_beside_this_runs(tmp_path) -> None:
+    from kernelkit.apps.recipes.mixconv_ablation import PAPER_FIG4_TOP1, report_ablation
+    from kernelkit.runs import PublishedTable, Run
+
+    cfg = AblationConfig(dataset="cifar10_jpg", kernel_sets=((3,), (3, 5, 7, 9)), seeds=(0, 1))
+    rows = _rows({"dw3x3": [.70, .72], "mix3579": [.75, .75]})
+    for r, seed in zip(rows, (0, 1, 0, 1), strict=True):
+        r["seed"] = seed
+    with Run.create("t", {}, out=tmp_path / "run", quiet=True) as run:
+        sec = run.section("abl", "abl")
+        report_ablation(sec, cfg, rows, "EMBEDDED FALLBACK: digits")
+    (pub,) = [item for kind, item in sec.items if kind == "published"]
+    assert isinstance(pub, PublishedTable)
+    assert PAPER_FIG4_TOP1 == {"MobileNetV1": (71.1, 72.4), "MobileNetV2": (72.9, 74.1)}  # shared/specs/mixconv.md
+    assert [r[0] for r in pub.rows] == ["MobileNetV1", "MobileNetV2"] and [r[-1] for r in pub.rows] == [1.3, 1.2]
+    # the generated line: this run's change (74.0 - 71.0 = +4.0 points) beside the paper's, and what differs
+    assert pub.differs.startswith("this run's dw3x3 -> mix3579 change is +4.0 points (71.0% -> 75.0%, 2 seeds), "
+                                  "the paper's +1.2 on MobileNetV2")
+    assert "digits, embedded fallback" in pub.differs and "ImageNet" in pub.differs
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Published (Tan &amp; Le 2019, BMVC, MixConv, Fig. 4, full MobileNetV1/V2 on ImageNet, top-1 %)" in html
+    assert "<td>72.9</td>" in html and "Setting differs: this run&#x27;s dw3x3" in html

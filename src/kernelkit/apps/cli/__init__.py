@@ -17,6 +17,7 @@ from kernelkit.apps.cli.common import (
     RunOptions,
     ThreadsOpt,
     announce,
+    check_file_out,
     fail,
     make_config,
     prepare,
@@ -32,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help that wraps long option names, paths and defaults instead of cutting them
 )
 
 
@@ -173,6 +175,7 @@ def bench(
         from kernelkit.runs import timestamp
 
         out = Path("runs") / f"bench-{timestamp()}.json"
+    check_file_out("--out", out)
     run_benchmarks(config.names, quick=config.quick, min_run_time=config.min_run_time, json_path=out, quiet=quiet,
                    device=dev)
     if not quiet:

@@ -25,8 +25,11 @@ R = TypeVar("R")
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>-<timestamp>).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="Torch CPU threads (0 = default).")]
+INT64_MAX = 2**63 - 1  # the largest count torch and numpy take
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+THREADS_MAX = 4096
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, max=THREADS_MAX, help="Torch CPU threads (0 = default).")]
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", help="Data root (default: $KERNELKIT_DATA, then ~/.cache/kernelkit).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
@@ -87,18 +90,20 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
         def wrapper(*args: Any, **kwargs: Any) -> R:
             from kernelkit.data.dataset import DataFormatError
             from kernelkit.data.root import DataNotFoundError
-            from kernelkit.train.config import ConfigMismatchError
+            from kernelkit.runs import ConfigMismatchError
             from kernelkit.utils.checkpoint import CheckpointError
 
             bound = new_sig.bind(*args, **kwargs)
             bound.apply_defaults()
+            check_int_ranges({name: (_flag(new_sig.parameters[name]), value)
+                              for name, value in bound.arguments.items()})
             opts = RunOptions(**{name: bound.arguments.pop(name) for name in option_defaults})
             try:
                 return fn(*bound.args, **bound.kwargs, opts=opts)
             except (DataFormatError, DataNotFoundError) as exc:  # a data file is missing or corrupt: one line
                 abort(str(exc))
             except ConfigMismatchError as exc:  # a rerun into --out with other settings: a usage error
-                fail(f"--out {opts.out}: holds a run with other settings ({exc}); use a new --out or the same options")
+                refuse_rerun(opts.out, exc)
             except CheckpointError as exc:  # no intact checkpoint to resume from
                 abort(str(exc))
 
@@ -110,6 +115,25 @@ def run_options(defaults: type[RunSettings] = RunSettings) -> Callable[[Callable
         return wrapper
 
     return decorate
+
+
+def _flag(param: inspect.Parameter) -> str:
+    """The option a parameter is given by (``--batch-size``), from its typer declaration."""
+    for meta in getattr(param.annotation, "__metadata__", ()):
+        decls = [d for d in getattr(meta, "param_decls", None) or () if d.startswith("--")]
+        if decls:
+            return decls[0]
+    return "--" + param.name.replace("_", "-")
+
+
+def check_int_ranges(values: dict[str, tuple[str, Any]]) -> None:
+    """Exit 2 naming the option when an integer (or one in a list) is beyond 64 bits, which no count, size
+    or seed can be: ``values`` maps a parameter name to ``(option, value)``."""
+    for option, value in values.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for v in items:
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX:
+                fail(f"{option}: {v} is out of range (at most {INT64_MAX})")
 
 
 def fail(message: str) -> NoReturn:
@@ -126,6 +150,12 @@ def abort(message: str) -> NoReturn:
     stderr naming the file or step, never a traceback."""
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def refuse_rerun(out: Path | None, exc: Exception) -> NoReturn:
+    """Exit 2 for a rerun into ``--out`` with other settings, naming the differing keys with both values."""
+    detail = getattr(exc, "detail", None) or str(exc)
+    fail(f"--out {out}: holds a run with other settings ({detail}); use a new --out or the same options")
 
 
 def make_config(cls: Callable[..., R], **kwargs: Any) -> R:
@@ -165,16 +195,51 @@ def prepare(config: S) -> S:
     return replace(config, device=s["device"], threads=s["threads"], data_root=s["data_root"])
 
 
+def check_out(out: Path | None) -> None:
+    """Exit 2 naming ``--out`` when it is a file or lies under one (a command checks it before its work)."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a directory")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        fail(f"--out {out}: cannot create it ({above} is a file)")
+
+
+def check_file_out(option: str, path: Path) -> None:
+    """Exit 2 naming ``option`` when the file to write is a directory or lies under a file (checked before work)."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; name the file to write")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        fail(f"{option} {path}: cannot create it ({above} is a file)")
+
+
+def check_rerun(out: Path | None, config: Any) -> None:
+    """Exit 2 when ``--out`` holds a run with other settings than ``config`` (a resolved dataclass): what
+    :func:`start_run` refuses, checked before slow preparation such as loading a model."""
+    from kernelkit.runs import ConfigMismatchError, refuse_other_config
+
+    if out is None or not out.is_dir():
+        return
+    try:
+        refuse_other_config(out, asdict(config) if is_dataclass(config) and not isinstance(config, type) else config)
+    except ConfigMismatchError as exc:
+        refuse_rerun(out, exc)
+
+
 def start_run(name: str, config: Any, out: Path | None, quiet: bool):
     """Create the run directory for a command; ``config`` (a resolved dataclass) becomes ``config.json``
-    as ``asdict(config)``. An ``--out`` that is a file or cannot be created exits 2 naming it."""
-    from kernelkit.runs import Run
+    as ``asdict(config)``. An ``--out`` that is a file or cannot be created, or that holds a run with other
+    settings, exits 2 naming it (the files of that run stay as they were)."""
+    from kernelkit.runs import ConfigMismatchError, Run
 
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"--out {out}: exists and is not a directory")
+    check_out(out)
     try:
         return Run.create(name, asdict(config) if is_dataclass(config) and not isinstance(config, type) else config,
                           out=out, quiet=quiet)
+    except ConfigMismatchError as exc:
+        refuse_rerun(out, exc)
     except OSError as exc:
         where = f"--out {out}" if out is not None else "run directory"
         fail(f"{where}: cannot create it ({exc.strerror or exc})")

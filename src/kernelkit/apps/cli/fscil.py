@@ -35,7 +35,7 @@ def run(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = FscilRunConfig.batch_size,
     lr: Annotated[float, typer.Option("--lr", help="Base learning rate (SGD, Nesterov, cosine).")] = FscilRunConfig.lr,
     width: Annotated[int | None, typer.Option(
-        "--width", help="Width of a CIFAR ResNet backbone.")] = FscilRunConfig.width,
+        "--width", min=1, help="Width of a CIFAR ResNet backbone.")] = FscilRunConfig.width,
     split_dir: Annotated[Path | None, typer.Option(
         "--split-dir", help="Official session files (default <data root>/fscil_index_list/<dataset>).")] = None,
     val_fraction: Annotated[float, typer.Option(
@@ -50,6 +50,7 @@ def run(
     opts: RunOptions,
 ) -> None:
     """Train the base model, then run the session plan with the prototype baseline and/or TEEN."""
+    from kernelkit.apps.recipes.fscil_omniglot import add_teen_published
     from kernelkit.data.root import DataNotFoundError
     from kernelkit.fscil.data import load_fscil_dataset
     from kernelkit.fscil.methods import list_methods
@@ -58,6 +59,8 @@ def run(
     from kernelkit.fscil.report import METRIC_NOTE, confusion_rows, plot_sessions, session_table, summary_table
     from kernelkit.fscil.training import extract_features
 
+    if split_dir is not None and not split_dir.is_dir():
+        fail(f"--split-dir {split_dir}: {'is not a directory' if split_dir.exists() else 'does not exist'}")
     methods = tuple(method) if method else FscilRunConfig.methods
     unknown = sorted(set(methods) - set(list_methods()))
     if unknown:
@@ -100,6 +103,10 @@ def run(
                    run_methods(data.plan, data.train.labels, cache, test_features, table).items()}
         sec.table("Summary (%)", summary_table(results), note=METRIC_NOTE)
         sec.table("Per session (%)", session_table(results), note=METRIC_NOTE)
+        add_teen_published(sec, [rs[0] for label, rs in results.items() if label.startswith("teen")],
+                           data=cfg.dataset, plan=data.plan,
+                           backbone=f"{arch}{f' of width {cfg.width}' if cfg.width is not None else ''} "
+                                    f"({base['params']} params)", epochs=cfg.epochs)
         sec.table("Confusion summary (counts)", [row for label, rs in results.items()
                                                  for row in confusion_rows(rs[0], label)])
         sec.figure(plot_sessions(results, "acc", "accuracy (%)", f"{cfg.dataset}: accuracy per session"),

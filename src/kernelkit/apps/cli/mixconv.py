@@ -77,7 +77,10 @@ def mixconv_ablation(
     for name, value in (("epochs", epochs), ("image_size", image_size), ("width", width),
                         ("train_per_class", train_per_class)):
         if value is not None:
-            abl = replace(abl, **{name: value})  # type: ignore[arg-type]
+            try:
+                abl = replace(abl, **{name: value})  # type: ignore[arg-type]
+            except ValueError as exc:  # AblationConfig's checks name the option
+                fail(str(exc))
     if report_only and opts.out is None:
         fail("--report-only needs --out: the run directory whose finished runs are reported")
     cfg = prepare(MixconvAblationCommandConfig(quick=quick, report_only=report_only, ablation=abl,

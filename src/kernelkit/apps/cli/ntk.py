@@ -187,6 +187,8 @@ def predict_cmd(train: Annotated[str, typer.Option(
         activation=activation, beta=beta, parametrization=parametrization,
         times=tuple(times) if times else NtkPredictConfig.times, learning_rate=learning_rate, diag_reg=diag_reg,
         **opts.settings()))
+    if cfg.y is not None and cfg.train == "circle":
+        fail(f"--y {cfg.y}: the built-in --train circle has its own targets (y = x₁x₂); --y is for file inputs")
     if cfg.train == "circle":
         g = torch.Generator().manual_seed(cfg.seed)
         gam = torch.rand(cfg.n_train, generator=g, dtype=torch.float64) * 2 * np.pi - np.pi

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import RunOptions, announce, create_model_or_fail, fail, prepare, run_options, start_run
+from kernelkit.apps.cli.common import (
+    RunOptions,
+    announce,
+    create_model_or_fail,
+    fail,
+    make_config,
+    prepare,
+    run_options,
+    start_run,
+)
 from kernelkit.apps.configs.convnet import MODALITIES, TRAIN_DATA, ConvnetTrainConfig, ErfConfig, ModalityConfig
 
 TORUS_DEFAULT_IMAGES = 4000  # generated images for ``--data torus`` without ``--limit``
@@ -99,8 +108,8 @@ def train(
 
     if data not in TRAIN_DATA:
         fail(f"--data {data}: unknown dataset; choose {' or '.join(TRAIN_DATA)}")
-    cfg = prepare(ConvnetTrainConfig(
-        model=model, data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+    cfg = prepare(make_config(
+        ConvnetTrainConfig, model=model, data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, drop_path=drop_path, image_size=image_size, limit=limit, val_fraction=val_fraction,
         **opts.settings()))
     try:

@@ -29,5 +29,5 @@ class BenchConfig:
     device: str = "cpu"  # benchmarks that support it run there (``BenchContext.device``); the rest stay on CPU
 
     def __post_init__(self) -> None:
-        if not self.min_run_time > 0:  # also refuses nan
-            raise ValueError(f"--min-run-time: must be > 0 seconds, got {self.min_run_time:g}")
+        if not 0 < self.min_run_time < float("inf"):  # also refuses nan
+            raise ValueError(f"--min-run-time: must be a finite number > 0 seconds, got {self.min_run_time:g}")

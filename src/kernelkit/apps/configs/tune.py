@@ -49,5 +49,10 @@ class TuneConfig(RunSettings):
         if self.target == "model" and not self.model:
             raise ValueError("target 'model' needs a model name")
         for name in ("batch", "size", "samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name}: must be >= 1, got {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= 2**63 - 1:
+                raise ValueError(f"--{name}: must be from 1 to 2**63 - 1, got {getattr(self, name)}")
+        if self.target == "model":
+            from kernelkit.models import MODELS
+
+            if self.model not in MODELS:
+                raise ValueError(f"MODEL: {MODELS.unknown_message(str(self.model))}")
