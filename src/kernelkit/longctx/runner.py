@@ -14,13 +14,14 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kernelkit.console import ProgressBar
 from kernelkit.longctx.backends.base import TRUNCATION_POLICIES, Request, Result
 from kernelkit.longctx.records import Record
+from kernelkit.longctx.shards import ShardPlan, write_plan
 from kernelkit.longctx.tasks import task_metric
 from kernelkit.utils.io import append_jsonl, read_jsonl, repair_jsonl_tail
 
@@ -111,17 +112,39 @@ class RunSummary:
 
 
 def select(records: Sequence[Record], limit: int | None = None, tasks: Sequence[str] | None = None,
-           buckets: Sequence[int] | None = None) -> list[Record]:
-    """Records of the chosen tasks/buckets, at most ``limit`` per (task, bucket), in file order."""
+           buckets: Sequence[int] | None = None, abilities: Sequence[str] | None = None,
+           task: str | None = None) -> list[Record]:
+    """Records of the chosen tasks, buckets and abilities, at most ``limit`` per (task, bucket), in file order.
+
+    A record's task is ``extras["task"]``, else ``task`` (official files); task names may be config names or
+    the reference's keys. Its ability is ``extras["ability"]``, else its registered task's.
+    """
+    from kernelkit.longctx.tasks import task_def
+
+    def canonical(name: str) -> str:
+        try:
+            return task_def(name).name
+        except KeyError:
+            return name
+
+    def ability_of(name: str) -> str | None:
+        try:
+            return task_def(name).ability
+        except KeyError:
+            return None
+
+    wanted_tasks = {canonical(t) for t in tasks} if tasks else None
     seen: dict[tuple[str, int], int] = {}
     out = []
     for rec in records:
-        task = rec.extras.get("task", "")
-        if tasks and task not in tasks:
+        name = rec.extras.get("task", task) or ""
+        if wanted_tasks is not None and canonical(name) not in wanted_tasks:
             continue
         if buckets and rec.length_bucket not in buckets:
             continue
-        group = (task, rec.length_bucket)
+        if abilities and (rec.extras.get("ability") or ability_of(name)) not in abilities:
+            continue
+        group = (name, rec.length_bucket)
         if limit is not None and seen.get(group, 0) >= limit:
             continue
         seen[group] = seen.get(group, 0) + 1
@@ -131,11 +154,14 @@ def select(records: Sequence[Record], limit: int | None = None, tasks: Sequence[
 
 def run_records(records: Sequence[Record], backend: Any, results_path: str | os.PathLike[str],
                 params: GenParams = GenParams(), model: str | None = None, batch_size: int = 1,
-                progress: bool | Callable[[int, int], None] = True, task: str | None = None) -> RunSummary:
+                progress: bool | Callable[[int, int], None] = True, task: str | None = None,
+                shard: ShardPlan | None = None) -> RunSummary:
     """Generate answers for ``records`` not yet in ``results_path`` and append them.
 
     ``task`` names the config for records without ``extras["task"]`` (official files). ``progress``:
-    True shows a progress bar with ETA; a callable gets ``(done, total)``.
+    True shows a progress bar with ETA; a callable gets ``(done, total)``. With ``shard`` (``records`` being
+    one shard of a selection, :func:`kernelkit.longctx.shards.split`), its plan with the result keys of
+    ``records`` is written next to the results file before any answer.
     """
     path = Path(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +171,7 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
     done = {row["key"] for row in load_results(path)}
     model = str(model or getattr(backend, "name", "model"))
     todo: list[tuple[str, Record, str]] = []
+    planned: list[str] = []
     for rec in records:
         name = rec.extras.get("task", task)
         if not name:
@@ -153,6 +180,9 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
         if key not in done:
             todo.append((key, rec, name))
             done.add(key)  # duplicates within the input are generated once
+        planned.append(key)
+    if shard is not None:
+        write_plan(path, replace(shard, keys=list(dict.fromkeys(planned))))
     summary = RunSummary(str(path), total=len(records), skipped=len(records) - len(todo))
     t0 = time.perf_counter()
     with ProgressBar("m4le generate", total=len(todo), disable=progress is not True) as bar:

@@ -6,10 +6,13 @@ score. The exact formula is not in the code, so the normaliser is pluggable (:da
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from kernelkit.longctx.shards import ShardPlan, missing_parts, read_plan
 from kernelkit.longctx.tasks import bucket_scores
 
 #: s / (2 * s_ref_1k) and s / (s + s_ref_1k): both give the reference model 0.5 at 1k, as published.
@@ -17,6 +20,60 @@ NORMALISERS: dict[str, Callable[[float, float], float]] = {
     "half": lambda s, ref: s / (2 * ref) if ref else float("nan"),
     "share": lambda s, ref: s / (s + ref) if (s + ref) else float("nan"),
 }
+
+
+class DuplicateResultsError(ValueError):
+    """The same result key in more than one of the results files merged (one line naming files, count, a key)."""
+
+
+@dataclass
+class MergedResults:
+    """Rows of several results files and what a merge of shards lacks (sentences; empty when complete)."""
+
+    rows: list[dict[str, Any]]
+    missing: list[str] = field(default_factory=list)
+    shards: dict[str, ShardPlan] = field(default_factory=dict)  # results file -> its shard plan
+
+
+def merge_results(paths: Sequence[str | os.PathLike[str]]) -> MergedResults:
+    """The rows of ``paths`` together (each file read by :func:`kernelkit.longctx.runner.load_results`).
+
+    A key found in two files (the same file given twice, or overlapping runs) raises
+    :class:`DuplicateResultsError`; files that are shards of a run (a plan written by ``m4le run --shard``)
+    are checked for absent shards and unanswered keys (:func:`kernelkit.longctx.shards.missing_parts`).
+    A missing, unreadable or non-results file raises :class:`ValueError` naming it.
+    """
+    from kernelkit.longctx.runner import load_results
+
+    owner: dict[str, int] = {}  # key -> position of the first file holding it
+    dupes: dict[tuple[int, int], list[str]] = defaultdict(list)
+    rows: list[dict[str, Any]] = []
+    keys: dict[str, set[str]] = {}
+    plans: dict[str, ShardPlan] = {}
+    names = [str(p) for p in paths]
+    for pos, name in enumerate(names):
+        if not os.path.exists(name):
+            raise ValueError(f"{name}: no such results file")
+        got = load_results(name)
+        keys[name] = {row["key"] for row in got}
+        for row in got:
+            first = owner.setdefault(row["key"], pos)
+            if first != pos:
+                dupes[(first, pos)].append(row["key"])
+                continue
+            rows.append(row)
+        plan = read_plan(name)
+        if plan is not None:
+            plans[name] = plan
+    if dupes:
+        (i, j), shown = next(iter(dupes.items()))
+        a, b = names[i], names[j]
+        total = sum(len(v) for v in dupes.values())
+        files = list(dict.fromkeys(names[f] for pair in sorted(dupes) for f in pair))
+        same = "; the same file is given twice" if os.path.realpath(a) == os.path.realpath(b) else ""
+        raise DuplicateResultsError(f"{', '.join(files)}: {total} result key(s) in more than one file, e.g. {shown[0]} "
+                                    f"(in {a} and {b}{same}); give each answer once (shards of one run never overlap)")
+    return MergedResults(rows, missing_parts(plans, keys), plans)
 
 
 def task_bucket_scores(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from kernelkit.apps.configs.m4le import M4leReportConfig, M4leRunConfig, M4leSco
 from kernelkit.longctx.backends.base import Result
 from kernelkit.longctx.records import Record, read_records, write_records
 from kernelkit.longctx.runner import GenParams, load_results
+from kernelkit.utils.device import resolve_device
 from tests.conftest import needs_data
 from tests.longctx.test_scoring import _rows
 
@@ -90,7 +91,7 @@ def test_cli_run_records_every_input_in_config_json(tmp_path):
     assert set(cfg) == set(expected)
     assert {k: v for k, v in cfg.items() if k not in resolved} == json.loads(json.dumps(
         {k: v for k, v in expected.items() if k not in resolved}))
-    assert cfg["gen"]["max_new_tokens"] == 5 and cfg["device"] == "cpu"
+    assert cfg["gen"]["max_new_tokens"] == 5 and cfg["device"] == str(resolve_device("auto"))  # default auto
     rows = load_results(tmp_path / "run" / "results.jsonl")
     assert sorted(r["prediction"] for r in rows) == ["item0", "item1"]
 

@@ -6,6 +6,8 @@ options reference, and records it as ``config.json``.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +22,9 @@ from kernelkit.apps.cli.common import (
     SeedOpt,
     ThreadsOpt,
     announce,
+    check_int_ranges,
+    check_out,
+    check_rerun,
     fail,
     make_config,
     prepare,
@@ -40,6 +45,11 @@ app = typer.Typer(no_args_is_help=True)
 BucketsOpt = Annotated[str, typer.Option("--buckets", help="Comma-separated buckets, e.g. 1000,2000,4000.")]
 
 
+def _finite(option: str, value: float) -> None:
+    if not math.isfinite(value):
+        fail(f"{option}: must be a finite number, got {value}")
+
+
 def _buckets(text: str) -> tuple[int, ...]:
     """The sorted distinct integers of ``--buckets`` (their range is checked by the config)."""
     try:
@@ -56,6 +66,8 @@ def tasks(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     from kernelkit.data.root import data_root
     from kernelkit.longctx.tasks import TASKS
 
+    if data_dir is not None and not data_dir.is_dir():
+        fail(f"--data-dir {data_dir}: {'is not a directory' if data_dir.exists() else 'does not exist'}")
     cfg = M4leTasksConfig(data_root=str(data_dir) if data_dir else None)
     root = data_root(Path(cfg.data_root)) if cfg.data_root else data_root()
     rows = []
@@ -95,6 +107,7 @@ def build(
     from kernelkit.longctx.records import write_records
     from kernelkit.longctx.tasks import TASKS, build_task
 
+    check_int_ranges({"n": ("--n", n)})
     for name in task:
         if name not in TASKS:
             fail(TASKS.unknown_message(name))
@@ -141,6 +154,16 @@ def run_cmd(
         "--results", help="Append-only results file (default <run dir>/results.jsonl); reruns resume.")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="At most N instances per task and bucket.")] = None,
+    tasks: Annotated[list[str] | None, typer.Option(
+        "--tasks", help="Only these tasks (comma-separated or repeated).")] = None,
+    buckets: Annotated[list[str] | None, typer.Option(
+        "--buckets", help="Only these length buckets (comma-separated or repeated), e.g. 1000,2000.")] = None,
+    abilities: Annotated[list[str] | None, typer.Option(
+        "--abilities", help="Only tasks of these abilities (comma-separated or repeated), e.g. global.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="i/n: answer shard i (0-based) of n of the selection, a disjoint part; run the n shards "
+                        "as separate processes, GPUs or servers and merge with `m4le score`/`report`.")
+    ] = M4leRunConfig.shard,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = M4leRunConfig.batch_size,
     max_new_tokens: Annotated[int | None, typer.Option(
         "--max-new-tokens", min=1, help="Default: per task (short answers).")] = GenParams.max_new_tokens,
@@ -164,6 +187,10 @@ def run_cmd(
         "--concurrency", min=1, help="OpenAI backend.")] = M4leRunConfig.concurrency,
     dtype: Annotated[str, typer.Option(
         "--dtype", help="float32, bfloat16 or float16 (HF backend).")] = M4leRunConfig.dtype,
+    device_map: Annotated[str | None, typer.Option(
+        "--device-map", help="auto: spread the model over all visible GPUs with accelerate (HF backend; "
+                             "for a model larger than one GPU; --device is then not used).")
+    ] = M4leRunConfig.device_map,
     out: OutOpt = None, device: DeviceOpt = M4leRunConfig.device, seed: SeedOpt = M4leRunConfig.seed,
     threads: ThreadsOpt = M4leRunConfig.threads, as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
@@ -172,6 +199,11 @@ def run_cmd(
     from kernelkit.longctx import runner
     from kernelkit.longctx.records import RecordError, load_official, read_records
 
+    check_out(out)
+    check_int_ranges({"limit": ("--limit", limit), "batch_size": ("--batch-size", batch_size),
+                      "max_new_tokens": ("--max-new-tokens", max_new_tokens),
+                      "concurrency": ("--concurrency", concurrency)})
+    _finite("--rope-factor", rope_factor)
     try:
         gen = GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
                         stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
@@ -179,8 +211,10 @@ def run_cmd(
         fail(f"--truncation: {exc}")
     cfg = make_config(M4leRunConfig, records=str(records) if records else None, official=official, backend=backend,
                   model=model, base_url=base_url, task=task, results=str(results) if results else None, limit=limit,
-                  batch_size=batch_size, gen=gen, rope=rope, rope_factor=rope_factor, max_context=max_context,
-                  concurrency=concurrency, dtype=dtype, device=device, seed=seed, threads=threads)
+                  tasks=_names(tasks), buckets=_buckets(",".join(buckets or [])),
+                  abilities=_names(abilities), shard=shard, batch_size=batch_size, gen=gen, rope=rope,
+                  rope_factor=rope_factor, max_context=max_context, concurrency=concurrency, dtype=dtype,
+                  device_map=device_map, device=device, seed=seed, threads=threads)
     source = f"--records {cfg.records}" if cfg.records else f"--official {cfg.official}"
     try:
         recs = load_official(cfg.official, cfg.records) if cfg.official else read_records(cfg.records or "")
@@ -194,10 +228,19 @@ def run_cmd(
     if cfg.results and Path(cfg.results).is_dir():
         fail(f"--results {cfg.results}: is a directory, expected a results file")
     cfg = prepare(cfg)
-    chosen = runner.select(recs, limit=cfg.limit)
+    record_task = cfg.task or cfg.official
+    chosen = runner.select(recs, limit=cfg.limit, tasks=cfg.tasks, buckets=cfg.buckets, abilities=cfg.abilities,
+                           task=record_task)
+    if not chosen:
+        fail(f"--tasks/--buckets/--abilities: no records of {source} match "
+             f"(tasks {', '.join(cfg.tasks) or 'any'}; buckets {', '.join(map(str, cfg.buckets)) or 'any'}; "
+             f"abilities {', '.join(cfg.abilities) or 'any'})")
+    chosen, part, plan = _shard(chosen, cfg.shard, record_task)
+    check_rerun(out, cfg)  # before the model is loaded
     be = _backend(cfg, quiet)
     with start_run("m4le-run", cfg, out, quiet) as run:
-        path = Path(cfg.results) if cfg.results else run.dir / "results.jsonl"
+        default_name = part.results_name() if part else "results.jsonl"
+        path = Path(cfg.results) if cfg.results else run.dir / default_name
         sec = run.section("run", "Generation")
         sec.data_source(f"official M4LE records of {cfg.official} from {cfg.records or 'the hub dataset'}"
                         if cfg.official else f"records from {cfg.records}")
@@ -205,9 +248,12 @@ def run_cmd(
         try:
             summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, in_flight)
                                          if cfg.backend == "openai" else cfg.batch_size, progress=not quiet,
-                                         task=cfg.task or cfg.official)
+                                         task=record_task, shard=plan)
         except ValueError as exc:
             fail(str(exc))
+        if plan is not None:
+            sec.text(f"Shard {plan.index} of {plan.count}: {summary.total} of the {plan.selected} selected records "
+                     f"(selection {plan.selection}); merge the shards' results files with `kernelkit m4le score`.")
         attempted = summary.generated + summary.errors
         sec.table("Run", [{"instances": summary.total, "resumed": summary.skipped, "generated": summary.generated,
                            "failed": summary.errors, "truncated prompts": summary.truncated,
@@ -236,6 +282,23 @@ def run_cmd(
     announce(run, as_json, quiet)
 
 
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """The distinct names of a comma-separated or repeated option, in the order given."""
+    return tuple(dict.fromkeys(x.strip() for v in values or [] for x in v.split(",") if x.strip()))
+
+
+def _shard(chosen: list[Any], shard: str | None, task: str | None) -> tuple[list[Any], Any, Any]:
+    """``(records, shard, plan)`` of ``--shard i/n``: the shard's part of ``chosen``; ``(chosen, None, None)``
+    without it."""
+    from kernelkit.longctx.shards import Shard, ShardPlan, selection_digest, split
+
+    if shard is None:
+        return chosen, None, None
+    part = Shard.parse(shard)
+    plan = ShardPlan(part.index, part.count, selection_digest(chosen, task), len(chosen))
+    return split(chosen, part, task), part, plan
+
+
 def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
     """The backend of ``m4le run`` (model loaded, loading bars hidden with ``--quiet``); a model that cannot be
     loaded exits 2 naming ``--model``, a missing offline model exits 1."""
@@ -251,7 +314,7 @@ def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
             return BACKENDS.get("hf")(cfg.model, batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
                                       truncation=cfg.gen.truncation, device=cfg.device, rope=cfg.rope,
                                       rope_factor=cfg.rope_factor, dtype=cfg.dtype, progress=not quiet,
-                                      max_context=cfg.max_context)
+                                      max_context=cfg.max_context, device_map=cfg.device_map)
         return BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
                                        truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor,
                                        progress=not quiet, max_context=cfg.max_context)
@@ -262,27 +325,35 @@ def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
         raise typer.Exit(1) from None
 
 
-def _score_rows(results: tuple[str, ...]) -> list[dict[str, Any]]:
+def _score_rows(results: tuple[str, ...], quiet: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """Scores of the merged results files and what the merge lacks (absent shards, unanswered keys; warned on
+    stderr unless ``quiet``). A missing or unreadable file, or a key in two files, exits 2 naming them."""
+    from kernelkit.console import console
     from kernelkit.longctx import scoring
-    from kernelkit.longctx.runner import load_results
 
-    rows = []
-    for name in results:
-        p = Path(name)
-        if not p.exists():
-            fail(f"{p}: no such results file")
-        try:
-            rows += load_results(p)
-        except ValueError as exc:
-            fail(str(exc))
+    try:
+        merged = scoring.merge_results(results)
+    except ValueError as exc:
+        fail(str(exc))
+    rows = merged.rows
     if not rows:
         fail(f"{', '.join(results)}: no results to score")
+    if not quiet:
+        for line in merged.missing:
+            console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     try:
-        return scoring.task_bucket_scores(rows)
+        return scoring.task_bucket_scores(rows), merged.missing
     except KeyError as exc:  # a task this version does not know
         fail(f"{', '.join(results)}: {exc.args[0] if exc.args else exc}")
     except ValueError as exc:
         fail(f"{', '.join(results)}: {exc}")
+
+
+def _say_missing(sec: Any, missing: list[str]) -> None:
+    """Mark a section scored from an incomplete merge of shards ``partial`` and say what is missing."""
+    if missing:
+        sec.status = "partial"
+        sec.text("Incomplete merge of shards: " + "; ".join(missing) + ".")
 
 
 @app.command("score")
@@ -292,11 +363,12 @@ def score(
 ) -> None:
     """Score results per model, task and bucket with the reference metrics."""
     cfg = M4leScoreConfig(results=tuple(str(p) for p in results))
-    table = _score_rows(cfg.results)
+    table, missing = _score_rows(cfg.results, quiet)
     with start_run("m4le-score", cfg, out, quiet) as run:
         sec = run.section("score", "Scores per task and bucket")
+        _say_missing(sec, missing)
         sec.table("Scores", [{**r, "score": round(r["score"], 4)} for r in table])
-        sec.record(scores=table)
+        sec.record(scores=table, missing=missing)
     announce(run, as_json, quiet)
 
 
@@ -314,7 +386,7 @@ def report(
 
     cfg = make_config(M4leReportConfig, results=tuple(str(p) for p in results), reference_model=reference_model,
                   normaliser=normaliser)
-    table = _score_rows(cfg.results)
+    table, missing = _score_rows(cfg.results, quiet)
     value = "score"
     if cfg.reference_model:
         try:
@@ -324,6 +396,7 @@ def report(
         value = "normalised"
     with start_run("m4le-report", cfg, out, quiet) as run:
         sec = run.section("report", "M4LE report")
+        _say_missing(sec, missing)
         sec.table("Scores per task and bucket", table)
         abilities = scoring.aggregate(table, value=value)
         sec.table(f"Mean {value} per ability and bucket", abilities)
@@ -337,7 +410,7 @@ def report(
         sec.figure(scoring.plot_by_ability(table, value), "by_ability", f"{value} vs bucket per ability")
         for m in models:
             sec.figure(scoring.plot_heatmap(table, m, value), f"heatmap_{m}", f"task x bucket {value}: {m}")
-        sec.record(summary=summary, abilities=abilities)
+        sec.record(summary=summary, abilities=abilities, missing=missing)
     announce(run, as_json, quiet)
 
 
@@ -351,18 +424,32 @@ def serve(
         "--chat/--no-chat", help="Apply the chat template to prompts.")] = M4leServeConfig.chat,
     rope: Annotated[str, typer.Option("--rope")] = M4leServeConfig.rope,
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = M4leServeConfig.rope_factor,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu, cuda, cuda:N, mps (--backend hf).")] = M4leServeConfig.device,
+    device_map: Annotated[str | None, typer.Option(
+        "--device-map", help="auto: spread the model over all visible GPUs with accelerate (--backend hf).")
+    ] = M4leServeConfig.device_map,
 ) -> None:
     """Serve a local model behind an OpenAI-compatible HTTP API (completions and chat)."""
     from kernelkit.console import console
     from kernelkit.longctx.backends import BACKENDS
     from kernelkit.longctx.backends.hf import ModelLoadError
     from kernelkit.longctx.serve import OpenAICompatServer
+    from kernelkit.utils.device import resolve_device
 
+    _finite("--rope-factor", rope_factor)
+    if model is not None and backend != "hf":
+        fail(f"--model {model}: only with --backend hf (--backend {backend} serves its own model)")
     cfg = make_config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,
-                  rope_factor=rope_factor)
+                  rope_factor=rope_factor, device=device, device_map=device_map)
+    try:
+        cfg = replace(cfg, device=str(resolve_device(cfg.device)))
+    except ValueError as exc:
+        fail(f"--device: {exc}")
     try:
         if cfg.backend == "hf":
-            be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
+            be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor,
+                                    device=cfg.device, device_map=cfg.device_map)
         else:
             be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
     except ModelLoadError as exc:
@@ -383,3 +470,8 @@ def serve(
         pass
     finally:
         server.httpd.server_close()
+
+
+from kernelkit.apps.cli.m4le_interop import add_interop_commands  # noqa: E402
+
+add_interop_commands(app)  # `m4le export-lm-eval`

@@ -18,10 +18,24 @@ from kernelkit.longctx.length import BUCKETS
 from kernelkit.longctx.rope import METHODS
 from kernelkit.longctx.runner import GenParams
 from kernelkit.longctx.scoring import NORMALISERS
-from kernelkit.longctx.tasks import DEFAULT_N, DEFAULT_SEED, task_def
+from kernelkit.longctx.shards import Shard
+from kernelkit.longctx.tasks import ABILITIES, DEFAULT_N, DEFAULT_SEED, task_def
 
 #: The backend of ``m4le run`` and ``m4le serve`` unless told otherwise (offline, no download).
 DEFAULT_BACKEND = "smollm2"
+
+
+#: The ``device_map`` values of ``from_pretrained`` that place a model over the visible devices (accelerate).
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_device_map(device_map: str | None, backend: str) -> None:
+    if device_map is None:
+        return
+    if device_map not in DEVICE_MAPS:
+        raise ValueError(f"--device-map: expected one of {', '.join(DEVICE_MAPS)}, got {device_map!r}")
+    if backend != "hf":
+        raise ValueError(f"--device-map: applies to --backend hf only, not --backend {backend}")
 
 
 def _check_rope(rope: str, factor: float) -> None:
@@ -62,7 +76,10 @@ class M4leRunConfig(RunSettings):
 
     ``records`` is a records file; with ``official`` (an M4LE config name) the official records of that
     config are read from ``records`` (a folder or file, :func:`kernelkit.longctx.records.load_official`) or,
-    without it, from the hub dataset.
+    without it, from the hub dataset. ``tasks``, ``buckets`` and ``abilities`` narrow the records (empty: all),
+    ``limit`` caps each (task, bucket), and ``shard`` (``"i/n"``) answers one disjoint part of that selection
+    (:mod:`kernelkit.longctx.shards`). ``device_map`` (HF backend) spreads the model over the visible GPUs
+    instead of placing it on ``device``.
     """
 
     records: str | None = None
@@ -73,6 +90,10 @@ class M4leRunConfig(RunSettings):
     task: str | None = None
     results: str | None = None
     limit: int | None = None
+    tasks: tuple[str, ...] = ()  # filters: empty = all
+    buckets: tuple[int, ...] = ()
+    abilities: tuple[str, ...] = ()
+    shard: str | None = None  # "i/n": this process answers shard i of n of the selection
     batch_size: int = 1
     gen: GenParams = field(default_factory=GenParams)
     rope: str = "none"
@@ -80,12 +101,29 @@ class M4leRunConfig(RunSettings):
     max_context: int | None = None  # HF backends: tokens of prompt + answer (default: trained context x factor)
     concurrency: int = CONCURRENCY
     dtype: str = HF_DTYPE
-    device: str = "cpu"
+    device: str = "auto"
+    device_map: str | None = None  # HF backend: accelerate's placement over all visible GPUs (then CPU)
 
     def __post_init__(self) -> None:
         from kernelkit.longctx.backends import BACKENDS
 
         _check_rope(self.rope, self.rope_factor)
+        _check_device_map(self.device_map, self.backend)
+        if self.shard is not None:
+            try:
+                Shard.parse(self.shard)
+            except ValueError as exc:
+                raise ValueError(f"--shard: {exc}") from None
+        for task_name in self.tasks:
+            try:
+                task_def(task_name)
+            except KeyError as exc:
+                raise ValueError(f"--tasks: {exc.args[0] if exc.args else exc}") from None
+        for ability in self.abilities:
+            if ability not in ABILITIES:
+                raise ValueError(f"--abilities: unknown ability {ability!r}; expected one of {', '.join(ABILITIES)}")
+        if any(b <= 0 for b in self.buckets):
+            raise ValueError(f"--buckets: need positive integers, got {self.buckets}")
         if self.max_context is not None:
             if self.max_context < 2:
                 raise ValueError(f"--max-context: must be >= 2 tokens, got {self.max_context}")
@@ -141,9 +179,12 @@ class M4leServeConfig:
     chat: bool = GenParams.chat_template
     rope: str = "none"
     rope_factor: float = 1.0
+    device: str = "auto"  # --backend hf
+    device_map: str | None = None  # --backend hf: accelerate's placement over the visible GPUs
 
     def __post_init__(self) -> None:
         _check_rope(self.rope, self.rope_factor)
+        _check_device_map(self.device_map, self.backend)
         if self.backend not in ("smollm2", "hf"):
             raise ValueError(f"--backend: expected smollm2 or hf, got {self.backend!r}")
         if self.backend == "hf" and not self.model:

@@ -292,10 +292,12 @@ def model_label(name: str, rope: str, rope_factor: float, max_context: int | Non
 @BACKENDS.register("hf")
 def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
                dtype: str = HF_DTYPE, device: str = "cpu", rope: str = "none", rope_factor: float = 1.0,
-               gguf_file: str | None = None, progress: bool = True, **kw: Any) -> HFBackend:
+               gguf_file: str | None = None, progress: bool = True, device_map: str | None = None,
+               **kw: Any) -> HFBackend:
     """Load a Hugging Face model (local folder or cached hub id) as a backend that owns it (RoPE ``rope`` at
-    ``rope_factor``); ``progress=False`` hides the loading bars. A model that cannot be loaded raises
-    :class:`ModelLoadError` naming it."""
+    ``rope_factor``); ``progress=False`` hides the loading bars. ``device_map`` (e.g. ``"auto"``) lets
+    accelerate place the layers over all visible GPUs (then CPU) for a model larger than one; ``device`` is
+    then not used. A model that cannot be loaded raises :class:`ModelLoadError` naming it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -303,13 +305,14 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 
     _check_model_folder(model, gguf_file)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    placement = {"device_map": device_map} if device_map else {}
     try:
         with loading_bars(progress):
             tok = AutoTokenizer.from_pretrained(model, **extra)
-            loaded = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra)
+            loaded = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **extra, **placement)
     except (OSError, ValueError, KeyError) as exc:  # transformers' "not found", "not a model", unknown architecture
         raise ModelLoadError(f"{model}: could not be loaded ({_first_line(exc)})") from None
-    lm = loaded.to(device).eval()  # type: ignore[arg-type]
+    lm = (loaded if device_map else loaded.to(device)).eval()  # type: ignore[arg-type]
     if rope != "none":
         apply_rope_scaling(lm, rope, rope_factor)
     return HFBackend(lm, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
