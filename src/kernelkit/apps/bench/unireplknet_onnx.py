@@ -5,7 +5,9 @@ re-parameterized); the ONNX file is kernelkit's own export of that deploy model
 (:func:`kernelkit.models.export.export_model`, ``torch.onnx.export(dynamo=True)``) for the row's batch size.
 ONNX Runtime runs it on the CPU execution provider with all graph optimizations and as many intra-op threads
 as torch uses (``kernelkit bench --threads N``). Each row records the largest relative difference between the
-two outputs. Needs the ``onnx`` extra; without it the rows say so.
+two outputs. A second row per case runs both ONNX files in ONNX Runtime: kernelkit's export against the
+export of the official deploy model with the same weights (when the official ``unireplknet.py`` is importable,
+as in :mod:`kernelkit.apps.bench.unireplknet`). Needs the ``onnx`` extra; without it the rows say so.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _ort_session(path: Path) -> Callable[[torch.Tensor], Callable[[], object]]:
 
 @register_benchmark("unireplknet_onnx", title="UniRepLKNet deploy: kernelkit eager vs ONNX Runtime (same weights)")
 def bench_onnx(ctx: BenchContext) -> None:
+    from kernelkit.apps.bench.unireplknet import _official_model, load_official
     from kernelkit.layers.reparam import randomize_for_reparam_check
     from kernelkit.models import create_model, reparameterize
     from kernelkit.models.export import MissingExtraError, export_model, max_rel_diff, require_onnx
@@ -50,6 +53,7 @@ def bench_onnx(ctx: BenchContext) -> None:
         why = ""
     except MissingExtraError as exc:
         why = str(exc)
+    official, official_why = load_official()
     for variant, batch, res in cases:
         tag = f"{variant.upper()} b{batch} {res}²: deploy vs ONNX Runtime"
         imgs = {"images": batch}
@@ -73,3 +77,15 @@ def bench_onnx(ctx: BenchContext) -> None:
             rel = max_rel_diff(torch.from_numpy(ort_run()), kernelkit_run())  # type: ignore[arg-type]
             ctx.compare(tag, kernelkit=kernelkit_run, baseline=ort_run, baseline_name="ONNX Runtime (CPU EP)",
                         rel_diff_vs_onnx=f"{rel:.1e}", threads=torch.get_num_threads(), **imgs)
+            label = f"{variant.upper()} b{batch} {res}²: ONNX Runtime on kernelkit's export vs the official export"
+            if official is None:
+                ctx.compare(label, kernelkit=ort_run, baseline=None, baseline_name="ONNX Runtime, official export",
+                            note=official_why, **imgs)
+                continue
+            ref = _official_model(official, variant, deploy=True)
+            ref.load_state_dict(deploy.state_dict(), strict=True)
+            ref_path = export_model(ref, x, "onnx", Path(tmp) / f"official_{variant}_b{batch}.onnx")
+            ref_run = _ort_session(ref_path)(x)
+            rel = max_rel_diff(torch.from_numpy(ref_run()), torch.from_numpy(ort_run()))  # type: ignore[arg-type]
+            ctx.compare(label, kernelkit=ort_run, baseline=ref_run, baseline_name="ONNX Runtime, official export",
+                        rel_diff_between_exports=f"{rel:.1e}", **imgs)
