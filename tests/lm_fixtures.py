@@ -20,20 +20,25 @@ def smollm2():
     return load_smollm2()
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(smollm2, tmp_path_factory):
-    """A 2-layer random Llama with SmolLM2's tokenizer, saved to disk: ``(model, tokenizer, folder)``."""
+def save_tiny_llama(tok, folder, max_position_embeddings: int = 4096):
+    """A 2-layer random Llama (seed 0) with tokenizer ``tok``, saved to ``folder``; returns the model."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    _, tok = smollm2
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=max_position_embeddings,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     model = LlamaForCausalLM(cfg).eval()
-    folder = tmp_path_factory.mktemp("tiny_lm")
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    return model, tok, folder
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(smollm2, tmp_path_factory):
+    """A 2-layer random Llama with SmolLM2's tokenizer, saved to disk: ``(model, tokenizer, folder)``."""
+    _, tok = smollm2
+    folder = tmp_path_factory.mktemp("tiny_lm")
+    return save_tiny_llama(tok, folder), tok, folder

@@ -10,18 +10,11 @@ from kernelkit.longctx.backends.base import Request
 @pytest.fixture(scope="module")
 def short_lm(smollm2, tmp_path_factory):
     """A 2-layer random Llama trained (configured) for 128 positions, with SmolLM2's tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.lm_fixtures import save_tiny_llama
 
     _, tok = smollm2
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     folder = tmp_path_factory.mktemp("short_lm")
-    LlamaForCausalLM(cfg).eval().save_pretrained(folder)
-    tok.save_pretrained(folder)
+    save_tiny_llama(tok, folder, max_position_embeddings=128)
     return tok, folder
 
 

@@ -17,26 +17,14 @@ from typer.testing import CliRunner
 from kernelkit.apps.cli.fscil import app as fscil_app
 from kernelkit.apps.cli.m4le import app as m4le_app
 from kernelkit.apps.cli.ntk import app as ntk_app
-from kernelkit.longctx.backends.base import Result
 from kernelkit.longctx.records import Record, write_records
+from tests.apps.cli.test_m4le import _Echo
 
 app = typer.Typer()  # the command groups under test, as ``kernelkit`` mounts them
 for _name, _group in (("ntk", ntk_app), ("fscil", fscil_app), ("m4le", m4le_app)):
     app.add_typer(_group, name=_name)
 
 FINISHED_FILES = ("config.json", "environment.json", "results.json", "report.html", "metrics.jsonl")
-
-
-class _Echo:
-    """A model-free backend answering each prompt's last word."""
-
-    name = "echo"
-
-    def generate(self, requests):
-        return [Result(r.key, text=r.prompt.split()[-1], info={"stop": "eos"}) for r in requests]
-
-    def describe(self):
-        return {"backend": "echo"}
 
 
 def _ntk(tmp: Path, url: str) -> tuple[list[str], list[str], str]:
