@@ -90,3 +90,20 @@ def test_quick_scope_is_computed_from_both_presets():
     assert line.startswith("Quick preset: 1 long instance(s) per method (nq-open; buckets 1000)")
     assert "1 per task and bucket for 5 tasks at 5 buckets" in line
     assert "positions up to 1024 (full run: 16384)" in line
+
+
+def test_published_leaderboard_rows_are_consistent_and_the_difference_line_is_generated():
+    from kernelkit.apps.configs.m4le import M4leRopeScalingConfig
+    from kernelkit.apps.recipes.m4le_rope import published_rows, setting_difference
+    from kernelkit.longctx import scoring
+
+    rows = published_rows()
+    assert [r["model"] for r in rows][0] == "GPT-3.5-Turbo-16K" and rows[0]["1k"] == 0.50
+    for r in rows:  # the leaderboard's avg and slope follow from its five rounded bucket scores
+        scores = [r[b] for b in ("1k", "2k", "4k", "6k", "8k")]
+        assert abs(sum(scores) / 5 - r["avg"]) <= 0.006
+        assert abs(scoring.slope(scores) - r["slope per bucket"]) <= 0.0006
+    cfg = M4leRopeScalingConfig.quick()
+    line = setting_difference(cfg, 8192, [{"method": "plain", "mean": 0.25}, {"method": "yarn x2", "mean": 0.5}])
+    assert "8192" in line and "plain 0.25" in line and "yarn x2 0.5" in line
+    assert ", ".join(cfg.tasks) in line and "without fine-tuning" in line

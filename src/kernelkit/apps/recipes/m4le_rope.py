@@ -23,6 +23,35 @@ from kernelkit.apps.recipes import ExperimentContext, register_experiment
 
 _DEFAULTS = M4leRopeScalingConfig()
 
+#: The M4LE README leaderboard (official repository, figures/main_res.png): normalised score per bucket, the
+#: rows of the RoPE-relevant models (plain RoPE with a 4K trained context, and position interpolation fine-tuned
+#: to 16K/32K) and the normaliser's own row.
+PAPER_SOURCE = "Kwan et al. 2023, M4LE, README leaderboard"
+PAPER_SETTING = ("all 36 M4LE tasks, buckets 1K-8K, normalised by GPT-3.5-Turbo-16K's score at 1K (0.50 = "
+                 "its own 1K score)")
+PAPER_ROWS = (("GPT-3.5-Turbo-16K", "the normaliser", 0.50, 0.47, 0.42, 0.39, 0.36, 0.43, -0.036),
+              ("Vicuna-7B-v1.5-16K", "LLaMA2-7B + position interpolation, fine-tuned to 16K", 0.43, 0.39, 0.32, 0.26,
+               0.14, 0.31, -0.071),
+              ("LongChat-7B-v1.5-32K", "LLaMA2-7B + position interpolation, fine-tuned to 32K", 0.41, 0.37, 0.33,
+               0.27, 0.24, 0.32, -0.044),
+              ("LLaMA2-7B", "plain RoPE, 4K trained context", 0.39, 0.33, 0.25, 0.13, 0.07, 0.23, -0.084))
+
+
+def published_rows() -> list[dict[str, Any]]:
+    """:data:`PAPER_ROWS` as report rows."""
+    cols = ("model", "RoPE", "1k", "2k", "4k", "6k", "8k", "avg", "slope per bucket")
+    return [dict(zip(cols, row, strict=True)) for row in PAPER_ROWS]
+
+
+def setting_difference(cfg: M4leRopeScalingConfig, trained: int, summary_rows: list[dict[str, Any]]) -> str:
+    """One line on where this run differs from the leaderboard's setting, and what of it is comparable."""
+    ours = ", ".join(f"{r['method']} {r['mean']:g}" for r in summary_rows) or "no scores"
+    return (f"This run: SmolLM2-135M-Instruct (trained context {trained} tokens), {len(cfg.tasks)} task(s) "
+            f"({', '.join(cfg.tasks)}), buckets {', '.join(map(str, cfg.buckets))}, {cfg.n} instance(s) per task and "
+            f"bucket, RoPE methods applied without fine-tuning, normalised by its own plain RoPE at the first bucket "
+            f"(score / (2 x plain)) rather than by GPT-3.5-Turbo-16K; its mean scores ({ours}) are on that other "
+            f"scale, so only the direction of the slopes compares with the leaderboard's.")
+
 
 def _method_names(methods: Sequence[str], factor: float) -> dict[str, str]:
     return {m: "plain" if m == "none" else f"{m} x{factor:g}" for m in methods}
@@ -373,6 +402,8 @@ def m4le_rope_scaling(ctx: ExperimentContext) -> None:
                     for m, v in by_method.items()]
     sec.table("Mean task score per bucket and slope over buckets", summary_rows,
               note=summary_note(summary_rows, trained))
+    sec.published("Normalised score per bucket", published_rows(), source=PAPER_SOURCE, setting=PAPER_SETTING,
+                  differs=setting_difference(cfg, trained, summary_rows))
     run_position_loss(ctx, model, tok, cfg, trained)
     if table and all(r["score"] == 0 for r in table):
         sec.text("No score plots: every task score is 0, so the per-ability lines and the plain model's task x bucket "
