@@ -53,7 +53,8 @@ def test_real_source_builds_fit_and_reproduce(name):
         assert [r.to_dict() for r in other] != [r.to_dict() for r in records]
 
 
-@pytest.mark.skipif(SHARED_DATA is None, reason="real data not found (set KERNELKIT_DATA or place the shared data at ../shared/data)")
+@pytest.mark.skipif(SHARED_DATA is None,
+                    reason="real data not found (set KERNELKIT_DATA or place the shared data at ../shared/data)")
 def test_hex_ids_and_gold_cycle_on_long_bucket():
     recs = build_task("online-shopping", SHARED_DATA, buckets=(1000, 8000), n=2, seed=0)
     for rec in recs:
