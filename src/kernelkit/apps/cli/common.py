@@ -18,14 +18,13 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from kernelkit.apps.configs.base import RunSettings
+from kernelkit.apps.configs.base import INT64_MAX, RunSettings
 
 S = TypeVar("S", bound=RunSettings)
 R = TypeVar("R")
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>-<timestamp>).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")]
-INT64_MAX = 2**63 - 1  # the largest count torch and numpy take
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 THREADS_MAX = 4096
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed.")]
@@ -195,24 +194,27 @@ def prepare(config: S) -> S:
     return replace(config, device=s["device"], threads=s["threads"], data_root=s["data_root"])
 
 
+def _refuse_under_a_file(option: str, path: Path) -> None:
+    """Exit 2 naming ``option`` when the nearest existing folder above ``path`` is a file."""
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        fail(f"{option} {path}: cannot create it ({above} is a file)")
+
+
 def check_out(out: Path | None) -> None:
     """Exit 2 naming ``--out`` when it is a file or lies under one (a command checks it before its work)."""
     if out is None:
         return
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a directory")
-    above = next((p for p in out.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        fail(f"--out {out}: cannot create it ({above} is a file)")
+    _refuse_under_a_file("--out", out)
 
 
 def check_file_out(option: str, path: Path) -> None:
     """Exit 2 naming ``option`` when the file to write is a directory or lies under a file (checked before work)."""
     if path.is_dir():
         fail(f"{option} {path}: is a directory; name the file to write")
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        fail(f"{option} {path}: cannot create it ({above} is a file)")
+    _refuse_under_a_file(option, path)
 
 
 def check_rerun(out: Path | None, config: Any) -> None:

@@ -6,7 +6,6 @@ options reference, and records it as ``config.json``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,11 +42,6 @@ from kernelkit.longctx.runner import GenParams
 app = typer.Typer(no_args_is_help=True)
 
 BucketsOpt = Annotated[str, typer.Option("--buckets", help="Comma-separated buckets, e.g. 1000,2000,4000.")]
-
-
-def _finite(option: str, value: float) -> None:
-    if not math.isfinite(value):
-        fail(f"{option}: must be a finite number, got {value}")
 
 
 def _buckets(text: str) -> tuple[int, ...]:
@@ -203,7 +197,6 @@ def run_cmd(
     check_int_ranges({"limit": ("--limit", limit), "batch_size": ("--batch-size", batch_size),
                       "max_new_tokens": ("--max-new-tokens", max_new_tokens),
                       "concurrency": ("--concurrency", concurrency)})
-    _finite("--rope-factor", rope_factor)
     try:
         gen = GenParams(max_new_tokens=max_new_tokens, chat_template=chat, truncation=truncation,
                         stop_at_cut=stop_at_cut, bucket_budget=bucket_budget)
@@ -437,7 +430,6 @@ def serve(
     from kernelkit.longctx.serve import OpenAICompatServer
     from kernelkit.utils.device import resolve_device
 
-    _finite("--rope-factor", rope_factor)
     if model is not None and backend != "hf":
         fail(f"--model {model}: only with --backend hf (--backend {backend} serves its own model)")
     cfg = make_config(M4leServeConfig, backend=backend, model=model, host=host, port=port, chat=chat, rope=rope,

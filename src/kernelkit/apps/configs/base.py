@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INT64_MAX = 2**63 - 1  # the largest count torch and numpy take
+
 
 @dataclass(kw_only=True)
 class RunSettings:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 
 from kernelkit.apps.configs.base import RunSettings
 
-INT64_MAX = 2**63 - 1  # the largest count torch takes
-
 
 def _positive(option: str, value: float, *, zero_ok: bool = False) -> None:
     """``ValueError("--option: ...")`` unless ``value`` is finite and > 0 (>= 0 with ``zero_ok``)."""

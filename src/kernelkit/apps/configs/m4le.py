@@ -9,6 +9,7 @@ The checks of a command's inputs live in each config's ``__post_init__`` (``Valu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from kernelkit.apps.configs.base import RunSettings
@@ -41,8 +42,8 @@ def _check_device_map(device_map: str | None, backend: str) -> None:
 def _check_rope(rope: str, factor: float) -> None:
     if rope not in METHODS:
         raise ValueError(f"--rope: expected one of {', '.join(METHODS)}, got {rope!r}")
-    if factor < 1:
-        raise ValueError(f"--rope-factor: must be >= 1, got {factor}")
+    if not (math.isfinite(factor) and factor >= 1):  # nan and inf too
+        raise ValueError(f"--rope-factor: must be a finite number >= 1, got {factor}")
 
 
 @dataclass(kw_only=True)

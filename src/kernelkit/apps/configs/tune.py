@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernelkit.apps.configs.base import RunSettings
+from kernelkit.apps.configs.base import INT64_MAX, RunSettings
 
 TARGETS = ("mixconv", "depthwise", "ntk", "model")
 
@@ -49,7 +49,7 @@ class TuneConfig(RunSettings):
         if self.target == "model" and not self.model:
             raise ValueError("target 'model' needs a model name")
         for name in ("batch", "size", "samples"):
-            if not 1 <= getattr(self, name) <= 2**63 - 1:
+            if not 1 <= getattr(self, name) <= INT64_MAX:
                 raise ValueError(f"--{name}: must be from 1 to 2**63 - 1, got {getattr(self, name)}")
         if self.target == "model":
             from kernelkit.models import MODELS
