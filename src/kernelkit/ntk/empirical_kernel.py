@@ -25,6 +25,9 @@ one chunk's cotangents and per-sample gradients exist at a time.
 
 ``trace="mean"`` (default) averages over output logits like neural-tangents, ``"sum"`` sums like the
 torch.func tutorial, ``None`` returns the full ``(N1, N2, O, O)`` kernel.
+
+``progress=True`` shows a :class:`kernelkit.console.ProgressBar` counting the ``batch_size`` blocks
+(``⌈N1/batch_size⌉ · ⌈N2/batch_size⌉`` of them); it is off by default, and then nothing is printed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.parameter import UninitializedParameter
 
 from kernelkit import tune
+from kernelkit.console import ProgressBar
 from kernelkit.ntk import layerwise
 from kernelkit.ntk import nn as knn
 from kernelkit.ntk.analytic_kernel import _blocks, check_inputs
@@ -254,7 +258,7 @@ def _ntvp_block(net: _Net, x1: Tensor, x2: Tensor, trace: str | None, chunk: int
 
 
 def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: str = "auto",
-              trace: str | None = "mean", batch_size: int | None = None) -> Tensor:
+              trace: str | None = "mean", batch_size: int | None = None, progress: bool = False) -> Tensor:
     """Empirical NTK of ``model`` at its current parameters.
 
     Args:
@@ -264,6 +268,8 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
         method: ``"auto"``, ``"jacobian"``, ``"ntvp"`` or ``"structured"`` (see the module docstring).
         trace: ``"mean"`` over output logits (default), ``"sum"``, or ``None`` for ``(N1, N2, O, O)``.
         batch_size: compute the kernel in blocks of this many samples to bound memory.
+        progress: show a progress bar over the blocks on stderr (off by default: the library prints nothing
+            unless asked).
 
     Returns:
         ``(N1, N2)`` (traced) or ``(N1, N2, O, O)`` kernel in the model's dtype.
@@ -277,8 +283,8 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
     if chain is not None:
         try:
             if method == "auto" and tune.is_enabled() and _worth_trying_jacobian(model, chain, x1, x2):
-                return _auto_tuned(model, chain, x1, x2, trace, batch_size)
-            return _chain_kernel(model, chain, x1, x2, trace, batch_size)
+                return _auto_tuned(model, chain, x1, x2, trace, batch_size, progress)
+            return _chain_kernel(model, chain, x1, x2, trace, batch_size, progress)
         except layerwise.NotAChainError:
             pass
     net = _prepare(model, x1)
@@ -292,13 +298,15 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
         _find_structured(net, x1)
         if method == "auto":
             method = "structured" if net.layers else "jacobian"
-    if method == "ntvp":
-        p = sum(v.numel() for v in net.params.values())
-        chunk = max(1, int(2e7 // max(p, 1)))
-        for i, r in enumerate(rows):
-            for j, c in enumerate(cols):
-                blocks[i, j] = _ntvp_block(net, x1[r], xb[c], trace, chunk)
-    else:
+    with _bar(len(rows), len(cols), progress) as bar:
+        if method == "ntvp":
+            p = sum(v.numel() for v in net.params.values())
+            chunk = max(1, int(2e7 // max(p, 1)))
+            for i, r in enumerate(rows):
+                for j, c in enumerate(cols):
+                    blocks[i, j] = _ntvp_block(net, x1[r], xb[c], trace, chunk)
+                    bar.advance(1)
+            return _assemble(blocks, len(rows), len(cols))
         feats = _structured_features if method == "structured" else _jacobian_features
         try:
             for i, r in enumerate(rows):
@@ -306,10 +314,17 @@ def empirical(model: nn.Module, x1: Tensor, x2: Tensor | None = None, method: st
                 for j, c in enumerate(cols):
                     fb = fa if (x2 is None and i == j) else feats(net, xb[c])
                     blocks[i, j] = _contract(net, fa, fb, trace)
+                    bar.advance(1)
+            return _assemble(blocks, len(rows), len(cols))
         except _NotStructured:
             net.layers.clear()
-            return empirical(model, x1, x2, "jacobian", trace, batch_size)
-    return _assemble(blocks, len(rows), len(cols))
+    # outside the first bar: the plain-Jacobian rerun shows its own
+    return empirical(model, x1, x2, "jacobian", trace, batch_size, progress)
+
+
+def _bar(n_rows: int, n_cols: int, progress: bool) -> ProgressBar:
+    """The progress bar over ``n_rows × n_cols`` kernel blocks (a no-op unless ``progress``)."""
+    return ProgressBar("empirical NTK blocks", total=n_rows * n_cols, disable=not progress)
 
 
 TUNE_OP = "ntk"  # the tuner's name for the route of ``empirical(method="auto")`` on convolution chains
@@ -342,7 +357,7 @@ def _auto_key(chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str 
 
 
 def _auto_tuned(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
-                batch_size: int | None) -> Tensor:
+                batch_size: int | None, progress: bool = False) -> Tensor:
     """``"auto"`` on a convolution chain with tuning on: the route :func:`kernelkit.tune.choose` picks
     (``"structured"`` unless ``"jacobian"`` measured clearly faster for this key)."""
     def routes(names: Sequence[str]) -> Mapping[str, Callable[[], object]]:
@@ -353,12 +368,12 @@ def _auto_tuned(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor
     route = tune.choose(TUNE_OP, lambda: _auto_key(chain, x1, x2, trace, batch_size), heuristic="structured",
                         candidates=["structured", "jacobian"], paths=routes, device=x1.device)
     if route == "jacobian":
-        return empirical(model, x1, x2, "jacobian", trace, batch_size)
-    return _chain_kernel(model, chain, x1, x2, trace, batch_size)
+        return empirical(model, x1, x2, "jacobian", trace, batch_size, progress)
+    return _chain_kernel(model, chain, x1, x2, trace, batch_size, progress)
 
 
 def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tensor | None, trace: str | None,
-                  batch_size: int | None) -> Tensor:
+                  batch_size: int | None, progress: bool = False) -> Tensor:
     """The layer-wise structured method (:mod:`kernelkit.ntk.layerwise`), block by block."""
     _check_eval(model)
     if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
@@ -372,18 +387,21 @@ def _chain_kernel(model: nn.Module, chain: list[nn.Module], x1: Tensor, x2: Tens
     rows, cols = _blocks(x1.shape[0], batch_size), _blocks(xb.shape[0], batch_size)
     blocks: dict[tuple[int, int], Tensor] = {}
     if trace is None:
-        for i, r in enumerate(rows):
-            la = layerwise.features(chain, x1[r])
-            for j, c in enumerate(cols):
-                lb = la if (x2 is None and i == j) else layerwise.features(chain, xb[c])
-                blocks[i, j] = layerwise.contract(la, lb, None)
+        with _bar(len(rows), len(cols), progress) as bar:
+            for i, r in enumerate(rows):
+                la = layerwise.features(chain, x1[r])
+                for j, c in enumerate(cols):
+                    lb = la if (x2 is None and i == j) else layerwise.features(chain, xb[c])
+                    blocks[i, j] = layerwise.contract(la, lb, None)
+                    bar.advance(1)
         return _assemble(blocks, len(rows), len(cols))
     # traced: Σ_o is accumulated over chunks of logits, so only one chunk's features exist at a time
-    with torch.no_grad():
+    with torch.no_grad(), _bar(len(rows), len(cols), progress) as bar:
         out_dim = model(x1[:1]).reshape(-1).numel()
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
                 blocks[i, j] = _traced_block(chain, x1[r], None if (x2 is None and i == j) else xb[c], out_dim)
+                bar.advance(1)
     return _assemble({ij: k / out_dim for ij, k in blocks.items()} if trace == "mean" else blocks,
                      len(rows), len(cols))
 

@@ -1,8 +1,9 @@
-"""``kernelkit ntk analytic|empirical|predict|reproduce``: kernels of the paper's network on your inputs.
+"""``kernelkit ntk analytic|empirical|kernel|predict|reproduce``: kernels of the paper's network on your inputs.
 
 Inputs are ``.npy``/``.npz``/``.csv`` files (rows = samples) or a built-in dataset (``circle``, ``digits``,
 ``mnist``). Every command writes a run directory with the kernels (``.npy`` and ``kernels.safetensors``),
-a heatmap and a report.
+a heatmap and a report; ``kernel`` writes one kernel block by block into a ``.npy`` file of any size
+(resumable with ``--resume``) and a report naming it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,23 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelkit.apps.cli.common import RunOptions, announce, fail, make_config, prepare, run_options, start_run
+from kernelkit.apps.cli.common import (
+    RunOptions,
+    abort,
+    announce,
+    check_file_out,
+    check_out,
+    check_rerun,
+    fail,
+    make_config,
+    prepare,
+    run_options,
+    start_run,
+)
 from kernelkit.apps.configs.ntk import (
     NtkAnalyticConfig,
     NtkEmpiricalConfig,
+    NtkKernelConfig,
     NtkNetworkConfig,
     NtkPredictConfig,
     NtkReproduceConfig,
@@ -156,6 +170,94 @@ def empirical_cmd(inputs: InputsOpt = NtkEmpiricalConfig.inputs, inputs2: Inputs
     announce(run, opts.as_json, opts.quiet)
 
 
+# the settings that define the numbers of a ``kernel`` file: a resumed file must have been started with them
+_KERNEL_SETTINGS = ("inputs", "inputs2", "n", "depth", "activation", "beta", "parametrization", "kind", "block")
+
+
+def _settings_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.kernel.json")
+
+
+def _refuse_other_file(path: Path, settings: dict[str, Any], resume: bool) -> None:
+    """Exit 2 unless ``path`` is new, or ``resume`` is asked and ``path`` was started with ``settings``."""
+    from kernelkit.utils.io import read_json
+
+    if not path.exists():
+        return
+    if not resume:
+        fail(f"--out-file {path}: exists; pass --resume to continue it with the same settings, or remove it")
+    sidecar = _settings_path(path)
+    try:
+        saved = read_json(sidecar)
+    except (OSError, ValueError):
+        fail(f"--out-file {path}: was not started by `kernelkit ntk kernel` ({sidecar.name} is missing or "
+             "unreadable); remove it or choose another --out-file")
+    other = [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in settings.items() if saved.get(k) != v]
+    if other:
+        fail(f"--out-file {path}: holds a kernel with other settings ({'; '.join(other)}); "
+             "use the same options or another --out-file")
+
+
+@app.command("kernel")
+@run_options(NtkKernelConfig)
+def kernel_cmd(inputs: InputsOpt = NtkKernelConfig.inputs, inputs2: Inputs2Opt = NtkKernelConfig.inputs2,
+               n: NOpt = NtkKernelConfig.n, depth: DepthOpt = _D.depth, activation: ActOpt = _D.activation,
+               beta: BetaOpt = _D.beta, parametrization: ParamOpt = _D.parametrization,
+               out_file: Annotated[Path, typer.Option(
+                   "--out-file", help="The .npy file to write the kernel to.")] = Path(NtkKernelConfig.out_file),
+               block: Annotated[int, typer.Option(
+                   "--block", min=1, help="Rows and columns per block (memory holds one block).")
+               ] = NtkKernelConfig.block,
+               kind: Annotated[str, typer.Option("--kind", help="nngp or ntk.")] = NtkKernelConfig.kind,
+               resume: Annotated[bool, typer.Option(
+                   "--resume", help="Continue --out-file (started by this command with the same settings), "
+                                    "keeping its finished blocks.")] = NtkKernelConfig.resume,
+               *, opts: RunOptions) -> None:
+    """Infinite-width NNGP or NTK (float64) block by block into a .npy file of any size; resumable."""
+    import time
+
+    from kernelkit.ntk import analytic
+    from kernelkit.ntk.blocked import block_tasks, done_blocks, kernel_blocks, kernel_fn
+    from kernelkit.utils.io import write_json
+
+    cfg = prepare(make_config(NtkKernelConfig,
+        inputs=inputs, inputs2=inputs2, n=n, depth=depth, activation=activation, beta=beta,
+        parametrization=parametrization, out_file=str(out_file), block=block, kind=kind, resume=resume,
+        **opts.settings()))
+    check_out(opts.out)
+    check_rerun(opts.out, cfg)
+    path = Path(cfg.out_file)
+    check_file_out("--out-file", path)
+    settings = {k: getattr(cfg, k) for k in _KERNEL_SETTINGS}
+    _refuse_other_file(path, settings, cfg.resume)
+    a = _load(cfg.inputs, cfg.n)
+    b = _load(cfg.inputs2, cfg.n) if cfg.inputs2 else None
+    net = _net(cfg, 1)  # the width does not enter the limit
+    n2 = len(a.x) if b is None else len(b.x)
+    total = len(block_tasks(len(a.x), n2, cfg.block, b is None))
+    t0 = time.perf_counter()
+    try:
+        kept = len(done_blocks(path)) if cfg.resume and path.exists() else 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(_settings_path(path), settings)
+        k = kernel_blocks(kernel_fn(analytic, net, get=cfg.kind), a.x, None if b is None else b.x,
+                          block=cfg.block, out=path, resume=cfg.resume, progress=not opts.quiet)
+    except ValueError as exc:
+        fail(str(exc) if str(path) in str(exc) else f"--inputs: {exc}")
+    except OSError as exc:
+        abort(f"--out-file {path}: cannot write it ({exc.strerror or exc})")
+    seconds = time.perf_counter() - t0
+    with start_run("ntk-kernel", cfg, opts.out, opts.quiet) as run:
+        sec = run.section("ntk_kernel", f"Infinite-width {cfg.kind.upper()} in blocks")
+        sec.data_source(a.source + ("" if b is None else f"; second set: {b.source}"))
+        row = {"kernel": cfg.kind, "shape": "×".join(map(str, k.shape)), "file": str(path), "block": cfg.block,
+               "blocks": total, "blocks kept from an earlier run": kept, "seconds": round(seconds, 2)}
+        sec.table("Kernel file", [row], note="Symmetric kernels compute the blocks on and above the diagonal "
+                                             "once; the lower triangle is their transpose.")
+        sec.record(kernel=row, file=str(path), blocks=total, blocks_kept=kept)
+    announce(run, opts.as_json, opts.quiet)
+
+
 @app.command("predict")
 @run_options(NtkPredictConfig)
 def predict_cmd(train: Annotated[str, typer.Option(
@@ -243,7 +345,7 @@ def predict_cmd(train: Annotated[str, typer.Option(
 def reproduce_cmd(quick: Annotated[bool, typer.Option(
                       "--quick", help="Small settings, same code path.")] = NtkReproduceConfig.quick,
                   only: Annotated[list[str] | None, typer.Option(
-                      "--only", help="ntk_fig1, ntk_fig2, ntk_fig3.")] = None,
+                      "--only", help="NTK experiments to run, e.g. ntk_fig1, ntk_linearize (default: all).")] = None,
                   *, opts: RunOptions) -> None:
     """Run the paper's Figures 1–3 (the NTK section of ``kernelkit reproduce``)."""
     import torch

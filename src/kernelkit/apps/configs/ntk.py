@@ -50,6 +50,29 @@ class NtkEmpiricalConfig(NtkAnalyticConfig):
     compare: bool = True  # also report the distance to the analytic limit
 
 
+KERNEL_KINDS = ("nngp", "ntk")
+
+
+@dataclass(kw_only=True)
+class NtkKernelConfig(NtkNetworkConfig):
+    """``kernelkit ntk kernel``: one infinite-width kernel computed in blocks into a ``.npy`` file (resumable)."""
+
+    inputs: str = "circle"  # file (.npy/.npz/.csv) or built-in: circle, digits, mnist
+    inputs2: str | None = None  # second input set (None: same as inputs, symmetric blocks computed once)
+    n: int | None = None  # use the first n samples
+    out_file: str = "kernel.npy"  # the .npy file the kernel is written to
+    block: int = 1024  # rows and columns per block
+    kind: str = "ntk"  # nngp or ntk
+    resume: bool = False  # continue a file this command started with the same settings
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind not in KERNEL_KINDS:
+            raise ValueError(f"--kind: expected one of {', '.join(KERNEL_KINDS)}, got {self.kind!r}")
+        if not self.out_file.endswith(".npy"):
+            raise ValueError(f"--out-file {self.out_file}: name a .npy file")
+
+
 @dataclass(kw_only=True)
 class NtkPredictConfig(NtkNetworkConfig):
     """``kernelkit ntk predict``: closed-form gradient-descent prediction of infinite-width networks."""
