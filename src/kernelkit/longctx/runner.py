@@ -21,6 +21,7 @@ from typing import Any
 from kernelkit.console import ProgressBar
 from kernelkit.longctx.backends.base import TRUNCATION_POLICIES, Request, Result
 from kernelkit.longctx.records import Record
+from kernelkit.longctx.results_lock import check_shard_owner, sole_writer
 from kernelkit.longctx.shards import ShardPlan, write_plan
 from kernelkit.longctx.tasks import task_metric
 from kernelkit.utils.io import append_jsonl, read_jsonl, repair_jsonl_tail
@@ -162,9 +163,20 @@ def run_records(records: Sequence[Record], backend: Any, results_path: str | os.
     True shows a progress bar with ETA; a callable gets ``(done, total)``. With ``shard`` (``records`` being
     one shard of a selection, :func:`kernelkit.longctx.shards.split`), its plan with the result keys of
     ``records`` is written next to the results file before any answer.
+
+    The process holds the results file while it runs (:func:`kernelkit.longctx.results_lock.sole_writer`): a
+    file another process is writing, or one holding another shard's answers, raises
+    :class:`~kernelkit.longctx.results_lock.ResultsInUseError` before anything is generated.
     """
-    path = Path(results_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with sole_writer(results_path) as path:
+        check_shard_owner(path, shard.shard if shard is not None else None)
+        return _run_held(records, backend, path, params, model, batch_size, progress, task, shard)
+
+
+def _run_held(records: Sequence[Record], backend: Any, path: Path, params: GenParams, model: str | None,
+              batch_size: int, progress: bool | Callable[[int, int], None], task: str | None,
+              shard: ShardPlan | None) -> RunSummary:
+    """:func:`run_records` on a results file this process holds."""
     errors_path = path.with_name(path.stem + ".errors.jsonl")
     repair_jsonl_tail(path)
     repair_jsonl_tail(errors_path)

@@ -182,3 +182,24 @@ def test_serve_takes_device_and_device_map(tmp_path, short_lm, monkeypatch):  # 
     assert res.exit_code == 2 and "--device-map" in res.output and "--backend hf" in res.output
     res = runner.invoke(app, ["serve", "--backend", "hf", "--model", str(folder), "--device", "tpu"])
     assert res.exit_code == 2 and "--device" in res.output and "Traceback" not in res.output
+
+
+def test_shards_into_one_shared_results_file_are_refused_naming_results(tmp_path):
+    records = _records(tmp_path / "r.jsonl")
+    shared = tmp_path / "shared.jsonl"
+    with OpenAICompatServer(_Echo()) as server:
+        res = _run(server.url, records, tmp_path / "p0", "--shard", "0/2", "--results", str(shared))
+        assert res.exit_code == 0, res.output
+        before = shared.read_bytes()
+        res = _run(server.url, records, tmp_path / "p1", "--shard", "1/2", "--results", str(shared))
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith(f"Error: --results {shared}: holds the answers of shard 0/2")
+        assert "Traceback" not in res.output and not (tmp_path / "p1").exists()  # refused before the run began
+        assert shared.read_bytes() == before
+        from kernelkit.longctx.results_lock import sole_writer
+
+        with sole_writer(shared):  # as another `m4le run` holds it while it writes
+            res = _run(server.url, records, tmp_path / "p0b", "--shard", "0/2", "--results", str(shared))
+        assert res.exit_code == 2, res.output
+        assert f"--results {shared}: another process is writing this results file" in res.output
+        assert shared.read_bytes() == before

@@ -192,6 +192,7 @@ def run_cmd(
     from kernelkit.console import console
     from kernelkit.longctx import runner
     from kernelkit.longctx.records import RecordError, load_official, read_records
+    from kernelkit.longctx.results_lock import ResultsInUseError, check_free
 
     check_out(out)
     check_int_ranges({"limit": ("--limit", limit), "batch_size": ("--batch-size", batch_size),
@@ -230,6 +231,11 @@ def run_cmd(
              f"abilities {', '.join(cfg.abilities) or 'any'})")
     chosen, part, plan = _shard(chosen, cfg.shard, record_task)
     check_rerun(out, cfg)  # before the model is loaded
+    if cfg.results:
+        try:
+            check_free(cfg.results, part)
+        except ResultsInUseError as exc:
+            fail(f"--results {exc}")
     be = _backend(cfg, quiet)
     with start_run("m4le-run", cfg, out, quiet) as run:
         default_name = part.results_name() if part else "results.jsonl"
@@ -242,6 +248,8 @@ def run_cmd(
             summary = runner.run_records(chosen, be, path, cfg.gen, batch_size=max(cfg.batch_size, in_flight)
                                          if cfg.backend == "openai" else cfg.batch_size, progress=not quiet,
                                          task=record_task, shard=plan)
+        except ResultsInUseError as exc:  # another process took the file since the check above
+            fail(f"{'--results' if cfg.results else '--out'} {exc}")
         except ValueError as exc:
             fail(str(exc))
         if plan is not None:
@@ -310,7 +318,7 @@ def _backend(cfg: M4leRunConfig, quiet: bool) -> Any:
                                       max_context=cfg.max_context, device_map=cfg.device_map)
         return BACKENDS.get("smollm2")(batch_size=cfg.batch_size, chat_template=cfg.gen.chat_template,
                                        truncation=cfg.gen.truncation, rope=cfg.rope, rope_factor=cfg.rope_factor,
-                                       progress=not quiet, max_context=cfg.max_context)
+                                       progress=not quiet, max_context=cfg.max_context, device=cfg.device)
     except ModelLoadError as exc:
         fail(f"--model {exc}")
     except (ImportError, FileNotFoundError) as exc:  # the offline model's package is missing or incomplete
@@ -418,7 +426,7 @@ def serve(
     rope: Annotated[str, typer.Option("--rope")] = M4leServeConfig.rope,
     rope_factor: Annotated[float, typer.Option("--rope-factor", min=1.0)] = M4leServeConfig.rope_factor,
     device: Annotated[str, typer.Option(
-        "--device", help="auto, cpu, cuda, cuda:N, mps (--backend hf).")] = M4leServeConfig.device,
+        "--device", help="auto, cpu, cuda, cuda:N, mps.")] = M4leServeConfig.device,
     device_map: Annotated[str | None, typer.Option(
         "--device-map", help="auto: spread the model over all visible GPUs with accelerate (--backend hf).")
     ] = M4leServeConfig.device_map,
@@ -443,7 +451,8 @@ def serve(
             be = BACKENDS.get("hf")(cfg.model, chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor,
                                     device=cfg.device, device_map=cfg.device_map)
         else:
-            be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor)
+            be = BACKENDS.get("smollm2")(chat_template=cfg.chat, rope=cfg.rope, rope_factor=cfg.rope_factor,
+                                         device=cfg.device)
     except ModelLoadError as exc:
         fail(f"--model {exc}")
     except (ImportError, FileNotFoundError) as exc:  # the offline model's package is missing or incomplete

