@@ -6,6 +6,13 @@ in a throwaway environment outside this repository (torchvision / huggingface_hu
 are not used by the model code), recording for each variant: parameter counts, state-dict key → shape,
 ``kernelkit.utils.counting.count_macs`` at 224², ``feature_info``, blocks per stage, and the logits of
 the model with every state-dict tensor filled by the closed-form rule in ``deterministic_fill`` below.
+
+``test_tf_mixnet_timm_reference.json`` was made the same way from timm's ``tf_mixnet_s/m/l`` builders (the
+TensorFlow ports: BN eps 1e-3, TF "SAME" padding; same commit, recorded in the file): parameter counts,
+state-dict key → shape, BN eps, blocks per stage, the ``features_only`` ``feature_info``, and the logits
+under ``deterministic_fill`` at 224² and 225² (tf_mixnet_s, all 1000) and at 64² and 65² (first 16 and the
+sum; 224 and 64 pad asymmetrically at every stride-2 conv, 225 and 65 never do). It also holds the per-block
+stochastic-depth rates of ``timm.create_model("mixnet_s", drop_path_rate=0.2)`` (tests/models/test_timm_api.py).
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from kernelkit.models.mixnet import MIXNET_M, load_timm_state_dict, round_width,
 from kernelkit.utils.counting import count_macs, count_params
 
 REF = json.loads((Path(__file__).parent / "test_mixnet_timm_reference.json").read_text())
+TF_REF = json.loads((Path(__file__).parent / "test_tf_mixnet_timm_reference.json").read_text())
 MODELS = ["mixnet_s", "mixnet_m", "mixnet_l", "mixnet_xl"]
+TF_MODELS = ["tf_mixnet_s", "tf_mixnet_m", "tf_mixnet_l"]
 
 # spec §4 (exact, agreeing with an independent calculator, timm and osmr/imgclsmob)
 SPEC_PARAMS = {"mixnet_s": (4_134_606, 2_597_606, 4_166_798), "mixnet_m": (5_014_382, 3_477_382, 5_056_094)}
@@ -31,6 +40,7 @@ SPEC_PARAMS = {"mixnet_s": (4_134_606, 2_597_606, 4_166_798), "mixnet_m": (5_014
 
 def test_registered() -> None:
     assert set(MODELS) <= set(list_models("mixnet_*"))
+    assert set(TF_MODELS) <= set(list_models("tf_mixnet_*"))
 
 
 @pytest.mark.parametrize("name", ["mixnet_s", "mixnet_m"])
@@ -194,4 +204,51 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="num_classes"):
         create_model("mixnet_s", num_classes=-1)
     with pytest.raises(TypeError, match="does not accept"):
-        create_model("mixnet_s", pretrained=True)
+        create_model("mixnet_s", not_an_option=True)
+
+
+@pytest.mark.parametrize("name", TF_MODELS)
+def test_tf_mixnet_names_shapes_eps_and_features_equal_timm(name: str) -> None:
+    ref = TF_REF["models"][name]
+    m = create_model(name)
+    assert count_params(m) == ref["params"]
+    assert count_params(create_model(name, num_classes=0)) == ref["params_num_classes_0"]
+    assert {k: list(v.shape) for k, v in m.state_dict().items()} == ref["state_dict_shapes"]
+    assert sorted({b.eps for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)}) == ref["bn_eps"] == [1e-3]
+    assert [len(stage) for stage in m.blocks] == ref["blocks_per_stage"]
+    f = create_model(name, features_only=True)
+    assert [(d["num_chs"], d["reduction"], d["module"]) for d in f.feature_info] == [
+        (d["num_chs"], d["reduction"], d["module"]) for d in ref["feature_info"]]
+    # the plain port shares the names and shapes: only padding and eps differ
+    plain = create_model(name.removeprefix("tf_"))
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
+
+
+def _det_input(size: int) -> torch.Tensor:
+    return torch.cos(torch.arange(2 * 3 * size * size, dtype=torch.float64) * 0.013).view(2, 3, size, size)
+
+
+@pytest.mark.parametrize("name,size,impl", [("tf_mixnet_s", 224, "padded"), ("tf_mixnet_s", 225, "split"),
+                                            ("tf_mixnet_m", 64, "split"), ("tf_mixnet_l", 64, "padded"),
+                                            ("tf_mixnet_l", 65, "split")])
+def test_tf_mixnet_logits_equal_timm_with_same_weights(name: str, size: int, impl: str) -> None:
+    ref = TF_REF["models"][name]
+    m = create_model(name).double().eval()
+    with torch.no_grad(), use_impl(impl):
+        deterministic_fill(m)
+        y = m(_det_input(size))
+    if f"logits_{size}" in ref:
+        torch.testing.assert_close(y, torch.tensor(ref[f"logits_{size}"], dtype=torch.float64), rtol=1e-9, atol=1e-9)
+    else:
+        torch.testing.assert_close(y[:, :16], torch.tensor(ref[f"logits_{size}_first16"], dtype=torch.float64),
+                                   rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(y.sum(1), torch.tensor(ref[f"logits_{size}_sum"], dtype=torch.float64),
+                                   rtol=1e-9, atol=1e-8)
+    if size % 2 == 0:  # the symmetric-padding twin with the same weights and eps gives other logits here
+        plain = create_model(name.removeprefix("tf_")).double().eval()
+        plain.load_state_dict(m.state_dict())
+        for b in plain.modules():
+            if isinstance(b, torch.nn.BatchNorm2d):
+                b.eps = 1e-3
+        with torch.no_grad(), use_impl(impl):
+            assert (plain(_det_input(size)) - y).abs().max() > 1e-3

@@ -36,6 +36,16 @@ compile/export/autocast/CUDA):
 * **FlopCounterMode:** ``"auto"`` takes ``"split"``, the nominal arithmetic of the per-group kernels (a
   forced padded path counts the zero taps it multiplies);
 * **CUDA and the meta device:** the same paths on cuDNN / shapes only, nothing CPU-specific.
+
+TensorFlow "SAME" padding (``tf_same=True``, the layout of TF-trained weights such as timm's ``tf_mixnet_*``):
+TF pads ``total = max((ceil(i/s) - 1)·s + (k-1)·d + 1 - i, 0)`` with ``total // 2`` before, asymmetric for
+stride 2 on even sizes (:func:`tf_same_padding`). At stride 1 an odd kernel gets the symmetric padding of the
+ordinary paths. At stride > 1 the input is padded once for the largest kernel span and every path runs its
+convs unpadded; a smaller group sees its own TF padding by dropping the extra zero border: with
+``r = (ceil(i/s)-1)·s + 1 - i`` (the same for every kernel) TF pads ``(k-1)·d/2 + floor(r/2)`` before and
+``(k-1)·d/2 + ceil(r/2)`` after, so two groups' paddings differ by the same amount on both sides — which is
+also why the centred zero-padded kernel of the padded paths stays exact. Needs ``(k-1)·d >= s-1`` (no clamp
+at 0). :class:`TfSameConv2d` is a plain conv with the same padding.
 """
 
 from __future__ import annotations
@@ -61,8 +71,8 @@ PATHS: tuple[str, ...] = IMPLS[2:]
 TUNE_OP = "mixconv"  # the tuner's name for MixConv path choices
 TINY_NUMEL = 8192  # below this many input elements nothing is measured (per-call overhead dominates): heuristic
 
-__all__ = ["MixConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "heuristic_impl",
-           "fresh_choices"]
+__all__ = ["MixConv2d", "TfSameConv2d", "split_channels", "pad_kernel", "embed_kernel", "use_impl", "heuristic_impl",
+           "fresh_choices", "tf_same_padding", "pad_tf_same"]
 
 
 def split_channels(total: int, groups: int, mode: SplitMode = "equal") -> list[int]:
@@ -119,6 +129,37 @@ def embed_kernel(weight: Tensor, dilation: int, size: int) -> Tensor:
     dense = weight.new_zeros(*weight.shape[:-2], span, span)
     dense[..., ::dilation, ::dilation] = weight  # autograd routes the gradient back to ``weight``
     return pad_kernel(dense, size)
+
+
+def tf_same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow "SAME" padding ``(before, after)`` of one spatial dimension of length ``size``."""
+    total = max((-(-size // stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def pad_tf_same(x: Tensor, kernel_size: int, stride: int = 1, dilation: int = 1) -> Tensor:
+    """``x`` (N, C, H, W) zero-padded for an unpadded conv to give TensorFlow "SAME" output."""
+    top, bottom = tf_same_padding(int(x.shape[-2]), kernel_size, stride, dilation)
+    left, right = tf_same_padding(int(x.shape[-1]), kernel_size, stride, dilation)
+    return F.pad(x, (left, right, top, bottom)) if top or bottom or left or right else x
+
+
+def _check_tf_same(kernel_size: int, stride: int, dilation: int, where: str) -> None:
+    if kernel_size % 2 == 0 or (kernel_size - 1) * dilation < stride - 1:
+        raise ValueError(f"{where}: TF 'SAME' padding is implemented for odd kernels with (k-1)*dilation >= "
+                         f"stride-1, got kernel {kernel_size}, stride {stride}, dilation {dilation}")
+
+
+class TfSameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (square kernel, odd size) with TensorFlow "SAME" padding; parameters as ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, bias: bool = True):
+        _check_tf_same(kernel_size, stride, dilation, "TfSameConv2d")
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(pad_tf_same(x, self.kernel_size[0], self.stride[0], self.dilation[0]))
 
 
 def _parse_kernel_sizes(kernel_sizes: int | Sequence[int]) -> tuple[int, ...]:
@@ -218,13 +259,15 @@ class MixConv2d(nn.Module):
         bias: a bias per output channel.
         impl: ``"auto"`` (the tuner's choice: the fixed rule unless tuning is on), ``"heuristic"`` (always the
             fixed rule), or force one path (see the module docstring).
+        tf_same: TensorFlow "SAME" padding (asymmetric for stride 2 on even sizes) on every path.
 
     Parameters live in child convs ``"0"``, ``"1"``, ... (timm's ``MixedConv2d`` layout).
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None,
                  kernel_sizes: int | Sequence[int] = (3, 5, 7), stride: int = 1, dilated: bool = False,
-                 split: SplitMode = "equal", depthwise: bool = True, bias: bool = False, impl: Impl = "auto"):
+                 split: SplitMode = "equal", depthwise: bool = True, bias: bool = False, impl: Impl = "auto",
+                 tf_same: bool = False):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride)):
@@ -249,6 +292,10 @@ class MixConv2d(nn.Module):
             kk = 3 if d > 1 else k
             self.add_module(str(i), nn.Conv2d(cin, cout, kk, stride=stride, padding=d * (kk - 1) // 2, dilation=d,
                                               groups=cin if depthwise else 1, bias=bias))
+        if tf_same:
+            for k, d in zip(ks, self.dilations, strict=True):
+                _check_tf_same(3 if d > 1 else k, stride, d, "MixConv2d")
+        self.tf_same = tf_same
         self.max_kernel = max(ks)
         self._has_bias = bias
 
@@ -325,6 +372,8 @@ class MixConv2d(nn.Module):
 
     def run(self, x: Tensor, impl: str) -> Tensor:
         """Run one named path (for tests and benchmarks)."""
+        if self.tf_same and self.stride > 1:
+            return self._run_tf_same(x, impl)
         if impl == "split":
             return self.forward_split(x)
         if impl == "split_cl":
@@ -340,6 +389,27 @@ class MixConv2d(nn.Module):
         if impl == "grouped":
             return self.forward_grouped(x)
         raise ValueError(f"unknown MixConv impl {impl!r}; expected one of {IMPLS[1:]}")
+
+    def _run_tf_same(self, x: Tensor, impl: str) -> Tensor:
+        """A path with TF "SAME" padding at stride > 1: pad once for the largest span, convs unpadded."""
+        if impl not in PATHS:
+            raise ValueError(f"unknown MixConv impl {impl!r}; expected one of {IMPLS[1:]}")
+        spans = [d * (k - 1) + 1 for k, d in zip(self.kernel_sizes, self.dilations, strict=True)]
+        span = max(spans)
+        x = pad_tf_same(x, span, self.stride)
+        if impl.endswith("_cl"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        if impl in ("padded", "padded_cl") and self.depthwise:
+            return F.conv2d(x, self.padded_weight(), self.padded_bias(), self.stride, 0, 1, self.in_channels)
+        if impl == "depthwise":
+            return depthwise_conv2d(x, self.padded_weight(), self.padded_bias(), stride=self.stride, padding=0)
+        xs = torch.split(x, self.in_splits, dim=1) if len(spans) > 1 else (x,)
+        outs = []
+        for conv, d, xi, s in zip(self.convs(), self.dilations, xs, spans, strict=True):
+            c = (span - s) // 2  # this group's extra zero border
+            xi = xi[..., c:xi.shape[-2] - c, c:xi.shape[-1] - c] if c else xi
+            outs.append(F.conv2d(xi, conv.weight, conv.bias, self.stride, 0, d, conv.groups))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     # -- choice --
     def _config_key(self) -> str:
@@ -407,4 +477,5 @@ class MixConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_sizes={self.kernel_sizes}, splits={self.in_splits}"
                 f"{'' if self.out_splits == self.in_splits else f'->{self.out_splits}'}, stride={self.stride}, "
-                f"depthwise={self.depthwise}{', dilated=True' if self.dilated else ''}, impl={self.impl!r}")
+                f"depthwise={self.depthwise}{', dilated=True' if self.dilated else ''}"
+                f"{', tf_same=True' if self.tf_same else ''}, impl={self.impl!r}")

@@ -78,7 +78,8 @@ def area_ratios(scores: torch.Tensor | np.ndarray, thresholds: Sequence[float] =
 
 
 def last_stage_features(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function giving the last feature map of a UniRepLKNet-style model (``forward_features(x)[-1]``)."""
+    """A function giving the last feature map of a UniRepLKNet-style model (``forward_features(x)``, or the
+    last entry when it returns a list)."""
     ff = getattr(model, "forward_features", None)
     if ff is None:
         raise TypeError(f"{type(model).__name__} has no forward_features(); cannot measure its ERF")

@@ -24,6 +24,13 @@ under ``torch.compile``, ``torch.export`` and ``torch.jit.trace``, so the compil
 ``kernelkit convnet export``) see a standard graph. The oneDNN linears are the registered op
 ``kernelkit::linear_pointwise`` (:mod:`kernelkit.utils.onednn`), so FLOP counters see the fused path too.
 
+The model methods follow timm: ``forward_features`` (the last stage's map, before the final norm),
+``forward_head(x, pre_logits=False)`` (pool → LayerNorm → dropout → head), ``get_classifier``,
+``reset_classifier``, ``set_grad_checkpointing`` (the official ``with_cp``: each block recomputed in the
+backward pass while training), ``features_only``/``out_indices`` with a
+:class:`~kernelkit.models.features.FeatureInfo` and the official per-stage norms ``norm<i>``, and
+``use_sync_bn`` (every BatchNorm a ``nn.SyncBatchNorm``, the official dense-task option).
+
 Variants are data: :data:`UNIREPLKNET_VARIANTS` holds each variant's ``model_args`` (blocks per stage
 and stage widths), and one loop registers a builder per row.
 """
@@ -37,10 +44,13 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from kernelkit.layers.fusion import fold_input_bias, fold_output_scale
 from kernelkit.layers.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fold
 from kernelkit.models._registry import register_model
+from kernelkit.models.features import FeatureInfo
 from kernelkit.utils import onednn
 from kernelkit.utils.switch import Switch
 
@@ -287,10 +297,10 @@ class UniRepLKNetBlock(nn.Module):
             return
         if isinstance(self.dwconv, DilatedReparamBlock):
             self.dwconv.reparameterize()
-        if isinstance(self.norm, nn.BatchNorm2d):
+        if isinstance(self.norm, _BatchNorm):
             conv = self.dwconv.lk_origin if isinstance(self.dwconv, DilatedReparamBlock) else self.dwconv
             assert isinstance(conv, nn.Conv2d)
-            w, b = bn_fold(conv.weight, conv.bias, self.norm)
+            w, b = bn_fold(conv.weight, conv.bias, cast(nn.BatchNorm2d, self.norm))  # or a SyncBatchNorm
             fused = DepthwiseConv2d(conv.in_channels, conv.kernel_size[0], bias=True).to(conv.weight)
             with torch.no_grad():
                 fused.weight.copy_(w)
@@ -301,13 +311,13 @@ class UniRepLKNetBlock(nn.Module):
                 self.dwconv = fused
             self.norm = nn.Identity()
         linear, bn, grn = self.lin2, self.pwconv2[2], self.grn
-        assert isinstance(bn, nn.BatchNorm2d)
+        assert isinstance(bn, _BatchNorm)
         w = linear.weight.detach().double()
         b = None if linear.bias is None else linear.bias.detach().double()
         if grn.beta is not None:
             b = fold_input_bias(w, b, grn.beta.detach().double())
             grn.beta = None
-        w, b = bn_fold(w, b, bn)
+        w, b = bn_fold(w, b, cast(nn.BatchNorm2d, bn))  # or a SyncBatchNorm
         if self.gamma is not None:
             w, b = fold_output_scale(w, b, self.gamma.detach().double())
             self.gamma = None
@@ -330,15 +340,19 @@ class UniRepLKNet(nn.Module):
         layer_scale_init_value: initial layer scale γ (≤ 0 disables it).
         head_init_scale: multiplier of the initial head weight and bias.
         deploy: build the inference form directly.
-        features_only: return the 4 stage outputs (strides 4, 8, 16, 32), each through its own
-            channels-first LayerNorm ``norm0..norm3`` (the official dense-task backbone); no head.
+        features_only: return the stage outputs (strides 4, 8, 16, 32) selected by ``out_indices``, each
+            through its own channels-first LayerNorm ``norm<i>`` (the official dense-task backbone); no head.
         fused_inference: let deploy-form blocks take the fused fp32 CPU inference path (same function).
+        drop_rate: dropout before the head.
+        out_indices: stages returned by ``features_only`` (default all 4); out of range raises ``ValueError``.
+        use_sync_bn: build every BatchNorm as ``nn.SyncBatchNorm`` (same state-dict keys).
     """
 
     def __init__(self, in_chans: int = 3, num_classes: int = 1000, depths: Sequence[int] = (3, 3, 27, 3),
                  dims: Sequence[int] = (96, 192, 384, 768), kernel_sizes: Sequence[Sequence[int]] | None = None,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0,
-                 deploy: bool = False, features_only: bool = False, fused_inference: bool = True):
+                 deploy: bool = False, features_only: bool = False, fused_inference: bool = True,
+                 drop_rate: float = 0.0, out_indices: Sequence[int] | None = None, use_sync_bn: bool = False):
         super().__init__()
         depths, dims = tuple(depths), tuple(dims)
         if len(depths) != 4 or len(dims) != 4:
@@ -347,6 +361,8 @@ class UniRepLKNet(nn.Module):
             raise ValueError(f"in_chans must be >= 1, got {in_chans}")
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if out_indices is not None and not features_only:
+            raise ValueError("out_indices selects feature maps; pass it with features_only=True")
         kernel_sizes = tuple(tuple(k) for k in (kernel_sizes or kernel_layout(depths)))
         for i in range(4):
             if len(kernel_sizes[i]) != depths[i]:
@@ -358,7 +374,11 @@ class UniRepLKNet(nn.Module):
         self.kernel_sizes = kernel_sizes
         self.features_only = features_only
         self.num_features = dims[-1]
-        self.feature_info = [{"num_chs": d, "reduction": 4 * 2**i} for i, d in enumerate(dims)]
+        self.drop_rate = float(drop_rate)
+        self.head_init_scale = head_init_scale
+        self.grad_checkpointing = False
+        self.feature_info = FeatureInfo([{"num_chs": d, "reduction": 4 * 2**i, "module": f"stages.{i}"}
+                                         for i, d in enumerate(dims)], out_indices)
 
         n_blocks = sum(depths)  # drop-path rate rises linearly from 0 to drop_path_rate over all blocks
         dp_rates = [drop_path_rate * i / (n_blocks - 1) if n_blocks > 1 else 0.0 for i in range(n_blocks)]
@@ -382,17 +402,50 @@ class UniRepLKNet(nn.Module):
             cur += depths[i]
 
         if features_only:
-            for i in range(4):
+            for i in self.feature_info.out_indices:  # the official backbone builds norms for its out_indices only
                 self.add_module(f"norm{i}", LayerNorm2d(dims[i]))
         else:
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-            self.head: nn.Module = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+            self.head: nn.Module = self._new_head(num_classes)
         self.apply(_init_weights)
         head = getattr(self, "head", None)
         if isinstance(head, nn.Linear):
-            with torch.no_grad():
-                head.weight.mul_(head_init_scale)
-                head.bias.mul_(head_init_scale)
+            self._scale_head(head)
+        if use_sync_bn:
+            nn.SyncBatchNorm.convert_sync_batchnorm(self)  # replaces the children in place
+
+    def _new_head(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _scale_head(self, head: nn.Linear) -> None:
+        with torch.no_grad():
+            head.weight.mul_(self.head_init_scale)
+            head.bias.mul_(self.head_init_scale)
+
+    def _need_head(self, what: str) -> None:
+        if self.features_only:
+            raise RuntimeError(f"UniRepLKNet.{what}: a features_only model has no head")
+
+    def get_classifier(self) -> nn.Module:
+        self._need_head("get_classifier")
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new head for ``num_classes`` outputs, initialised as the model's own (``0``: no head)."""
+        if num_classes < 0:
+            raise ValueError(f"reset_classifier: num_classes must be >= 0, got {num_classes}")
+        self._need_head("reset_classifier")
+        ref = self.norm.weight
+        self.num_classes = num_classes
+        head = self._new_head(num_classes)
+        head.apply(_init_weights)
+        if isinstance(head, nn.Linear):
+            self._scale_head(head)
+        self.head = head.to(device=ref.device, dtype=ref.dtype)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass while training (the official ``with_cp``)."""
+        self.grad_checkpointing = enable
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` naming the problem if ``x`` is not a (B, in_chans, H ≥ 32, W ≥ 32) tensor."""
@@ -407,22 +460,42 @@ class UniRepLKNet(nn.Module):
                              f"downsampling layers reduce it {TOTAL_STRIDE}×, so height and width must be "
                              f">= {TOTAL_STRIDE}")
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The outputs of the 4 stages (strides 4, 8, 16, 32), before any final norm."""
+    def _stage_maps(self, x: torch.Tensor, last: int = 3) -> list[torch.Tensor]:
+        """The outputs of stages ``0..last`` (strides 4, 8, 16, 32), before any norm."""
         self.check_input(x)
         if self.channels_last and x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
+        checkpointing = self.grad_checkpointing and self.training and torch.is_grad_enabled() \
+            and not torch.jit.is_scripting()
         outs = []
-        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(down(x))
+        for down, stage in list(zip(self.downsample_layers, self.stages, strict=True))[:last + 1]:
+            x = down(x)
+            for block in cast(nn.Sequential, stage):
+                x = checkpoint(block, x, use_reentrant=False) if checkpointing else block(x)
             outs.append(x)
         return outs
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's map ``(B, num_features, H/32, W/32)``, before the final norm."""
+        return self._stage_maps(x)[-1]
+
+    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stage maps selected by ``feature_info.out_indices``, each through its norm ``norm<i>``."""
+        indices = self.feature_info.out_indices
+        maps = self._stage_maps(x, max(indices))
+        return [getattr(self, f"norm{i}")(maps[i]) for i in indices]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool → LayerNorm → dropout → head; ``pre_logits=True`` stops before the head."""
+        self._need_head("forward_head")
+        x = self.norm(x.mean((-2, -1)))
+        x = F.dropout(x, self.drop_rate, self.training) if self.drop_rate > 0.0 else x
+        return x if pre_logits else self.head(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        feats = self.forward_features(x)
         if self.features_only:
-            return [getattr(self, f"norm{i}")(f) for i, f in enumerate(feats)]
-        return self.head(self.norm(feats[-1].mean((-2, -1))))
+            return self.forward_feature_maps(x)
+        return self.forward_head(self.forward_features(x))
 
 
 def _init_weights(m: nn.Module) -> None:

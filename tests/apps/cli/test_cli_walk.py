@@ -66,6 +66,7 @@ BASE: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ntk", "analytic"): ("--n", "4", "--threads", "1"),
     ("ntk", "empirical"): ("--n", "4", "--width", "8", "--threads", "1"),
     ("ntk", "predict"): ("--n-train", "4", "--n-test", "4", "--threads", "1"),
+    ("ntk", "kernel"): ("--n", "4", "--out-file", "{tmp}/k.npy", "--block", "2", "--threads", "1"),
     ("ntk", "reproduce"): ("--quick", "--only", "ntk_fig1", "--threads", "1"),
     ("convnet", "erf"): ("--images", "1", "--size", "32", "--threads", "1"),
     ("convnet", "train"): ("--data", "torus", "--limit", "40", "--max-steps", "1", "--batch-size", "8",
@@ -75,6 +76,10 @@ BASE: dict[tuple[str, ...], tuple[str, ...]] = {
     ("convnet", "mixconv-ablation"): ("--quick", "--seeds", "1", "--kernel-sets", "3", "--threads", "1"),
     ("convnet", "mixnet-info"): ("--size", "32", "--threads", "1"),
     ("convnet", "export"): ("mixnet_s", "--input-size", "32", "--out", "{tmp}/model.onnx", "--threads", "1"),
+    ("convnet", "predict"): ("{tmp}/image.png", "--threads", "1"),
+    ("convnet", "validate"): ("--data", "{tmp}/images", "--threads", "1"),
+    ("convnet", "deploy"): ("{tmp}/a_file", "--model", "unireplknet_a", "--out", "{tmp}/a.safetensors", "--threads",
+                            "1"),
     ("fscil", "run"): ("--dataset", "digits", "--epochs", "0", "--threads", "1"),
     ("m4le", "build"): ("nq-open", "--buckets", "1000", "--n", "1"),
     ("m4le", "run"): ("--records", "{tmp}/records.jsonl", "--backend", "openai", "--base-url",
@@ -103,6 +108,12 @@ FILE_VALUES: dict[str, tuple[str, ...]] = {
     # --out of these two names a file to write, not a run directory
     "--out@bench": (DIRECTORY, "{tmp}/a_file/results.json"),
     "--out@convnet export": (DIRECTORY, "{tmp}/a_file/model.onnx"),
+    "--out@convnet deploy": (DIRECTORY, "{tmp}/a_file/model.safetensors", "{tmp}/model.bin"),
+    "images@convnet predict": (MISSING, DIRECTORY, CORRUPT),
+    "checkpoint@convnet deploy": (MISSING, DIRECTORY),
+    "--checkpoint": (MISSING, DIRECTORY),
+    "--data@convnet validate": (MISSING, A_FILE, DIRECTORY),
+    "--out-file@ntk kernel": (DIRECTORY, "{tmp}/a_file/k.npy", "{tmp}/k.txt"),
 }
 # Free text: any value is a valid name (a served model, a pattern, a host name resolved later).
 FREE_TEXT = {"--model@m4le run", "--base-url@m4le run", "--task@m4le run", "--reference-model@m4le report",
@@ -163,7 +174,8 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
     ("*", "--seed", "0"): "seeds are 0 to 2**32 - 1",
     ("*", "--threads", "0"): "0 = torch's default",
     ("ntk analytic", "--beta", "0"): "no bias", ("ntk empirical", "--beta", "0"): "no bias",
-    ("ntk predict", "--beta", "0"): "no bias", ("ntk predict", "--diag-reg", "0"): "no regularization",
+    ("ntk predict", "--beta", "0"): "no bias", ("ntk kernel", "--beta", "0"): "no bias",
+    ("ntk predict", "--diag-reg", "0"): "no regularization",
     ("ntk predict", "--t", "0"): "the prediction at initialization",
     ("fscil run", "--epochs", "0"): "an untrained backbone", ("fscil run", "--alpha", "0"): "the baseline",
     ("fscil run", "--val-fraction", "0"): "no held-out rows",
@@ -220,6 +232,11 @@ def stops(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
         raise WorkWouldStart
 
     monkeypatch.setattr(Run, "create", create)
+    import kernelkit.models._registry as model_registry
+    import kernelkit.models.pretrained as pretrained
+
+    monkeypatch.setattr(model_registry, "download_weights", stop)  # fetching pretrained weights
+    monkeypatch.setattr(pretrained, "read_state_dict", stop)  # reading a checkpoint to convert
     monkeypatch.setattr(bench, "run_benchmarks", stop)
     monkeypatch.setattr(export, "export_model", stop)
     for target in list(tune.MEASURE):
@@ -235,6 +252,11 @@ def stops(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "corrupt.npy").write_text("0.1 0.2\n0.3 0.4\n")
     (tmp_path / "corrupt.jsonl").write_text('{"truncated": \n')
     (tmp_path / "empty.jsonl").write_text("")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "image.png")
+    (tmp_path / "images" / "n01440764").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "n01440764" / "0.png")
     from kernelkit.longctx.records import Record, write_records
 
     write_records(tmp_path / "records.jsonl", [Record("Answer.", "Question: x\nAnswer: y", ["y"], 8, 10, 1000,

@@ -13,6 +13,7 @@ import typer
 
 from kernelkit.apps.cli.common import (
     RunOptions,
+    abort,
     announce,
     create_model_or_fail,
     fail,
@@ -95,10 +96,18 @@ def train(
         f"{TORUS_DEFAULT_IMAGES}).")] = ConvnetTrainConfig.limit,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.05, max=0.5)] =
         ConvnetTrainConfig.val_fraction,
+    pretrained: Annotated[str | None, typer.Option(
+        "--pretrained", help="Fine-tune from this pretrained tag (e.g. unireplknet_a.in1k; sets --model); the head "
+        "is re-initialised for the dataset's classes and inputs are normalised with the tag's mean/std.")] =
+        ConvnetTrainConfig.pretrained,
+    layer_decay: Annotated[float | None, typer.Option(
+        "--layer-decay", min=0.0, max=1.0, help="Layer-wise LR decay: layer i of n trains at lr * d^(n + 1 - i) "
+        "(the official UniRepLKNet fine-tuning recipe, e.g. 0.8).")] = ConvnetTrainConfig.layer_decay,
     *,
     opts: RunOptions,
 ) -> None:
-    """Train a model on the foundation trainer; the report has the loss/accuracy curves and the deploy check."""
+    """Train a model on the foundation trainer (from scratch, or fine-tuned from a pretrained tag); the report has
+    the loss/accuracy curves and the deploy check."""
     import copy
 
     import torch
@@ -108,23 +117,49 @@ def train(
 
     if data not in TRAIN_DATA:
         fail(f"--data {data}: unknown dataset; choose {' or '.join(TRAIN_DATA)}")
+    tag_cfg = _pretrained_cfg_or_fail(pretrained) if pretrained else None
+    if tag_cfg is not None:
+        if model not in (ConvnetTrainConfig.model, tag_cfg.architecture):
+            fail(f"--model {model}: --pretrained {pretrained} is a {tag_cfg.architecture}; leave --model out")
+        model = tag_cfg.architecture
     cfg = prepare(make_config(
         ConvnetTrainConfig, model=model, data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, drop_path=drop_path, image_size=image_size, limit=limit, val_fraction=val_fraction,
-        **opts.settings()))
+        pretrained=pretrained, layer_decay=layer_decay, **opts.settings()))
     try:
-        train_set, val_set, source, in_chans, classes = _training_data(cfg)
+        train_set, val_set, source, in_chans, classes = _training_data(
+            cfg, None if tag_cfg is None else (tag_cfg.mean, tag_cfg.std))
     except (FileNotFoundError, ValueError) as exc:
         fail(f"--data {cfg.data}: {exc}")
-    net = create_model_or_fail(cfg.model, num_classes=classes, in_chans=in_chans, drop_path_rate=cfg.drop_path)
+    build: dict[str, Any] = {"num_classes": classes, "in_chans": in_chans}
+    if cfg.drop_path:  # only then: models without stochastic depth (resnet) train too
+        build["drop_path_rate"] = cfg.drop_path
+    net = (_pretrained_backbone(cfg.pretrained, **build) if cfg.pretrained
+           else create_model_or_fail(cfg.model, **build))
+    param_groups = None
+    if cfg.layer_decay is not None:
+        from functools import partial
+
+        from kernelkit.models.layer_decay import layer_decay_param_groups, layer_ids
+
+        try:
+            layer_ids(net)
+        except ValueError as exc:
+            fail(f"--layer-decay: {exc}")
+        param_groups = partial(layer_decay_param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                               layer_decay=cfg.layer_decay)
     tc = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, optimizer="adamw",
                      lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine", warmup_steps=min(50, cfg.epochs * 5),
                      label_smoothing=0.1, checkpoint_every=0, seed=cfg.seed)
     with start_run(f"train-{cfg.model}-{cfg.data}", cfg, opts.out, opts.quiet) as run:
         sec = run.section("train", f"Training {cfg.model} on {cfg.data}")
         sec.data_source(source)
+        if cfg.pretrained:
+            sec.text(f"Fine-tuned from {cfg.pretrained} (head re-initialised for {classes} classes"
+                     + (f", first conv adapted to {in_chans} input channel(s)" if in_chans != 3 else "")
+                     + (f"; layer-wise LR decay {cfg.layer_decay}" if cfg.layer_decay is not None else "") + ").")
         trainer = Trainer(net, train_set, tc, sec.dir / "trainer", val_set=val_set, device=cfg.device,
-                          section=sec, quiet=opts.quiet)
+                          section=sec, quiet=opts.quiet, param_groups=param_groups)
         result = trainer.fit()
         sec.table("Per-epoch history", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
                                         for h in result.history])
@@ -140,8 +175,37 @@ def train(
     announce(run, opts.as_json, opts.quiet)
 
 
-def _training_data(cfg: ConvnetTrainConfig) -> tuple[Any, Any, str, int, int]:
-    """``(train, val, source, in_chans, num_classes)`` for ``--data``."""
+def _pretrained_cfg_or_fail(tag: str) -> Any:
+    """The :class:`~kernelkit.models.pretrained.PretrainedCfg` of ``--pretrained``; unknown: exit 2 naming it."""
+    from kernelkit.models import list_models
+    from kernelkit.models.pretrained import get_pretrained_cfg
+
+    try:
+        cfg = get_pretrained_cfg(tag)
+    except KeyError as exc:
+        fail(f"--pretrained: {exc.args[0] if exc.args else exc}")
+    if cfg.architecture not in list_models():
+        fail(f"--pretrained {tag}: its model {cfg.architecture} is not registered")
+    return cfg
+
+
+def _pretrained_backbone(tag: str, **kwargs: Any) -> Any:
+    """``create_model(tag, pretrained=True, **kwargs)``; weights that cannot be had exit 1 with the reason."""
+    from kernelkit.models import create_model
+    from kernelkit.models.pretrained import WeightsUnavailableError
+    from kernelkit.utils.checkpoint import CheckpointError
+
+    try:
+        return create_model(tag, pretrained=True, **kwargs)
+    except (TypeError, ValueError) as exc:
+        fail(f"--pretrained {tag}: {exc}")
+    except (WeightsUnavailableError, CheckpointError) as exc:
+        abort(str(exc).strip().splitlines()[0])
+
+
+def _training_data(cfg: ConvnetTrainConfig, mean_std: tuple[Any, Any] | None = None) -> tuple[Any, Any, str, int, int]:
+    """``(train, val, source, in_chans, num_classes)`` for ``--data``; images are normalised with ``mean_std``
+    (a pretrained model's) when given, else with the CIFAR-10 statistics."""
     import torch
 
     if cfg.data == "torus":
@@ -167,7 +231,7 @@ def _training_data(cfg: ConvnetTrainConfig) -> tuple[Any, Any, str, int, int]:
         raise FileNotFoundError(str(exc)) from None
     if cfg.limit:
         ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit])
-    steps: list[Any] = [Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    steps: list[Any] = [Normalize(*(mean_std or (CIFAR10_MEAN, CIFAR10_STD)))]
     if cfg.image_size != 32:
         steps.insert(0, Resize((cfg.image_size, cfg.image_size)))
     ds = ds.with_transform(Compose(steps))

@@ -148,10 +148,14 @@ class ConvnetTrainConfig(RunSettings):
     image_size: int = 32
     limit: int | None = None  # use only this many images (torus: generate this many; default 4000)
     val_fraction: float = 0.2
+    pretrained: str | None = None  # a pretrained tag to fine-tune from (its head re-initialised for the classes)
+    layer_decay: float | None = None  # layer-wise LR decay factor (kernelkit.models.layer_decay); None: one LR
 
     def __post_init__(self) -> None:
         _positive("lr", self.lr)
         _positive("weight-decay", self.weight_decay, zero_ok=True)
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"--layer-decay: must be in (0, 1], got {self.layer_decay}")
 
 
 @dataclass(kw_only=True)
@@ -227,3 +231,53 @@ class ExportConfig(RunSettings):
             raise ValueError(f"--batch: must be >= 1, got {self.batch}")
         if self.input_size < 1:
             raise ValueError(f"--input-size: must be >= 1, got {self.input_size}")
+
+
+@dataclass(kw_only=True)
+class PredictConfig(RunSettings):
+    """``kernelkit convnet predict``: classify image files with a pretrained model (its ``pretrained_cfg``
+    preprocessing), the deploy form unless ``deploy`` is off; ``checkpoint`` loads a local file instead."""
+
+    device: str = "cpu"
+    model: str = "unireplknet_a.in1k"
+    images: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    top: int = 5
+    deploy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise ValueError(f"--top: must be >= 1, got {self.top}")
+
+
+@dataclass(kw_only=True)
+class ValidateConfig(RunSettings):
+    """``kernelkit convnet validate``: top-1/top-5 of a pretrained model on an image folder (one folder per
+    class: ImageNet synsets, or as many folders as the model has classes, taken in sorted order)."""
+
+    device: str = "cpu"
+    model: str = "unireplknet_a.in1k"
+    data: str = ""
+    checkpoint: str | None = None
+    batch_size: int = 32
+    limit: int | None = None  # evaluate a random subset of this many images (drawn with the run's seed)
+    deploy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size: must be >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit: must be >= 1, got {self.limit}")
+
+
+@dataclass(kw_only=True)
+class DeployConfig(RunSettings):
+    """``kernelkit convnet deploy``: an official training checkpoint → the re-parameterized (deploy) weights in a
+    safetensors file, written only when the two forms agree on a random input within ``tolerance``."""
+
+    device: str = "cpu"
+    checkpoint: str = ""
+    model: str = "unireplknet_a"
+    out: str = ""
+    batch: int = 2
+    tolerance: float = 1e-4  # largest accepted max|deploy − training| / max|training|
