@@ -156,7 +156,7 @@ def _pretrained_model(model: str, checkpoint: str | None, deploy: bool) -> Any:
         except (TypeError, ValueError) as exc:
             fail(f"--model {model}: {_first_line(exc)}")
         except (WeightsUnavailableError, CheckpointError) as exc:
-            abort(_first_line(exc))
+            abort(_first_line(exc).replace("checkpoint_path=FILE", "--checkpoint FILE"))
     net.eval()
     return reparameterize(net) if deploy else net
 
