@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import save
 
 from kernelkit.utils.checkpoint import CheckpointError, load_json_state, load_tensors
-from kernelkit.utils.io import to_jsonable, write_bytes, write_json
+from kernelkit.utils.io import file_sha256, to_jsonable, write_bytes, write_json
 
 FORMAT_VERSION = 1
 POINTER = "latest.json"
@@ -118,14 +118,6 @@ class Checkpoint:
         """Tensors whose key starts with ``prefix + '.'``, with the prefix removed."""
         p = prefix + "."
         return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
@@ -237,7 +229,7 @@ def _load_pair(directory: Path, state_path: Path, step: Any = None, tensors_name
     if size != state["tensors_bytes"]:
         raise CheckpointError(f"{tensors_path}: {size} bytes, expected {state['tensors_bytes']}; "
                               "the file is truncated or was replaced")
-    if _sha256(tensors_path) != state["tensors_sha256"]:
+    if file_sha256(tensors_path) != state["tensors_sha256"]:
         raise CheckpointError(f"{tensors_path}: SHA-256 does not match {state_path.name}; the file is corrupt")
     tensors = load_tensors(tensors_path)
     return Checkpoint(tensors_path, state_path, state, tensors)

@@ -351,16 +351,6 @@ def validate(
     announce(run, opts.as_json, opts.quiet)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @app.command("deploy")
 def deploy(
     checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Official training checkpoint (.pth, "
@@ -383,7 +373,7 @@ def deploy(
 
     from kernelkit.models import reparameterize
     from kernelkit.models.export import max_rel_diff
-    from kernelkit.utils.io import atomic_path
+    from kernelkit.utils.io import atomic_path, file_sha256
 
     if model is None:
         fail("--model: name the model of the checkpoint, e.g. --model unireplknet_a")
@@ -420,7 +410,7 @@ def deploy(
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in deployed.state_dict().items()}
     metadata = {"format": "kernelkit deploy form", "model": cfg.model, "architecture": arch,
                 "num_classes": str(num_classes or ""), "source_file": checkpoint.name,
-                "source_sha256": _sha256(checkpoint), "max_rel_diff": f"{rel:.3e}"}
+                "source_sha256": file_sha256(checkpoint), "max_rel_diff": f"{rel:.3e}"}
     try:
         with atomic_path(out) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
