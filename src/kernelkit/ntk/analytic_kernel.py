@@ -63,11 +63,22 @@ def _blocks(n: int, size: int | None) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _auto_block(x: Tensor) -> int:
-    """Block size keeping one block's position-pair tensor near 2¹⁸ entries (cache-sized rather than one huge
-    tensor, so memory stays bounded for any N)."""
-    positions = math.prod(x.shape[2:])
-    return max(1, int(math.sqrt(2**18) / positions))
+def _auto_block(x1: Tensor, n2: int) -> int:
+    """Default block size: a block's position-pair tensor holds about 1/64 of the whole kernel's entries, kept
+    between 2¹⁷ and 2²⁰ (memory bounded for any N, a small fraction of it for small kernels, and blocks large
+    enough that the self-covariances recomputed per block stay a small part of the work); the blocks are then
+    evened out (``N = 16`` in blocks of 4, not 5, 5, 5, 1)."""
+    n1, positions = x1.shape[0], math.prod(x1.shape[2:])
+    entries = min(max(n1 * n2 * positions**2 // 64, 2**17), 2**20)
+    size = max(1, int(math.sqrt(entries) / positions))
+    return -(-n1 // -(-n1 // size))
+
+
+def _mirror(block: Tensor) -> Tensor:
+    """The block ``(c, r)`` of a symmetric kernel from its block ``(r, c)``: swap the two sample axes and the two
+    position sets (``K(x', x)_{p'p} = K(x, x')_{pp'}``)."""
+    d = (block.dim() - 2) // 2
+    return block.permute(1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
 
 
 def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | Sequence[str] = GETS,
@@ -80,7 +91,10 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
         x1, x2: ``(N, features)`` or ``(N, C, H, W)`` inputs.
         get: ``"nngp"``, ``"ntk"`` or both.
         batch_size: compute ``batch_size × batch_size`` blocks to bound memory (results are identical); by
-            default blocks hold about 2¹⁸ position pairs (512 samples for fully connected inputs).
+            default a block holds about 1/64 of the kernel's position pairs, at least 2¹⁷ and at most 2²⁰
+            (362 to 1024 samples for fully connected inputs). When ``x2``
+            is ``x1`` only the blocks on and above the diagonal are computed; the others are their mirror
+            images.
         dtype: computation dtype (float64 by default).
 
     Returns:
@@ -97,14 +111,16 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
     same = x2 is None or (x2_.shape == x1.shape and torch.equal(x2_, x1))  # neural-tangents' x1_is_x2
     want_ntk = "ntk" in gets
     if batch_size is None:
-        batch_size = _auto_block(x1)
+        batch_size = _auto_block(x1, x2_.shape[0])
     rows, cols = _blocks(x1.shape[0], batch_size), _blocks(x2_.shape[0], batch_size)
     nngp: Tensor | None = None
     ntk: Tensor | None = None
     allocated = False
     with torch.no_grad():
-        for r in rows:
-            for c in cols:
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                if same and j < i:  # the mirror image of block (j, i), filled when that block was computed
+                    continue
                 k = layer_kernel(model, core.input_kernel(x1[r], x2_[c], compute_ntk=want_ntk,
                                                           same_inputs=same and r == c))
                 if not allocated:
@@ -112,8 +128,10 @@ def analytic(model: nn.Module, x1: Tensor, x2: Tensor | None = None, get: str | 
                     shape = (x1.shape[0], x2_.shape[0], *k.nngp.shape[2:])
                     nngp = k.nngp.new_empty(shape) if "nngp" in gets else None
                     ntk = k.nngp.new_empty(shape) if want_ntk else None
-                if nngp is not None:
-                    nngp[r, c] = k.nngp
-                if ntk is not None and k.ntk is not None:
-                    ntk[r, c] = k.ntk
+                for out, block in ((nngp, k.nngp), (ntk, k.ntk)):
+                    if out is None or block is None:
+                        continue
+                    out[r, c] = block
+                    if same and j > i:
+                        out[c, r] = _mirror(block)
     return Kernels(nngp=nngp, ntk=ntk)

@@ -65,12 +65,20 @@ class Kernel:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def _map_covs(k: Kernel, f: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """``(f(cov1), f(cov2))``, calling ``f`` once when ``cov2`` is ``cov1`` (same inputs) and keeping them one
+    tensor."""
+    cov1 = f(k.cov1)
+    return cov1, (cov1 if k.cov2 is k.cov1 else f(k.cov2))
+
+
 # --------------------------------------------------------------------------------------------- input
 def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True, same_inputs: bool = False) -> Kernel:
     """Kernel of the raw inputs: ``x·x' / channels`` per position pair, NTK zero.
 
     ``x`` is ``(N, features)`` or ``(N, C, *S)`` (channels first); ``same_inputs`` says that ``x2`` is ``x1``
-    (the diagonal of the kernel pairs each sample with itself).
+    (the diagonal of the kernel pairs each sample with itself); then ``cov2`` is ``cov1``, one tensor, and
+    every rule keeps it so (``_map_covs``), computing the self-covariances once.
     """
     channels = x1.shape[1]
     spatial = tuple(x1.shape[2:])
@@ -79,13 +87,14 @@ def input_kernel(x1: Tensor, x2: Tensor, compute_ntk: bool = True, same_inputs: 
     b = x2.reshape(x2.shape[0], channels, -1)
     nngp = torch.einsum("ncp,mcq->nmpq", a, b) / channels
     cov1 = torch.einsum("ncp,ncq->npq", a, a) / channels
-    cov2 = torch.einsum("ncp,ncq->npq", b, b) / channels
+    cov2 = None if same_inputs else torch.einsum("ncp,ncq->npq", b, b) / channels
     shape = spatial + spatial
 
     def reshape(t: Tensor, lead: int) -> Tensor:
         return t.reshape(*t.shape[:lead], *shape) if d else t.reshape(t.shape[:lead])
 
-    nngp, cov1, cov2 = reshape(nngp, 2), reshape(cov1, 1), reshape(cov2, 1)
+    nngp, cov1 = reshape(nngp, 2), reshape(cov1, 1)
+    cov2 = cov1 if cov2 is None else reshape(cov2, 1)
     ntk = torch.zeros_like(nngp) if compute_ntk else None
     return Kernel(nngp, ntk, cov1, cov2, spatial, channels, is_gaussian=False, same_inputs=same_inputs)
 
@@ -105,21 +114,33 @@ def dense_kernel(k: Kernel, out_features: int, weight_std: float, bias_std: floa
                    out_channels=out_features)
 
 
+def _scale_shift(t: Tensor, wv: float, bv: float, in_place: bool) -> Tensor:
+    """``wv·t + bv`` (the same floating-point operations in place or not; ones that change nothing skipped)."""
+    if not in_place:
+        return wv * t + bv
+    if wv != 1.0:
+        t.mul_(wv)
+    return t.add_(bv) if bv != 0.0 else t
+
+
 def _affine(k: Kernel, nngp: Tensor, ntk: Tensor | None, cov1: Tensor, cov2: Tensor, weight_std: float,
             bias_std: float | None, parametrization: str, fan_in: int, out_channels: int | None = None,
-            spatial: tuple[int, ...] | None = None) -> Kernel:
+            spatial: tuple[int, ...] | None = None, owned: bool = False) -> Kernel:
+    """The weight layer's affine map of the covariances; ``owned`` says that ``nngp``, ``ntk``, ``cov1`` and
+    ``cov2`` were made for this call (no one else holds them), so they are updated in place."""
+    if parametrization not in ("ntk", "standard"):
+        raise ValueError(f"parametrization must be 'ntk' or 'standard', got {parametrization!r}")
     wv = weight_std**2
     bv = 0.0 if bias_std is None else bias_std**2
-    new_nngp = wv * nngp + bv
     new_ntk: Tensor | None = None
-    if ntk is not None:
-        if parametrization == "ntk":
-            new_ntk = new_nngp + wv * ntk
-        elif parametrization == "standard":
-            new_ntk = fan_in * nngp + wv * ntk + (0.0 if bias_std is None else 1.0)
-        else:
-            raise ValueError(f"parametrization must be 'ntk' or 'standard', got {parametrization!r}")
-    return Kernel(new_nngp, new_ntk, wv * cov1 + bv, wv * cov2 + bv,
+    if ntk is not None and parametrization == "standard":  # needs the old nngp
+        new_ntk = fan_in * nngp + wv * ntk + (0.0 if bias_std is None else 1.0)
+    new_nngp = _scale_shift(nngp, wv, bv, owned)
+    if ntk is not None and parametrization == "ntk":
+        new_ntk = (ntk.mul_(wv) if wv != 1.0 else ntk).add_(new_nngp) if owned else new_nngp + wv * ntk
+    new_cov1 = _scale_shift(cov1, wv, bv, owned)
+    new_cov2 = new_cov1 if cov2 is cov1 else _scale_shift(cov2, wv, bv, owned)
+    return Kernel(new_nngp, new_ntk, new_cov1, new_cov2,
                   k.spatial if spatial is None else spatial,
                   k.channels if out_channels is None else out_channels, is_gaussian=True,
                   same_inputs=k.same_inputs)
@@ -173,9 +194,7 @@ def _tap_sum(t: Tensor, k: int, stride: int, padding: str, dims: tuple[int, int]
     out_size = (size + before + after - k) // stride + 1
     if out_size < 1:
         raise ValueError(f"kernel size {k} is larger than the (padded) input size {size + before + after}")
-    shape = list(t.shape)
-    shape[dims[0]] = shape[dims[1]] = out_size
-    out = t.new_zeros(shape)
+    taps = []  # per tap inside the input: source and destination indices, whether it covers every output
     for a in range(k):
         lo = max(0, -(-(before - a) // stride))  # first output whose tap a lands inside the input
         hi = min(out_size, (size - 1 - a + before) // stride + 1)
@@ -187,7 +206,19 @@ def _tap_sum(t: Tensor, k: int, stride: int, padding: str, dims: tuple[int, int]
         for d in dims:
             src[d] = slice(first, first + stride * (hi - lo - 1) + 1, stride)
             dst[d] = slice(lo, hi)
-        out[tuple(dst)] += t[tuple(src)]
+        taps.append((tuple(src), tuple(dst), lo == 0 and hi == out_size))
+    # Start from a copy of a tap that covers every output (no zero fill, one pass less) when it is among the
+    # first two taps: 0 + t0 + t1 and t1 + t0 are the same floating-point sum, so the values do not change.
+    start = next((i for i, tap in enumerate(taps[:2]) if tap[2]), None)
+    if start is None:
+        shape = list(t.shape)
+        shape[dims[0]] = shape[dims[1]] = out_size
+        out = t.new_zeros(shape)
+    else:
+        out = t[taps[start][0]].clone(memory_format=torch.contiguous_format)
+    for i, (src_i, dst_i, _) in enumerate(taps):
+        if i != start:
+            out[dst_i] += t[src_i]
     return out
 
 
@@ -210,12 +241,12 @@ def conv_kernel(k: Kernel, out_channels: int, kernel_size: tuple[int, int], stri
     def f(t: Tensor) -> Tensor:
         return _shift_sum(t, kernel_size, stride, padding)
 
-    nngp, cov1, cov2 = f(k.nngp), f(k.cov1), f(k.cov2)
+    nngp, (cov1, cov2) = f(k.nngp), _map_covs(k, f)
     ntk = None if k.ntk is None else f(k.ntk)
     spatial = tuple(nngp.shape[-2:])
     fan_in = k.channels * kernel_size[0] * kernel_size[1]
     return _affine(k, nngp, ntk, cov1, cov2, weight_std, bias_std, parametrization, fan_in=fan_in,
-                   out_channels=out_channels, spatial=spatial)
+                   out_channels=out_channels, spatial=spatial, owned=True)  # the tap sums are new tensors
 
 
 # ---------------------------------------------------------------------------------------- readouts
@@ -234,7 +265,8 @@ def flatten_kernel(k: Kernel) -> Kernel:
     def f(t: Tensor, lead: int) -> Tensor:
         return _diag_positions(t, k.spatial, lead).mean(-1)
 
-    return Kernel(f(k.nngp, 2), None if k.ntk is None else f(k.ntk, 2), f(k.cov1, 1), f(k.cov2, 1), (),
+    cov1, cov2 = _map_covs(k, lambda c: f(c, 1))
+    return Kernel(f(k.nngp, 2), None if k.ntk is None else f(k.ntk, 2), cov1, cov2, (),
                   k.channels * p, is_gaussian=k.is_gaussian, same_inputs=k.same_inputs)
 
 
@@ -248,7 +280,8 @@ def gap_kernel(k: Kernel) -> Kernel:
     def f(t: Tensor) -> Tensor:
         return t.mean(dim=dims)
 
-    return Kernel(f(k.nngp), None if k.ntk is None else f(k.ntk), f(k.cov1), f(k.cov2), (), k.channels,
+    cov1, cov2 = _map_covs(k, f)
+    return Kernel(f(k.nngp), None if k.ntk is None else f(k.ntk), cov1, cov2, (), k.channels,
                   is_gaussian=k.is_gaussian, same_inputs=k.same_inputs)
 
 
@@ -260,9 +293,16 @@ def sum_kernels(kernels: list[Kernel]) -> Kernel:
             raise ValueError(f"branches disagree in shape: {tuple(first.nngp.shape)} vs {tuple(other.nngp.shape)}")
         if other.channels != first.channels:
             raise ValueError(f"branches disagree in channels: {first.channels} vs {other.channels}")
-    ntk = None if first.ntk is None else sum(k.ntk for k in kernels)  # type: ignore[misc]
-    return Kernel(sum(k.nngp for k in kernels), ntk, sum(k.cov1 for k in kernels),  # type: ignore[arg-type]
-                  sum(k.cov2 for k in kernels), first.spatial, first.channels,  # type: ignore[arg-type]
+    def total(ts: list[Tensor]) -> Tensor:  # ((t0 + t1) + t2) ..., one new tensor (the branches' are kept)
+        out = ts[0] + ts[1] if len(ts) > 1 else ts[0]
+        for t in ts[2:]:
+            out.add_(t)
+        return out
+
+    ntk = None if first.ntk is None else total([k.ntk for k in kernels])  # type: ignore[misc]
+    cov1 = total([k.cov1 for k in kernels])
+    cov2 = cov1 if all(k.cov2 is k.cov1 for k in kernels) else total([k.cov2 for k in kernels])
+    return Kernel(total([k.nngp for k in kernels]), ntk, cov1, cov2, first.spatial, first.channels,
                   is_gaussian=all(k.is_gaussian for k in kernels), same_inputs=first.same_inputs)
 
 
@@ -288,8 +328,8 @@ def avg_pool_kernel(k: Kernel, kernel_size: tuple[int, int], stride: tuple[int, 
         t = _avg_last_two(t, kernel_size, stride).movedim((-4, -3), (-2, -1))
         return _avg_last_two(t, kernel_size, stride).movedim((-2, -1), (-4, -3))
 
-    nngp = pool(k.nngp)
-    return k.replace(nngp=nngp, ntk=None if k.ntk is None else pool(k.ntk), cov1=pool(k.cov1), cov2=pool(k.cov2),
+    nngp, (cov1, cov2) = pool(k.nngp), _map_covs(k, pool)
+    return k.replace(nngp=nngp, ntk=None if k.ntk is None else pool(k.ntk), cov1=cov1, cov2=cov2,
                      spatial=tuple(nngp.shape[-2:]))
 
 
@@ -394,27 +434,29 @@ def elementwise_kernel(k: Kernel, expectations: Expectations, name: str) -> Kern
     s = k.spatial
     d1 = _diag_positions(k.cov1, s, 1)  # (N1, P)
     d2 = _diag_positions(k.cov2, s, 1)  # (N2, P)
-    n1, n2 = d1.shape[0], d2.shape[0]
-    full = (n1, n2, *s, *s)
-    k11 = d1.reshape(n1, 1, *s, *(1,) * len(s)).expand(full)
-    k22 = d2.reshape(1, n2, *(1,) * len(s), *s).expand(full)
-    nngp, dot = expectations(k11, k22, k.nngp)
-    ntk = None if k.ntk is None else dot.mul_(k.ntk)  # dot is not used after this
+    (n1, p), n2 = d1.shape, d2.shape[0]
+    # Positions flattened, and k11/k22 broadcast rather than expanded: the same values with (N1, N2, P, P)
+    # operands, whose last axis is contiguous (or broadcast), so the elementwise kernels run vectorized.
+    k12 = k.nngp.reshape(n1, n2, p, p)
+    nngp, dot = expectations(d1.reshape(n1, 1, p, 1), d2.reshape(1, n2, 1, p), k12)
+    ntk = None if k.ntk is None else dot.mul_(k.ntk.reshape(k12.shape)).reshape(k.nngp.shape)  # dot not reused
 
-    def self_cov(c: Tensor, d: Tensor, n: int) -> Tensor:
-        shape = (n, *s, *s)
-        a = d.reshape(n, *s, *(1,) * len(s)).expand(shape)
-        b = d.reshape(n, *(1,) * len(s), *s).expand(shape)
-        return expectations(a, b, c)[0]
+    def self_cov(c: Tensor, d: Tensor) -> Tensor:
+        return expectations(d.reshape(-1, p, 1), d.reshape(-1, 1, p), c.reshape(-1, p, p))[0].reshape(c.shape)
 
-    return Kernel(nngp, ntk, self_cov(k.cov1, d1, n1), self_cov(k.cov2, d2, n2), s, k.channels,
+    cov1 = self_cov(k.cov1, d1)
+    cov2 = cov1 if k.cov2 is k.cov1 else self_cov(k.cov2, d2)
+    return Kernel(nngp.reshape(k.nngp.shape), ntk, cov1, cov2, s, k.channels,
                   is_gaussian=False, same_inputs=k.same_inputs)
 
 
 def _correlation(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
+    """``norm = √(k11 k22)`` and ``ρ = k12/norm`` clipped to ``[−1, 1]`` (``0`` where ``norm ≤ 1e-30``)."""
     norm = torch.mul(k11, k22).sqrt_()
-    rho = torch.div(k12, norm.clamp_min(_EPS)).clamp_(-1.0, 1.0)
-    return norm, rho.masked_fill_(norm <= _EPS, 0.0)
+    rho = torch.div(k12, norm).clamp_(-1.0, 1.0)  # where norm > ε this is k12/max(norm, ε)
+    if norm.numel() and bool(norm.amin() <= _EPS):  # rare (zero inputs): only then the mask is built
+        rho.masked_fill_(norm <= _EPS, 0.0)
+    return norm, rho
 
 
 def relu_expectations(k11: Tensor, k22: Tensor, k12: Tensor) -> tuple[Tensor, Tensor]:
@@ -436,7 +478,7 @@ def ab_relu(a: float, b: float) -> Expectations:
         # E[σσ] = norm/(2π)((c1 − c2) sin θ + u ρ) and E[σ'σ'] = u/(2π). Computed in place (memory-bound on CNTKs).
         norm, rho = _correlation(k11, k22, k12)
         dot = torch.arccos(rho).mul_(-(c1 - c2) / (2 * math.pi)).add_(c1 / 2)  # u/(2π)
-        sin = torch.mul(rho, rho).neg_().add_(1.0).clamp_min_(0.0).sqrt_()
+        sin = torch.mul(rho, rho).neg_().add_(1.0).sqrt_()  # |ρ| ≤ 1, so ρ² ≤ 1 in floating point too
         nngp = sin.mul_((c1 - c2) / (2 * math.pi)).addcmul_(dot, rho).mul_(norm)
         return nngp, dot
 

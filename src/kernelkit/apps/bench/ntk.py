@@ -192,13 +192,17 @@ if cfg["kind"] == "cntk":
 else:
     net = knn.Sequential(knn.Dense(1, bias_std=0.1), knn.ReLU(), knn.Dense(1, bias_std=0.1), knn.ReLU(), knn.Dense(1))
     x = torch.randn(cfg["n"], 32, dtype=torch.float64)
-t = time.perf_counter()
-k = analytic(net, x, get="ntk", batch_size=cfg["batch"])
-dt = time.perf_counter() - t
+times = []
+for _ in range(cfg.get("repeats", 0) + 1):  # with repeats: one warm-up call, then the timed ones
+    t = time.perf_counter()
+    k = analytic(net, x, get="ntk", batch_size=cfg["batch"])
+    times.append(time.perf_counter() - t)
+times = times[1:] or times
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if cfg.get("save"):
     np.save(cfg["save"] + "_k.npy", k.ntk.numpy())
-print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "base_mb": base / 1024, "output_mb": k.ntk.numel() * 8 / 2**20,
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "min_s": min(times), "max_s": max(times),
+                  "peak_mb": peak / 1024, "base_mb": base / 1024, "output_mb": k.ntk.numel() * 8 / 2**20,
                   "finite": bool(torch.isfinite(k.ntk).all())}))
 """
 
@@ -222,12 +226,15 @@ fn = jax.jit(kernel_fn, static_argnames="get")
 t = time.perf_counter()
 k = np.asarray(fn(x, None, get="ntk").block_until_ready())
 first = time.perf_counter() - t
-t = time.perf_counter()
-fn(x, None, get="ntk").block_until_ready()
-second = time.perf_counter() - t
+times = []
+for _ in range(cfg["repeats"]):
+    t = time.perf_counter()
+    fn(x, None, get="ntk").block_until_ready()
+    times.append(time.perf_counter() - t)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ours = np.load(cfg["save"] + "_k.npy")
-print(json.dumps({"seconds": second, "first_call_s": first, "peak_mb": peak / 1024, "base_mb": base / 1024,
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "min_s": min(times), "max_s": max(times),
+                  "first_call_s": first, "peak_mb": peak / 1024, "base_mb": base / 1024,
                   "max_rel_diff": float(np.abs(k - ours).max() / np.abs(k).max())}))
 """
 
@@ -253,11 +260,15 @@ def bench_analytic(b: BenchContext) -> None:
         ("FC depth 3, batch 1000", {"kind": "fc", "n": 2000 if b.quick else 10000, "batch": 1000}),
         ("FC depth 3, one block", {"kind": "fc", "n": 2000 if b.quick else 4000, "batch": 2000 if b.quick else 4000}),
     ]
-    if nt_python:  # side by side with neural-tangents on the same inputs (sizes keep its run near a minute)
+    if nt_python:  # side by side with neural-tangents on the same inputs, the sizes of the default-block rows;
+        # each side: one warm-up (neural-tangents: compiling) call, then the median (and min, max) of 3 calls
+        repeats = 1 if b.quick else 3
         cases[:0] = [("CNTK GAP 8x8, depth 3, vs neural-tangents",
-                      {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 32, "batch": None, "nt": True}),
+                      {"kind": "cntk", "size": 8, "depth": 3, "n": 8 if b.quick else 64, "batch": None, "nt": True,
+                       "repeats": repeats}),
                      ("CNTK GAP 16x16, depth 3, vs neural-tangents",
-                      {"kind": "cntk", "size": 16, "depth": 3, "n": 4 if b.quick else 16, "batch": None, "nt": True})]
+                      {"kind": "cntk", "size": 16, "depth": 3, "n": 4 if b.quick else 32, "batch": None, "nt": True,
+                       "repeats": repeats})]
     for label, cfg in cases:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
@@ -268,9 +279,14 @@ def bench_analytic(b: BenchContext) -> None:
         per_entry_ms = res["seconds"] / cfg["n"] ** 2 * 1e3
         extra: dict[str, Any] = {}
         if ref is not None:
-            extra = {"baseline_peak_rss_mb": round(ref["peak_mb"], 1),
+            ours_mb, ref_mb = res["peak_mb"] - res["base_mb"], ref["peak_mb"] - ref["base_mb"]
+            extra = {"min_max_s": [round(res["min_s"], 3), round(res["max_s"], 3)],
+                     "baseline_min_max_s": [round(ref["min_s"], 3), round(ref["max_s"], 3)],
+                     "baseline_peak_rss_mb": round(ref["peak_mb"], 1),
                      "baseline_rss_after_import_mb": round(ref["base_mb"], 1),
                      "baseline_first_call_s": round(ref["first_call_s"], 2),
+                     "peak_rss_ratio": round(res["peak_mb"] / ref["peak_mb"], 3),
+                     "peak_above_import_ratio": round(ours_mb / max(ref_mb, 1e-9), 3),
                      "max_rel_diff": f"{ref['max_rel_diff']:.1e}"}
         b.record(label, kernelkit_s=res["seconds"], baseline_s=ref["seconds"] if ref else None,
                  baseline_name=nt if cfg.get("nt") else "none (kernelkit only)", N=cfg["n"],

@@ -2,7 +2,7 @@
 
 ``WideResnet(block_size=1, k=1, num_classes=1)`` on 8x8x3 images (final ``AvgPool`` window 2, the last feature
 map's size), NNGP and NTK of ``x`` against itself, float32 and float64. Each side runs in its own child process
-(time of the measured call after a warm-up call; peak RSS, and its rise above the RSS at the start of the
+(median, min and max of 3 measured calls after a warm-up call; peak RSS, and its rise above the RSS at the start of the
 measured part: after imports and a warm-up on two images for kernelkit, after imports and before the first
 (compiling) call for neural-tangents): kernelkit in this interpreter,
 neural-tangents (``jax.jit``, CPU) in the interpreter named by ``KERNELKIT_NT_PYTHON`` (a separate environment
@@ -35,12 +35,15 @@ x = torch.tensor(np.load(cfg["save"] + "_x.npy")).permute(0, 3, 1, 2)
 net = knn.wide_resnet(cfg["block_size"], k=1, num_classes=1, pool=cfg["size"] // 4)
 analytic(net, x[:2], dtype=dtype)  # warm-up on a small batch
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
-k = analytic(net, x, dtype=dtype)
-dt = time.perf_counter() - t
+times = []
+for _ in range(cfg["repeats"]):
+    t = time.perf_counter()
+    k = analytic(net, x, dtype=dtype)
+    times.append(time.perf_counter() - t)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 np.save(cfg["save"] + "_k.npy", k.ntk.double().numpy())
-print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "base_mb": base / 1024}))
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "min_s": min(times), "max_s": max(times),
+                  "peak_mb": peak / 1024, "base_mb": base / 1024}))
 """
 
 _NT = r"""
@@ -72,13 +75,16 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 fn(x, None, get=("nngp", "ntk")).ntk.block_until_ready()
 first = time.perf_counter() - t
-t = time.perf_counter()
-k = fn(x, None, get=("nngp", "ntk"))
-k.ntk.block_until_ready()
-second = time.perf_counter() - t
+times = []
+for _ in range(cfg["repeats"]):
+    t = time.perf_counter()
+    k = fn(x, None, get=("nngp", "ntk"))
+    k.ntk.block_until_ready()
+    times.append(time.perf_counter() - t)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ref, ours = np.asarray(k.ntk, dtype=np.float64), np.load(cfg["save"] + "_k.npy")
-print(json.dumps({"seconds": second, "first_call_s": first, "peak_mb": peak / 1024, "base_mb": base / 1024,
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "min_s": min(times), "max_s": max(times),
+                  "first_call_s": first, "peak_mb": peak / 1024, "base_mb": base / 1024,
                   "max_rel_diff": float(np.abs(ref - ours).max() / np.abs(ref).max())}))
 """
 
@@ -101,7 +107,7 @@ def bench_wideresnet(b: BenchContext) -> None:
     for n in sizes:
         for dtype in ("float32", "float64"):
             cfg: dict[str, Any] = {"n": n, "size": 8, "block_size": 1, "dtype": dtype,
-                                   "threads": torch.get_num_threads()}
+                                   "threads": torch.get_num_threads(), "repeats": 1 if b.quick else 3}
             name = f"neural-tangents (jit, CPU, {dtype})"
             with tempfile.TemporaryDirectory() as tmp:
                 cfg["save"] = str(Path(tmp) / "case")
@@ -110,12 +116,15 @@ def bench_wideresnet(b: BenchContext) -> None:
                 ours = _run(sys.executable, _OURS, cfg, "kernelkit")
                 ref = _run(nt_python, _NT, cfg, "neural-tangents") if nt_python else None
             ours_mb = ours["peak_mb"] - ours["base_mb"]
-            extra: dict[str, Any] = {"N": n, "dtype": dtype, "peak_rss_mb": round(ours["peak_mb"], 1),
+            extra: dict[str, Any] = {"N": n, "dtype": dtype, "min_max_s": [round(ours["min_s"], 4),
+                                                                            round(ours["max_s"], 4)],
+                                     "peak_rss_mb": round(ours["peak_mb"], 1),
                                      "peak_above_start_mb": round(ours_mb, 1)}
             if ref is None:
                 extra["note"] = "neural-tangents not run: set KERNELKIT_NT_PYTHON to a Python that imports it"
             else:
-                extra.update(baseline_peak_rss_mb=round(ref["peak_mb"], 1),
+                extra.update(baseline_min_max_s=[round(ref["min_s"], 4), round(ref["max_s"], 4)],
+                             baseline_peak_rss_mb=round(ref["peak_mb"], 1),
                              baseline_rss_after_import_mb=round(ref["base_mb"], 1),
                              baseline_first_call_s=round(ref["first_call_s"], 2),
                              baseline_peak_above_start_mb=round(ref["peak_mb"] - ref["base_mb"], 1),
