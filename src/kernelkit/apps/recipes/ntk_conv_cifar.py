@@ -261,13 +261,14 @@ def differs_line(subset: ImageSubset, cfg: NtkConvCifarConfig) -> str:
 
 # --------------------------------------------------------------------------------------------- recipe
 @register_experiment("ntk_conv_cifar", system="ntk",
-                     title="CNTK without pooling, CNN-GAP and WideResNet kernels on a real CIFAR-10 subset",
+                     title="CNTK without pooling, CNN-GAP and WideResNet kernels on a CIFAR-10 subset",
                      config=NtkConvCifarConfig)
 def conv_cifar(ctx: ExperimentContext) -> None:
     sec = ctx.section
     cfg = ctx.config_as(NtkConvCifarConfig)
     subset = load_subset(cfg, ctx.data_root)
     sec.data_source(subset.source)
+    sec.title = f"{sec.title} ({'real CIFAR-10 JPEGs' if subset.real else 'scikit-learn digits, embedded fallback'})"
     n, m = len(subset.y_train), len(subset.y_test)
     rows: list[dict[str, Any]] = []
     correct: dict[tuple[str, str], Tensor] = {}

@@ -297,6 +297,8 @@ def real_data(ctx: ExperimentContext) -> None:
             continue
         sec.data_source(split.source)
         splits.append(split)
+    used = ", ".join(sp.name if sp.real else f"{sp.name}, embedded fallback" for sp in splits) or "no data found"
+    sec.title = f"{sec.title} ({used})"
     acc: dict[tuple[str, str, int, int], float] = {}
     timing: dict[str, dict[str, float]] = {}
     for split in splits:
