@@ -144,6 +144,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for :func:`fail`
+    and :func:`abort`."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def abort(message: str) -> NoReturn:
     """Stop with exit status 1 (a runtime failure: a corrupt data file, work that failed) and one line on
     stderr naming the file or step, never a traceback."""

@@ -33,6 +33,7 @@ from kernelkit.apps.cli.common import (
     check_rerun,
     create_model_or_fail,
     fail,
+    first_line,
     make_config,
     prepare,
     run_options,
@@ -95,18 +96,18 @@ def export(
         with torch.no_grad():
             want = net(x)
     except (ValueError, RuntimeError) as exc:
-        fail(f"--input-size {cfg.input_size}: {cfg.model} cannot run on it ({_first_line(exc)})")
+        fail(f"--input-size {cfg.input_size}: {cfg.model} cannot run on it ({first_line(exc)})")
     try:
         export_model(net, x, cfg.format, path)
     except OSError as exc:
         fail(f"--out {path}: cannot write it ({exc.strerror or exc})")
     except Exception as exc:  # the exporter failed on this model: one line naming the step
-        abort(f"exporting {cfg.model} to {cfg.format} failed ({type(exc).__name__}: {_first_line(exc)})")
+        abort(f"exporting {cfg.model} to {cfg.format} failed ({type(exc).__name__}: {first_line(exc)})")
     try:
         with torch.no_grad():
             rel = max_rel_diff(load_exported(path, cfg.format)(x), want)
     except Exception as exc:
-        abort(f"{path}: reloading the {cfg.format} file failed ({type(exc).__name__}: {_first_line(exc)})")
+        abort(f"{path}: reloading the {cfg.format} file failed ({type(exc).__name__}: {first_line(exc)})")
     size = path.stat().st_size
     result = {"model": cfg.model, "format": cfg.format, "deploy": cfg.deploy, "file": str(path), "bytes": size,
               "input": list(x.shape), "max_rel_diff": rel, "tolerance": cfg.tolerance,
@@ -119,11 +120,6 @@ def export(
     if rel > cfg.tolerance:
         abort(f"{path}: the {cfg.format} file does not reproduce the eager outputs (max relative difference "
               f"{rel:.2e} > {cfg.tolerance:g})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---- pretrained weights: predict, validate, deploy -------------------------------------------------
@@ -154,9 +150,9 @@ def _pretrained_model(model: str, checkpoint: str | None, deploy: bool) -> Any:
         except KeyError as exc:
             fail(f"--model: {exc.args[0] if exc.args else exc}")
         except (TypeError, ValueError) as exc:
-            fail(f"--model {model}: {_first_line(exc)}")
+            fail(f"--model {model}: {first_line(exc)}")
         except (WeightsUnavailableError, CheckpointError) as exc:
-            abort(_first_line(exc).replace("checkpoint_path=FILE", "--checkpoint FILE"))
+            abort(first_line(exc).replace("checkpoint_path=FILE", "--checkpoint FILE"))
     net.eval()
     return reparameterize(net) if deploy else net
 
@@ -176,7 +172,7 @@ def _checkpoint_model(model: str, checkpoint: Path) -> tuple[Any, dict[str, Any]
     try:
         state_dict, notes = read_state_dict(checkpoint)
     except CheckpointError as exc:
-        abort(_first_line(exc))
+        abort(first_line(exc))
     head = state_dict.get(f"{base.classifier}.weight")
     num_classes = int(head.shape[0]) if head is not None and head.ndim == 2 else None
     classes: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
@@ -184,7 +180,7 @@ def _checkpoint_model(model: str, checkpoint: Path) -> tuple[Any, dict[str, Any]
     try:
         notes += load_pretrained(net, state_dict, default_cfg(arch, num_classes or 1000), str(checkpoint))
     except CheckpointError as exc:
-        abort(_first_line(exc))
+        abort(first_line(exc))
     return net, state_dict, notes
 
 

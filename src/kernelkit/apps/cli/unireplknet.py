@@ -17,6 +17,7 @@ from kernelkit.apps.cli.common import (
     announce,
     create_model_or_fail,
     fail,
+    first_line,
     make_config,
     prepare,
     run_options,
@@ -200,7 +201,7 @@ def _pretrained_backbone(tag: str, **kwargs: Any) -> Any:
     except (TypeError, ValueError) as exc:
         fail(f"--pretrained {tag}: {exc}")
     except (WeightsUnavailableError, CheckpointError) as exc:
-        abort(str(exc).strip().splitlines()[0])
+        abort(first_line(exc))
 
 
 def _training_data(cfg: ConvnetTrainConfig, mean_std: tuple[Any, Any] | None = None) -> tuple[Any, Any, str, int, int]:
