@@ -63,6 +63,7 @@ from torch import Tensor, nn
 
 from kernelkit import tune
 from kernelkit.layers.depthwise import DIRECT_MAX_TAPS, depthwise_conv2d
+from kernelkit.layers.padding import tf_same_padding
 
 SplitMode = Literal["equal", "exponential"]
 Impl = Literal["auto", "heuristic", "split", "split_cl", "padded", "padded_cl", "depthwise", "grouped"]
@@ -129,12 +130,6 @@ def embed_kernel(weight: Tensor, dilation: int, size: int) -> Tensor:
     dense = weight.new_zeros(*weight.shape[:-2], span, span)
     dense[..., ::dilation, ::dilation] = weight  # autograd routes the gradient back to ``weight``
     return pad_kernel(dense, size)
-
-
-def tf_same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow "SAME" padding ``(before, after)`` of one spatial dimension of length ``size``."""
-    total = max((-(-size // stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
 
 
 def pad_tf_same(x: Tensor, kernel_size: int, stride: int = 1, dilation: int = 1) -> Tensor:

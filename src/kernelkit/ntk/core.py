@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from kernelkit.layers.padding import tf_same_padding
+
 __all__ = [
     "ATTENTION_MECHANISMS",
     "PADDINGS",
@@ -159,9 +161,7 @@ def conv_pads(size: int, kernel_size: int, stride: int, padding: str) -> tuple[i
     if padding == "symmetric":
         return (kernel_size - 1) // 2, kernel_size // 2
     if padding in ("same", "circular"):
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel_size - size, 0)
-        return total // 2, total - total // 2
+        return tf_same_padding(size, kernel_size, stride)
     raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
