@@ -16,6 +16,7 @@ def test_quick_case_times_both_sides_on_the_same_weights() -> None:
     assert row.kernelkit_s and row.baseline_s and row.ratio is not None
     assert float(row.extra["rel_diff_vs_onnx"]) < 1e-5
     assert row.extra["images"] == 1
+    assert row.extra["compute_floor_ms"] > 0 and "1.5x_target" in row.extra  # the compute-floor note
     assert "official export" in exports.label  # measured when the official code is importable, else a note says why
     assert exports.baseline_s is not None or "official" in exports.extra["note"]
 

@@ -4,7 +4,9 @@ The official ``unireplknet.py`` is found as in :mod:`kernelkit.apps.bench.unirep
 (``$UNIREPLKNET_OFFICIAL_DIR`` or ``PYTHONPATH``); both models get the same deploy weights and the largest
 output difference is recorded with each row. ``torch.compile`` runs with its default mode; its compile time
 is paid in the warm-up (both sides get the same warm-up and statistic) and recorded in the row. A second
-row per case times ``torch.compile`` of kernelkit's own deploy model against its eager run.
+row per case times ``torch.compile`` of kernelkit's own deploy model against its eager run. The row against the
+official model also carries the compute floor (:mod:`kernelkit.apps.bench.compute_floor`) and whether 1.2×
+its time lies below it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from types import ModuleType
 import torch
 
 from kernelkit.apps.bench import BenchContext, register_benchmark
+from kernelkit.apps.bench.compute_floor import floor_notes, model_flops
 from kernelkit.apps.bench.unireplknet import _official_model, load_official
+
+COMPILE_TARGET = 1.2  # the speed target against torch.compile(official deploy) that the compute-floor note checks
 
 
 def _eager(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -66,8 +71,10 @@ def _case(ctx: BenchContext, official: ModuleType | None, why: str, variant: str
     ref_compiled, ref_s, _ = _compiled(ref, x)
     want = _eager(ref, x)()
     rel = ((ours() - want).abs().max() / want.abs().max()).item()
-    ctx.compare(label, kernelkit=ours, baseline=ref_compiled, baseline_name="torch.compile(official deploy)",
-                images=batch, compile_s=f"{ref_s:.1f}", rel_diff_vs_official=f"{rel:.1e}")
+    row = ctx.compare(label, kernelkit=ours, baseline=ref_compiled, baseline_name="torch.compile(official deploy)",
+                      images=batch, compile_s=f"{ref_s:.1f}", rel_diff_vs_official=f"{rel:.1e}")
+    row.extra.update(floor_notes(model_flops(deploy, x), row.kernelkit_s, row.baseline_s, COMPILE_TARGET,
+                                 "compiled_official"))
 
 
 @register_benchmark("unireplknet_vs_compile",

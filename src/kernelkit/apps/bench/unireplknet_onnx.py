@@ -8,6 +8,8 @@ as torch uses (``kernelkit bench --threads N``). Each row records the largest re
 two outputs. A second row per case runs both ONNX files in ONNX Runtime: kernelkit's export against the
 export of the official deploy model with the same weights (when the official ``unireplknet.py`` is importable,
 as in :mod:`kernelkit.apps.bench.unireplknet`). Needs the ``onnx`` extra; without it the rows say so.
+Each kernelkit-vs-ONNX-Runtime row also carries the compute floor of the case
+(:mod:`kernelkit.apps.bench.compute_floor`) and whether 1.5× ONNX Runtime's time lies below it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import torch
 
 from kernelkit.apps.bench import BenchContext, register_benchmark
+
+ORT_TARGET = 1.5  # the speed target against ONNX Runtime that each row's compute-floor note checks
 
 
 def _ort_session(path: Path) -> Callable[[torch.Tensor], Callable[[], object]]:
@@ -42,6 +46,7 @@ def _ort_session(path: Path) -> Callable[[torch.Tensor], Callable[[], object]]:
 
 @register_benchmark("unireplknet_onnx", title="UniRepLKNet deploy: kernelkit eager vs ONNX Runtime (same weights)")
 def bench_onnx(ctx: BenchContext) -> None:
+    from kernelkit.apps.bench.compute_floor import floor_notes, model_flops
     from kernelkit.apps.bench.unireplknet import _official_model, load_official
     from kernelkit.layers.reparam import randomize_for_reparam_check
     from kernelkit.models import create_model, reparameterize
@@ -75,8 +80,10 @@ def bench_onnx(ctx: BenchContext) -> None:
             path = export_model(deploy, x, "onnx", Path(tmp) / f"unireplknet_{variant}_b{batch}.onnx")
             ort_run = _ort_session(path)(x)
             rel = max_rel_diff(torch.from_numpy(ort_run()), kernelkit_run())  # type: ignore[arg-type]
-            ctx.compare(tag, kernelkit=kernelkit_run, baseline=ort_run, baseline_name="ONNX Runtime (CPU EP)",
-                        rel_diff_vs_onnx=f"{rel:.1e}", threads=torch.get_num_threads(), **imgs)
+            row = ctx.compare(tag, kernelkit=kernelkit_run, baseline=ort_run, baseline_name="ONNX Runtime (CPU EP)",
+                              rel_diff_vs_onnx=f"{rel:.1e}", threads=torch.get_num_threads(), **imgs)
+            row.extra.update(floor_notes(model_flops(deploy, x), row.kernelkit_s, row.baseline_s, ORT_TARGET,
+                                         "onnxruntime"))
             label = f"{variant.upper()} b{batch} {res}²: ONNX Runtime on kernelkit's export vs the official export"
             if official is None:
                 ctx.compare(label, kernelkit=ort_run, baseline=None, baseline_name="ONNX Runtime, official export",
