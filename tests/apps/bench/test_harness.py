@@ -27,6 +27,17 @@ def test_compare_times_both_sides_and_reports_the_ratio():
     assert missing.ratio is None and missing.baseline_s is None
 
 
+def test_derived_notes_are_computed_from_the_measured_times_before_the_row_is_shown():
+    shown = []
+    ctx = BenchContext("demo", min_run_time=0.01, rounds=1, on_result=shown.append)
+    r = ctx.record("case", 0.5, 2.0, "base", derived=lambda k, b: {"sum_s": k + b}, size=3)
+    assert r.extra == {"size": 3, "sum_s": 2.5}
+    assert shown == [r] and shown[0].extra["sum_s"] == 2.5  # the callback (the printed line) sees the notes
+    timed = ctx.compare("timed", kernelkit=lambda: None, baseline=lambda: None,
+                        derived=lambda k, b: {"both": (k, b)})
+    assert timed.extra["both"] == (timed.kernelkit_s, timed.baseline_s)
+
+
 def test_results_are_written_as_json_and_markdown_naming_command_date_commit_machine(tmp_path):
     out = tmp_path / "bench.json"
     results = run_benchmarks(["depthwise_conv"], quick=True, min_run_time=0.01, json_path=out, quiet=True)

@@ -28,6 +28,8 @@ import torch.utils.benchmark as tbench
 from kernelkit.registry import Registry
 
 BenchFn = Callable[["BenchContext"], None]
+#: Notes computed from a row's measured times: ``(kernelkit_s, baseline_s) -> {name: value}``.
+Derived = Callable[[float | None, float | None], dict[str, Any]]
 BENCHMARKS: Registry[BenchFn] = Registry("benchmark", discover=("kernelkit.apps.bench",))
 
 
@@ -71,11 +73,12 @@ class BenchContext:
     on_result: Callable[[Comparison], None] | None = None
 
     def compare(self, label: str, kernelkit: Callable[[], Any] | None, baseline: Callable[[], Any] | None,
-                baseline_name: str = "baseline", **extra: Any) -> Comparison:
+                baseline_name: str = "baseline", *, derived: Derived | None = None, **extra: Any) -> Comparison:
         """Time both callables in alternating rounds; report medians over rounds and the ratio.
 
         Either side may be ``None`` (e.g. an optional reference that is not installed); the ratio is
-        then ``None`` and ``extra`` can say why.
+        then ``None`` and ``extra`` can say why. ``derived(kernelkit_s, baseline_s)`` adds notes computed from
+        the measured medians (see :meth:`record`).
         """
         fns = {"k": kernelkit, "b": baseline}
         for fn in fns.values():  # warm up (allocations, lazy init, autotuning)
@@ -89,13 +92,18 @@ class BenchContext:
                     times[key].append(_median_time(fn, mrt))
         k = statistics.median(times["k"]) if times["k"] else None
         b = statistics.median(times["b"]) if times["b"] else None
-        return self.record(label, k, b, baseline_name, **extra)
+        return self.record(label, k, b, baseline_name, derived=derived, **extra)
 
     def record(self, label: str, kernelkit_s: float | None, baseline_s: float | None,
-               baseline_name: str, **extra: Any) -> Comparison:
-        """Record times measured elsewhere in this process (e.g. images/s loops, a reference library)."""
+               baseline_name: str, *, derived: Derived | None = None, **extra: Any) -> Comparison:
+        """Record times measured elsewhere in this process (e.g. images/s loops, a reference library).
+
+        ``derived(kernelkit_s, baseline_s)``, when given, returns notes computed from the two times (e.g. how a
+        target relates to a compute floor); they join ``extra`` before the row is stored and shown.
+        """
         ratio = (baseline_s / kernelkit_s) if (kernelkit_s and baseline_s) else None
-        res = Comparison(self.name, label, kernelkit_s, baseline_s, baseline_name, ratio, dict(extra))
+        notes = {**extra, **(derived(kernelkit_s, baseline_s) if derived is not None else {})}
+        res = Comparison(self.name, label, kernelkit_s, baseline_s, baseline_name, ratio, notes)
         self.results.append(res)
         if self.on_result:
             self.on_result(res)

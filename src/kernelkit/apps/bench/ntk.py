@@ -150,7 +150,7 @@ def bench_empirical(b: BenchContext) -> None:
                 ref_s = time.perf_counter() - t0
                 err = float((ours - ref).abs().max() / ref.abs().max())
                 label = f"{label_arch} O={o} {compute}"
-                info = {"N": n, "O": o, "max_rel_diff": f"{err:.1e}", "note": nt_note}
+                info: dict[str, Any] = {"N": n, "O": o, "max_rel_diff": f"{err:.1e}", "note": nt_note}
                 tutorial = "torch.func tutorial (jacobian contraction)"
                 ours_fn = functools.partial(empirical, model, x1, x2, trace=trace)
                 ref_fn = functools.partial(tutorial_jacobian_contraction, model, x1, x2, compute)

@@ -16,6 +16,7 @@ import io
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ def bench_inference(ctx: BenchContext) -> None:
         deploy.load_state_dict(reparameterize(copy.deepcopy(train)).state_dict(), strict=True)
         x = torch.randn(batch, 3, res, res)
         tag = f"{variant.upper()} b{batch} {res}²"
-        imgs = {"images": batch}
+        imgs: dict[str, Any] = {"images": batch}
 
         def fwd(model: torch.nn.Module, fast: bool = True, x: torch.Tensor = x, fused: bool = True):
             def run() -> torch.Tensor:

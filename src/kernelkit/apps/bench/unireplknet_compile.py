@@ -11,6 +11,7 @@ its time lies below it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -71,10 +72,10 @@ def _case(ctx: BenchContext, official: ModuleType | None, why: str, variant: str
     ref_compiled, ref_s, _ = _compiled(ref, x)
     want = _eager(ref, x)()
     rel = ((ours() - want).abs().max() / want.abs().max()).item()
-    row = ctx.compare(label, kernelkit=ours, baseline=ref_compiled, baseline_name="torch.compile(official deploy)",
-                      images=batch, compile_s=f"{ref_s:.1f}", rel_diff_vs_official=f"{rel:.1e}")
-    row.extra.update(floor_notes(model_flops(deploy, x), row.kernelkit_s, row.baseline_s, COMPILE_TARGET,
-                                 "compiled_official"))
+    floor = functools.partial(floor_notes, model_flops(deploy, x), target=COMPILE_TARGET, baseline="compiled_official")
+    ctx.compare(label, kernelkit=ours, baseline=ref_compiled, baseline_name="torch.compile(official deploy)",
+                derived=floor,
+                images=batch, compile_s=f"{ref_s:.1f}", rel_diff_vs_official=f"{rel:.1e}")
 
 
 @register_benchmark("unireplknet_vs_compile",

@@ -15,9 +15,11 @@ Each kernelkit-vs-ONNX-Runtime row also carries the compute floor of the case
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +63,7 @@ def bench_onnx(ctx: BenchContext) -> None:
     official, official_why = load_official()
     for variant, batch, res in cases:
         tag = f"{variant.upper()} b{batch} {res}²: deploy vs ONNX Runtime"
-        imgs = {"images": batch}
+        imgs: dict[str, Any] = {"images": batch}
         torch.manual_seed(0)
         train = randomize_for_reparam_check(create_model(f"unireplknet_{variant}"), seed=0).eval()
         deploy = create_model(f"unireplknet_{variant}", deploy=True).eval()
@@ -80,10 +82,10 @@ def bench_onnx(ctx: BenchContext) -> None:
             path = export_model(deploy, x, "onnx", Path(tmp) / f"unireplknet_{variant}_b{batch}.onnx")
             ort_run = _ort_session(path)(x)
             rel = max_rel_diff(torch.from_numpy(ort_run()), kernelkit_run())  # type: ignore[arg-type]
-            row = ctx.compare(tag, kernelkit=kernelkit_run, baseline=ort_run, baseline_name="ONNX Runtime (CPU EP)",
-                              rel_diff_vs_onnx=f"{rel:.1e}", threads=torch.get_num_threads(), **imgs)
-            row.extra.update(floor_notes(model_flops(deploy, x), row.kernelkit_s, row.baseline_s, ORT_TARGET,
-                                         "onnxruntime"))
+            floor = functools.partial(floor_notes, model_flops(deploy, x), target=ORT_TARGET, baseline="onnxruntime")
+            ctx.compare(tag, kernelkit=kernelkit_run, baseline=ort_run, baseline_name="ONNX Runtime (CPU EP)",
+                        derived=floor,
+                        rel_diff_vs_onnx=f"{rel:.1e}", threads=torch.get_num_threads(), **imgs)
             label = f"{variant.upper()} b{batch} {res}²: ONNX Runtime on kernelkit's export vs the official export"
             if official is None:
                 ctx.compare(label, kernelkit=ort_run, baseline=None, baseline_name="ONNX Runtime, official export",
