@@ -206,7 +206,7 @@ def test_fused_deploy_inference_equals_plain_ops_and_training_form() -> None:
     if not onednn.available():
         pytest.skip("oneDNN linear primitives unavailable: deploy blocks run in plain torch ops")
     torch.manual_seed(0)
-    # batch 1 scales weights per sample (large maps); batch 5 groups samples per chunk and scales activations
+    # batch 1: one sample per chunk (large maps); batch 5: several samples per chunk
     train = randomize_for_reparam_check(UniRepLKNet(num_classes=10, depths=(1, 1, 2, 1), dims=(8, 16, 32, 64)),
                                         seed=2).eval()
     deploy = reparameterize(copy.deepcopy(train))
@@ -223,6 +223,35 @@ def test_fused_deploy_inference_equals_plain_ops_and_training_form() -> None:
     x = torch.randn(2, 3, 64, 64, requires_grad=True)
     deploy(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_fast_inference_follows_weight_changes_made_after_a_run() -> None:
+    """The fused blocks' packed linear weights and the downsampling convs' channels-last kernels are cached
+    copies; loading other weights (or changing them in place) after a run must give the new model's numbers."""
+    from kernelkit.models.unireplknet import DownsampleConv2d
+    from kernelkit.utils import derived_weights
+
+    def _reference(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():  # parameters that need gradients: plain ops and the parameters themselves
+            return m(x).detach()
+
+    model = reparameterize(randomize_for_reparam_check(
+        UniRepLKNet(num_classes=10, depths=(1, 1, 2, 1), dims=(8, 16, 32, 64)), seed=3).eval())
+    other = reparameterize(randomize_for_reparam_check(
+        UniRepLKNet(num_classes=10, depths=(1, 1, 2, 1), dims=(8, 16, 32, 64)), seed=4).eval())
+    assert all(type(m.downsample_layers[i][0]) is DownsampleConv2d for m in (model,) for i in range(4))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        before = model(x)
+        assert derived_weights.cached_bytes() > 0
+        model.load_state_dict(other.state_dict())
+        after = model(x)
+        torch.testing.assert_close(after, _reference(other, x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(before, after)
+        model.downsample_layers[1][0].weight.mul_(0.5)  # an in-place change of one conv kernel
+        other.downsample_layers[1][0].weight.mul_(0.5)
+        torch.testing.assert_close(model(x), _reference(other, x), rtol=1e-5, atol=1e-5)
+    assert "downsample_layers.0.0.weight" in model.state_dict()  # nn.Conv2d's names
 
 
 def test_variants_are_a_table_of_model_args() -> None:

@@ -13,7 +13,11 @@ folded into the second linear layer.
 Deploy-form blocks run fp32 CPU inference (no autograd) through a fused path: the FFN works on the
 position-major tokens of channels-last maps with oneDNN linear primitives (GELU and the residual add
 fused in), a few samples at a time so the 4C-wide hidden activations stay in cache, with the SE and
-GRN scales folded into the weights or the activations, whichever is smaller. It computes the same
+GRN scales applied to the activations so that the two FFN weights stay fixed and oneDNN uses packed
+copies of them. The stem and downsampling convs (:class:`DownsampleConv2d`) likewise use channels-last
+copies of their kernels. These copies are made once and made again whenever a parameter changes
+(:mod:`kernelkit.utils.derived_weights`); they hold as much memory again as the FFN and downsampling
+weights (about 14 MB for ``unireplknet_a`` and 111 MB for ``unireplknet_t``). It computes the same
 function as the official deploy model (the tests check it to fp32 rounding); its speed against the
 official deploy model is measured by ``kernelkit bench unireplknet_inference``. The fused path is
 chosen per model: ``UniRepLKNet(..., fused_inference=False)`` (or ``create_model(name,
@@ -52,6 +56,7 @@ from kernelkit.layers.reparam import DepthwiseConv2d, DilatedReparamBlock, bn_fo
 from kernelkit.models._registry import register_model
 from kernelkit.models.features import FeatureInfo
 from kernelkit.utils import onednn
+from kernelkit.utils.derived_weights import derived, plain_eager_call
 from kernelkit.utils.switch import Switch
 
 LARGE, SMALL = 13, 3
@@ -142,6 +147,25 @@ class SEBlock(nn.Module):
         s = F.adaptive_avg_pool2d(x, 1)
         s = torch.sigmoid(self.up(F.relu(self.down(s))))
         return x * s
+
+
+class DownsampleConv2d(nn.Conv2d):
+    """The dense stride-2 convs of the stem and the downsampling layers (``nn.Conv2d``'s parameters and names).
+
+    oneDNN runs a conv on a channels-last input with a channels-last kernel, and copies an NCHW kernel to
+    that layout on every call. In plain eager float32 CPU inference (no compiler, exporter, dispatch mode or
+    autograd) this conv uses a channels-last copy of its kernel made once by
+    :func:`kernelkit.utils.derived_weights.derived` (made again when the kernel changes); same numbers.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32 \
+                and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+                and not torch.is_autocast_enabled("cpu") and plain_eager_call(x, self.weight, self.bias):
+            w = derived(self.weight, "channels_last", lambda w: w.contiguous(memory_format=torch.channels_last))
+            if w is not None:
+                return self._conv_forward(x, w, self.bias)
+        return super().forward(x)
 
 
 class DropPath(nn.Module):
@@ -255,7 +279,8 @@ class UniRepLKNetBlock(nn.Module):
         primitives with GELU and the residual add fused in, one chunk of about :data:`FUSED_CHUNK_ROWS`
         positions at a time so that the 4C-wide hidden activations stay in cache between ``Linear₁``,
         the GRN statistics and ``Linear₂``. GRN needs the whole map of a sample, so chunks hold whole
-        samples. SE and GRN scales go into the weights or the activations, whichever is smaller.
+        samples. The SE and GRN scales multiply the activations, so the two weights stay fixed and oneDNN
+        uses its packed copies of them (:func:`kernelkit.utils.onednn.linear` with ``pack=True``).
         """
         y = self.dwconv(x)
         b, c, h, w = y.shape
@@ -271,19 +296,12 @@ class UniRepLKNetBlock(nn.Module):
         outs = []
         for i in range(0, b, per_chunk):
             j = min(b, i + per_chunk)
-            if j - i == 1 and 4 * c < hw:  # the weight is smaller than the tokens: scale it instead
-                hid = onednn.linear(tokens[i].contiguous(), lin1.weight * s[i], lin1.bias, "gelu")
-            else:
-                scaled = (tokens[i:j] * s[i:j, None]).reshape(-1, c).contiguous()
-                hid = onednn.linear(scaled, lin1.weight, lin1.bias, "gelu")
+            scaled = (tokens[i:j] * s[i:j, None]).reshape(-1, c)
+            hid = onednn.linear(scaled, lin1.weight, lin1.bias, "gelu", pack=True)
             hid3 = hid.view(j - i, hw, -1)
             gx = hid3.square().sum(1).sqrt()  # (n, 4C): L2 over positions
-            scale = gamma * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
-            if j - i == 1 and c < hw:
-                outs.append(onednn.linear(hid, lin2.weight * scale, lin2.bias, "add", residual[i * hw:j * hw]))
-            else:
-                hid3.mul_(scale[:, None])
-                outs.append(onednn.linear(hid, lin2.weight, lin2.bias, "add", residual[i * hw:j * hw]))
+            hid3.mul_((gamma * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1)[:, None])
+            outs.append(onednn.linear(hid, lin2.weight, lin2.bias, "add", residual[i * hw:j * hw], pack=True))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
@@ -383,14 +401,14 @@ class UniRepLKNet(nn.Module):
         n_blocks = sum(depths)  # drop-path rate rises linearly from 0 to drop_path_rate over all blocks
         dp_rates = [drop_path_rate * i / (n_blocks - 1) if n_blocks > 1 else 0.0 for i in range(n_blocks)]
         self.downsample_layers = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(in_chans, dims[0] // 2, kernel_size=3, stride=2, padding=1),
+            DownsampleConv2d(in_chans, dims[0] // 2, kernel_size=3, stride=2, padding=1),
             LayerNorm2d(dims[0] // 2),
             nn.GELU(),
-            nn.Conv2d(dims[0] // 2, dims[0], kernel_size=3, stride=2, padding=1),
+            DownsampleConv2d(dims[0] // 2, dims[0], kernel_size=3, stride=2, padding=1),
             LayerNorm2d(dims[0]))])
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(
-                nn.Conv2d(dims[i], dims[i + 1], kernel_size=3, stride=2, padding=1), LayerNorm2d(dims[i + 1])))
+                DownsampleConv2d(dims[i], dims[i + 1], kernel_size=3, stride=2, padding=1), LayerNorm2d(dims[i + 1])))
         self.stages = nn.ModuleList()
         cur = 0
         for i in range(4):
