@@ -249,3 +249,67 @@ def test_eager_calls_the_autograd_functions_and_tracers_the_op(monkeypatch):
         y = depthwise_conv2d(x, w, strategy="dft")
     assert torch.ops.kernelkit.depthwise_conv2d in counter.get_flop_counts()["Global"]
     torch.testing.assert_close(y, _reference(x, w, None, 1, "same", 1), rtol=1e-5, atol=1e-5)
+
+
+# ---- direct_widened: the kernel one zero column wider, for oneDNN's slow channels-last widths ---------
+
+def _cl(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("kh,kw,stride,padding", [(13, 13, 1, "same"), (13, 12, 1, "same"), (7, 13, 2, 3),
+                                                  (13, 13, 1, 0)])
+def test_widened_float32_channels_last_equals_conv2d(kh, kw, stride, padding) -> None:
+    x = _cl(2, 24, 17, 15)
+    w = torch.randn(24, 1, kh, kw, generator=torch.Generator().manual_seed(1))
+    b = torch.randn(24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = depthwise_conv2d(x, w, b, stride, padding, strategy="direct_widened")
+        want = F.conv2d(x, w, b, stride, padding, groups=24)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_fixed_rule_widens_only_slow_channels_last_float32_widths_on_avx512() -> None:
+    from kernelkit.layers._dw_widened import avx512
+
+    w13 = torch.randn(16, 1, 13, 13)
+    x = _cl(2, 16, 14, 14)  # above the size where every rule says direct
+
+    def rule(xx: torch.Tensor, ww: torch.Tensor, dilation: int = 1) -> str:
+        return choose_strategy(xx, ww, resolve_geometry(xx, ww, 1, "same", dilation))
+
+    with torch.no_grad():
+        assert rule(x, w13) == ("direct_widened" if avx512() else "direct")
+        assert rule(x.contiguous(), w13) == "direct"  # NCHW: oneDNN is not slow there
+        assert rule(x, torch.randn(16, 1, 11, 11)) == "direct"
+        assert rule(x, torch.randn(16, 1, 15, 15)) == ("direct" if avx512() else "dft")  # oneDNN's CL kernel
+        assert rule(x.contiguous(), torch.randn(16, 1, 15, 15)) == "dft"
+        assert rule(x, torch.randn(16, 1, 31, 31)) == "dft"
+        assert rule(x.double(), w13.double()) == "direct"
+        assert rule(x, torch.randn(16, 1, 13, 13), dilation=2) != "direct_widened"
+    assert rule(x, w13.requires_grad_()) != "direct_widened"  # training keeps its own strategies
+
+
+def test_widened_is_invisible_to_flop_counters_and_export() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, w = _cl(2, 8, 14, 14), torch.randn(8, 1, 13, 13)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        depthwise_conv2d(x, w, None, strategy="direct_widened")
+    assert counter.get_total_flops() == 2 * 2 * 8 * 14 * 14 * 13 * 13  # the caller's 13×13, not 13×15
+
+    class M(torch.nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return depthwise_conv2d(t, w, None, strategy="direct_widened")
+
+    graph = torch.export.export(M(), (x,)).graph_module.graph
+    convs = [n for n in graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
+    assert len(convs) == 1 and not any("pad" in str(n.target) for n in graph.nodes)
+
+
+def test_widened_compiles_fullgraph() -> None:
+    x, w = _cl(1, 8, 14, 14), torch.randn(8, 1, 13, 13)
+    fn = torch.compile(lambda t: depthwise_conv2d(t, w, None), fullgraph=True, backend="eager")
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x), F.conv2d(x, w, None, padding=6, groups=8), rtol=1e-6, atol=1e-6)

@@ -32,8 +32,9 @@ from torch.utils.flop_counter import register_flop_formula
 from kernelkit.layers._dw_geometry import AxisGeometry, Geometry
 from kernelkit.layers._dw_spectral import direct_backward, direct_conv, spectral_backward, spectral_forward
 from kernelkit.layers._dw_subgrid import subgrid_depthwise
+from kernelkit.layers._dw_widened import widened_conv
 
-OP_STRATEGIES = ("direct_grouped", "dft", "fft", "direct_dft", "subgrid")
+OP_STRATEGIES = ("direct_grouped", "dft", "fft", "direct_dft", "subgrid", "direct_widened")
 
 __all__ = ["OP_STRATEGIES", "op_arguments", "depthwise_conv2d_op", "depthwise_conv2d_backward_op", "forward",
            "backward"]
@@ -55,6 +56,8 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ge
     """One strategy's forward, without autograd bookkeeping."""
     if strategy in ("direct", "direct_grouped", "direct_dft"):
         return direct_conv(x, weight, bias, geo)
+    if strategy == "direct_widened":
+        return widened_conv(x, weight, bias, geo)
     if strategy == "subgrid":
         return subgrid_depthwise(x, weight, bias, geo)
     if strategy in ("dft", "fft"):
@@ -69,7 +72,7 @@ def backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, geo: G
         transform = "dft" if strategy == "direct_dft" else strategy
         return spectral_backward(grad_y, geo, transform, strategy == "direct_dft", need_x, need_w, x=x,
                                  weight=weight)
-    if strategy in ("direct", "direct_grouped", "subgrid"):
+    if strategy in ("direct", "direct_grouped", "subgrid", "direct_widened"):
         return direct_backward(grad_y, x, weight, geo, need_x, need_w)
     raise ValueError(f"unknown depthwise strategy {strategy!r}")
 

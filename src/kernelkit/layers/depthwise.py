@@ -16,12 +16,17 @@ kernels pads like torch: ``total // 2`` before, the rest after) and picks a stra
 * ``"fft"``            the same algorithm on ``torch.fft.rfft2`` / ``irfft2``;
 * ``"direct_dft"``     ``F.conv2d`` forward, flipped-kernel input gradient, spectral weight gradient
                        (the previous choice for small kernels with gradients; kept for comparison);
+* ``"direct_widened"`` ``F.conv2d`` with the kernel one zero tap wider on each side
+                       (:mod:`kernelkit.layers._dw_widened`): the same numbers, for the kernel widths at which
+                       oneDNN's channels-last forward on AVX-512 is slow; torch autograd;
 * ``"subgrid"``        dilated kernels as a dense ``k×k`` conv on the ``d×d`` interleaved sub-images
                        (:mod:`kernelkit.layers._dw_subgrid`; torch autograd; strides subsample). Never the
                        fixed rule's pick; a candidate for dilated kernels when tuning is on.
 
 ``strategy="auto"`` asks :mod:`kernelkit.tune`. By default that is :func:`choose_strategy`, a fixed rule
-by shape (no timing): on CPU in float32/64, forward ``direct`` for up to ``DIRECT_MAX_TAPS`` taps per axis
+by shape (no timing): forward on an AVX-512 CPU with a float32 channels-last input and an undilated kernel of
+up to 29 taps per axis goes ``direct`` (oneDNN's channels-last kernel), or ``direct_widened`` for widths 12
+and 13; otherwise on CPU in float32/64, forward ``direct`` for up to ``DIRECT_MAX_TAPS`` taps per axis
 (torch's own forward is fast there), else ``dft``; with gradients (stride 1) ``direct_grouped`` up to
 ``DIRECT_MAX_TAPS`` taps except dense 3×3 (torch's own backward is as fast there), ``dft`` beyond;
 ``fft`` instead of ``dft`` once the circular period exceeds ``DFT_MAX_PERIOD``. Dense 3×3, tiny inputs,
@@ -34,8 +39,10 @@ With the PyTorch toolchain (every strategy gives ``F.conv2d``'s numbers to fp32 
 
 * **eager, CPU:** the strategy runs as above (autograd functions with hand-written backwards, no
   dispatcher round trip);
-* **torch.compile, FlopCounterMode, fake tensors / make_fx, tensor subclasses:** every strategy but
-  ``direct`` is the registered op ``kernelkit::depthwise_conv2d`` (:mod:`kernelkit.layers._dw_ops`): a fake
+* **torch.compile, FlopCounterMode, fake tensors / make_fx, tensor subclasses:** ``direct_widened`` is plain
+  torch ops under ``torch.compile`` and ``direct`` (the caller's own kernel, so FLOP counters count its
+  FLOPs) under a dispatch mode; every other strategy but ``direct`` is the registered op
+  ``kernelkit::depthwise_conv2d`` (:mod:`kernelkit.layers._dw_ops`): a fake
   implementation for tracing, an autograd formula calling ``kernelkit::depthwise_conv2d_backward`` (the
   strategy's own backward) and ``F.conv2d``'s FLOP count, so ``FlopCounterMode`` reports the conv's
   ``2·N·C·H_out·W_out·kh·kw`` FLOPs (twice that for the backward) whatever strategy ran. Compiled code
@@ -58,8 +65,9 @@ from kernelkit.layers._dw_geometry import Geometry, IntPair, Padding, resolve_ge
 from kernelkit.layers._dw_ops import op_arguments
 from kernelkit.layers._dw_spectral import direct_conv, direct_depthwise, spectral_depthwise
 from kernelkit.layers._dw_subgrid import subgrid_depthwise
+from kernelkit.layers._dw_widened import SLOW_CHANNELS_LAST_WIDTHS, onednn_channels_last, widened_conv
 
-STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid")
+STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid", "direct_widened")
 TUNE_OP = "depthwise"  # the tuner's name for depthwise strategy choices
 
 DIRECT_MAX_TAPS = 13  # taps per axis up to which torch's CPU depthwise forward stays fast
@@ -74,6 +82,8 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return "direct"
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if not needs_grad and onednn_channels_last(x, geo):  # oneDNN's channels-last forward (AVX-512)
+        return "direct_widened" if geo.w.kernel in SLOW_CHANNELS_LAST_WIDTHS else "direct"
     dense_small = kh * kw <= SMALL_TAPS and not geo.dilated
     if x.numel() < TINY_NUMEL or dense_small:
         return "direct"
@@ -106,6 +116,8 @@ def tuned_strategy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         candidates += ["dft", "fft", "direct_dft"]
     if geo.dilated:
         candidates.append("subgrid")
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        candidates.append("direct_widened")
     if heuristic not in candidates:
         return heuristic
     grad = _needs_grad(x, weight, bias)
@@ -172,6 +184,10 @@ def _traced(x: torch.Tensor) -> bool:
 def _run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry, strategy: str
          ) -> torch.Tensor:
     if strategy == "direct" or x.device.type != "cpu" or torch.compiler.is_exporting():
+        return direct_conv(x, weight, bias, geo)
+    if strategy == "direct_widened":  # plain ops; a dispatch mode (FLOP counter) sees the caller's own kernel
+        if torch.compiler.is_compiling() or not _traced(x):
+            return widened_conv(x, weight, bias, geo)
         return direct_conv(x, weight, bias, geo)
     if strategy in ("dft", "fft", "direct_dft") and x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"strategy {strategy!r} supports float32 and float64 only, got {x.dtype}")

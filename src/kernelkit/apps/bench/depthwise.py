@@ -3,10 +3,11 @@
 Cases (issue "Performance"): C=384, 32×32, batch 8; dense K ∈ {7, 13, 17, 31} and the dilated
 training branches (k=3 with r=3, 4, 5; k=7 with r=2), forward (no grad) and forward+backward; plus
 the whole training-form Dilated Reparam Block (K=13, all branches with their BN) forward+backward
-with the fast path on vs off. Each row records the strategy ``auto`` picked (the fixed rule, or the
-tuned choice when ``KERNELKIT_TUNE=1``). ``ctx.quick`` uses smoke sizes. With ``--device cuda`` the same
-cases run on the GPU against cuDNN's ``F.conv2d`` (the CPU strategies never run there: ``auto`` picks
-``direct``, which is ``F.conv2d``, so the ratio measures only the call overhead).
+with the fast path on vs off; and K=13, 15 and 31 on a channels-last input. Each row records the
+strategy ``auto`` picked (the fixed rule, or the tuned choice when ``KERNELKIT_TUNE=1``). ``ctx.quick``
+uses smoke sizes. With ``--device cuda`` the same cases run on the GPU against cuDNN's ``F.conv2d`` (the CPU
+strategies never run there: ``auto`` picks ``direct``, which is ``F.conv2d``, so the ratio measures only the
+call overhead).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kernelkit.layers.depthwise import depthwise_conv2d, tuned_strategy
 
 DENSE_KERNELS = (7, 13, 17, 31)
 DILATED_BRANCHES = ((3, 3), (3, 4), (3, 5), (7, 2))
+CHANNELS_LAST_KERNELS = (13, 15, 31)
 
 
 def _train_step(fn: Callable[[], torch.Tensor], grad: torch.Tensor | None = None) -> Callable[[], None]:
@@ -113,4 +115,9 @@ def bench_depthwise_conv(ctx: BenchContext) -> None:
         _compare_conv(ctx, x, k, 1, f"K={k}")
     for k, r in dilated:
         _compare_conv(ctx, x, k, r, f"k={k} r={r}")
+    # channels-last input (what UniRepLKNet's CPU inference feeds its deploy convs): on AVX-512 the fixed rule
+    # widens K=13 to 13×15, runs K=15 as it is, and leaves K=31 to the spectral rule
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for k in CHANNELS_LAST_KERNELS:
+        _compare_conv(ctx, x_cl, k, 1, f"K={k} channels-last")
     _compare_reparam_block(ctx, x, 13)
