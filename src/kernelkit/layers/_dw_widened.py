@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from kernelkit.layers._dw_geometry import Geometry
 from kernelkit.layers._dw_spectral import direct_conv
+from kernelkit.utils.derived_weights import derived, plain_eager_call
 
 __all__ = ["CHANNELS_LAST_DIRECT_MAX_TAPS", "SLOW_CHANNELS_LAST_WIDTHS", "avx512", "onednn_channels_last",
            "widened_conv"]
@@ -47,4 +48,14 @@ def widened_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     d = geo.w.dilation
     wider = dataclasses.replace(geo.w, kernel=geo.w.kernel + 2, pad_before=geo.w.pad_before + d,
                                 pad_after=geo.w.pad_after + d)
-    return direct_conv(x, F.pad(weight, (1, 1)), bias, dataclasses.replace(geo, w=wider))
+    return direct_conv(x, _wider_kernel(weight), bias, dataclasses.replace(geo, w=wider))
+
+
+def _wider_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` with a zero column on each side; in plain eager inference a copy kept while ``weight`` is unchanged
+    (:mod:`kernelkit.utils.derived_weights`), elsewhere made by ``F.pad`` (traceable, differentiable)."""
+    if plain_eager_call(weight):
+        cached = derived(weight, "depthwise_width_plus_2", lambda w: F.pad(w, (1, 1)))
+        if cached is not None:
+            return cached
+    return F.pad(weight, (1, 1))
