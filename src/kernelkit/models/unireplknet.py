@@ -15,10 +15,10 @@ position-major tokens of channels-last maps with oneDNN linear primitives (GELU 
 fused in), a few samples at a time so the 4C-wide hidden activations stay in cache, with the SE and
 GRN scales applied to the activations so that the two FFN weights stay fixed and oneDNN uses packed
 copies of them. The stem and downsampling convs (:class:`DownsampleConv2d`) likewise use channels-last
-copies of their kernels. These copies are made once and made again whenever a parameter changes
-(:mod:`kernelkit.utils.derived_weights`); they hold as much memory again as the FFN and downsampling
-weights (about 14 MB for ``unireplknet_a`` and 111 MB for ``unireplknet_t``). It computes the same
-function as the official deploy model (the tests check it to fp32 rounding); its speed against the
+copies of their kernels, and the 13×13 depthwise convs one zero column wider ones. These copies are made
+once and made again whenever a parameter changes (:mod:`kernelkit.utils.derived_weights`); they hold as
+much memory again as the weights they copy (16 MB for ``unireplknet_a``, 115 MB for ``unireplknet_t``).
+It computes the same function as the official deploy model (the tests check it to fp32 rounding); its speed against the
 official deploy model is measured by ``kernelkit bench unireplknet_inference``. The fused path is
 chosen per model: ``UniRepLKNet(..., fused_inference=False)`` (or ``create_model(name,
 fused_inference=False)``) builds a model whose deploy blocks always run the plain torch ops, and
