@@ -356,3 +356,30 @@ def test_option_defaults_come_from_the_configs() -> None:
         params = inspect.signature(fn).parameters
         for name in names:
             assert params[name].default == getattr(cls(), name), (fn.__name__, name)
+
+
+# ---- deploy-form files on --checkpoint ----------------------------------------------------------------------
+
+
+def test_deploy_form_files_load_with_checkpoint_and_give_the_training_forms_predictions(weights, reference,
+                                                                                        tmp_path) -> None:
+    ckpt = tmp_path / FILE
+    ckpt.write_bytes(_official_bytes(weights))
+    deployed = tmp_path / "a-deploy.safetensors"
+    assert _invoke("deploy", str(ckpt), "--model", "unireplknet_a", "--out", str(deployed)).exit_code == 0
+    img = _image(tmp_path / "cat.png", seed=1)
+    res = _invoke("predict", str(img), "--model", "unireplknet_a", "--checkpoint", str(deployed), "--json")
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)["images"][0]["top"]
+    want_p, want_i = _hand_probs(reference, img).topk(5)
+    assert [e["index"] for e in got] == want_i.tolist()
+    assert [e["prob"] for e in got] == pytest.approx(want_p.tolist(), abs=1e-4)
+    # the training form cannot come back from a deploy-form file, and it is not deployed twice
+    res = _invoke("predict", str(img), "--model", "unireplknet_a", "--checkpoint", str(deployed), "--no-deploy")
+    assert res.exit_code == 2
+    _one_error_line(res, "--no-deploy", "deploy form")
+    out = tmp_path / "again.safetensors"
+    res = _invoke("deploy", str(deployed), "--model", "unireplknet_a", "--out", str(out))
+    assert res.exit_code == 1
+    _one_error_line(res, "already holds the deploy form")
+    assert not out.exists()

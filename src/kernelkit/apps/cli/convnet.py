@@ -128,8 +128,8 @@ ModelTagOpt = Annotated[str, typer.Option("--model", help="Pretrained tag, e.g. 
                                                           "mixnet_s.ft_in1k (a bare model name takes its first "
                                                           "tag); with --checkpoint, the model of that file.")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", help="Load this file (.safetensors or an "
-                                                                         "official .pth) instead of the tag's "
-                                                                         "weights.")]
+                                                                         "official .pth, training or deploy "
+                                                                         "form) instead of the tag's weights.")]
 NoDeployOpt = Annotated[bool, typer.Option("--no-deploy", help="Keep the training form (default: the "
                                                                "re-parameterized deploy form).")]
 
@@ -144,6 +144,8 @@ def _pretrained_model(model: str, checkpoint: str | None, deploy: bool) -> Any:
 
     if checkpoint is not None:
         net = _checkpoint_model(model, Path(checkpoint))[0]
+        if not deploy and _is_deploy_form(net):
+            fail(f"--no-deploy: {checkpoint} holds the deploy form; the training form cannot be recovered from it")
     else:
         try:
             net = create_model(model, pretrained=True)
@@ -158,9 +160,10 @@ def _pretrained_model(model: str, checkpoint: str | None, deploy: bool) -> Any:
 
 
 def _checkpoint_model(model: str, checkpoint: Path) -> tuple[Any, dict[str, Any], list[str]]:
-    """``(net, state_dict, notes)``: the training form of ``model`` (an architecture or a tag) holding the weights
-    of ``checkpoint`` (an official training checkpoint or a fine-tuned model's file), its classifier sized as
-    the file's. An unknown model exits 2 naming --model; an unreadable file or one that does not fit exits 1."""
+    """``(net, state_dict, notes)``: ``model`` (an architecture or a tag) holding the weights of ``checkpoint``
+    (an official training checkpoint, a fine-tuned model's file, or a deploy-form file written by ``convnet
+    deploy``), in the form the file holds, its classifier sized as the file's. An unknown model exits 2 naming
+    --model; an unreadable file or one that does not fit exits 1."""
     from kernelkit.models import list_models
     from kernelkit.models.pretrained import default_cfg, load_pretrained, read_state_dict
     from kernelkit.utils.checkpoint import CheckpointError
@@ -176,12 +179,43 @@ def _checkpoint_model(model: str, checkpoint: Path) -> tuple[Any, dict[str, Any]
     head = state_dict.get(f"{base.classifier}.weight")
     num_classes = int(head.shape[0]) if head is not None and head.ndim == 2 else None
     classes: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
+    if _deploy_form_keys(arch, state_dict):
+        classes["deploy"] = True
+        notes.append("the file holds the deploy (re-parameterized) form")
     net = create_model_or_fail(model, **classes).eval()
     try:
         notes += load_pretrained(net, state_dict, default_cfg(arch, num_classes or 1000), str(checkpoint))
     except CheckpointError as exc:
         abort(first_line(exc))
     return net, state_dict, notes
+
+
+def _deploy_form_keys(arch: str, state_dict: dict[str, Any]) -> bool:
+    """Whether ``state_dict`` has the deploy form's keys rather than the training form's (architectures with a
+    deploy form only; the classifier and BN counters are left out of the comparison)."""
+    import torch
+
+    from kernelkit.models import create_model
+
+    def keys(**kwargs: Any) -> set[str] | None:
+        try:
+            with torch.device("meta"):
+                sd = create_model(arch, **kwargs).state_dict()
+        except (TypeError, ValueError):  # no deploy form
+            return None
+        return {k for k in sd if not k.endswith("num_batches_tracked")}
+
+    deploy = keys(deploy=True)
+    train = keys()
+    if deploy is None or train is None or deploy == train:
+        return False
+    own = {k for k in state_dict if not k.endswith("num_batches_tracked")}
+    return len(own ^ deploy) < len(own ^ train)
+
+
+def _is_deploy_form(net: Any) -> bool:
+    stages = getattr(net, "stages", None)
+    return stages is not None and any(getattr(b, "deployed", False) for s in stages for b in s)
 
 
 def _class_labels(cfg: dict[str, Any]) -> list[str]:
@@ -384,6 +418,8 @@ def deploy(
                               threads=threads))
     arch = cfg.model.split(".", 1)[0]
     net, state_dict, notes = _checkpoint_model(cfg.model, checkpoint)
+    if _is_deploy_form(net):
+        abort(f"{checkpoint}: already holds the deploy form of {arch}; nothing to convert, nothing written")
     num_classes = getattr(net, "num_classes", None)
     deployed = reparameterize(copy.deepcopy(net)).eval()
     n_train, n_deploy = (sum(p.numel() for p in m.parameters()) for m in (net, deployed))
