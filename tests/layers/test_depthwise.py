@@ -313,3 +313,16 @@ def test_widened_compiles_fullgraph() -> None:
     fn = torch.compile(lambda t: depthwise_conv2d(t, w, None), fullgraph=True, backend="eager")
     with torch.no_grad():
         torch.testing.assert_close(fn(x), F.conv2d(x, w, None, padding=6, groups=8), rtol=1e-6, atol=1e-6)
+
+
+def test_training_on_channels_last_float32_gives_conv2d_values_and_gradients() -> None:
+    """With gradients the rule keeps ``direct_grouped``; on AVX-512 its forward is the widened conv."""
+    x = _cl(2, 24, 17, 15).requires_grad_()
+    w = torch.randn(24, 1, 13, 13, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    b = torch.randn(24, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    gy = _cl(2, 24, 17, 15, seed=7)
+    assert choose_strategy(x, w, resolve_geometry(x, w, 1, "same", 1)) == "direct_grouped"
+    got = _values_and_grads(lambda a, k, bb: depthwise_conv2d(a, k, bb), x, w, b, gy)
+    want = _values_and_grads(lambda a, k, bb: F.conv2d(a, k, bb, padding=6, groups=24), x, w, b, gy)
+    for name, g, r in zip(("y", "grad_x", "grad_w", "grad_b"), got, want, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4, msg=name)

@@ -24,6 +24,7 @@ Two transforms implement ``analysis`` (real signal at given positions → half s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -110,15 +111,20 @@ def direct_backward(grad_y: torch.Tensor, x: torch.Tensor | None, weight: torch.
     return grad_x, grad_w
 
 
+# computes a depthwise conv's values: (x, weight, bias, geometry) -> y
+ConvForward = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", Geometry], torch.Tensor]
+
+
 class DirectDepthwise(torch.autograd.Function):
-    """Depthwise conv: ``F.conv2d`` forward, backward by :func:`direct_backward`."""
+    """Depthwise conv: ``forward`` (``F.conv2d``, :func:`direct_conv`, by default), backward by
+    :func:`direct_backward`."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                geo: Geometry) -> torch.Tensor:
+                geo: Geometry, forward: ConvForward) -> torch.Tensor:
         ctx.geo, ctx.has_bias = geo, bias is not None
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
-        return direct_conv(x, weight, bias, geo)
+        return forward(x, weight, bias, geo)
 
     @staticmethod
     @once_differentiable
@@ -127,12 +133,14 @@ class DirectDepthwise(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x, grad_w = direct_backward(grad_y, x, weight, ctx.geo, need_x, need_w)
         grad_b = grad_y.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
-def direct_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry) -> torch.Tensor:
-    """Depthwise conv through :class:`DirectDepthwise`."""
-    return DirectDepthwise.apply(x, weight, bias, geo)
+def direct_depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry,
+                     forward: ConvForward = direct_conv) -> torch.Tensor:
+    """Depthwise conv through :class:`DirectDepthwise`; ``forward`` computes the values (same numbers as
+    :func:`direct_conv`, e.g. :func:`kernelkit.layers._dw_widened.widened_conv`)."""
+    return DirectDepthwise.apply(x, weight, bias, geo, forward)
 
 
 def smooth_size(n: int) -> int:

@@ -5,7 +5,8 @@
 kernels pads like torch: ``total // 2`` before, the rest after) and picks a strategy by shape:
 
 * ``"direct"``         ``F.conv2d(groups=C)`` forward and torch's own backward;
-* ``"direct_grouped"`` ``F.conv2d`` forward (fast in torch for <= 13 taps per axis); backward: input
+* ``"direct_grouped"`` ``F.conv2d`` forward (fast in torch for <= 13 taps per axis; ``direct_widened``'s
+                       forward where the fixed rule would widen); backward: input
                        gradient as ``F.conv2d`` with the flipped kernel (strides: on the zero-filled
                        stride-1 grid), weight gradient as ONE grouped ``F.conv2d`` over ``N·C`` groups
                        with the output gradient as the kernel and the dilation as the stride (torch's
@@ -195,7 +196,8 @@ def _run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: 
         stride, pads, dilation = op_arguments(geo)
         return torch.ops.kernelkit.depthwise_conv2d(x, weight, bias, stride, pads, dilation, strategy)
     if strategy == "direct_grouped":
-        return direct_depthwise(x, weight, bias, geo)
+        widen = onednn_channels_last(x, geo) and geo.w.kernel in SLOW_CHANNELS_LAST_WIDTHS
+        return direct_depthwise(x, weight, bias, geo, widened_conv if widen else direct_conv)
     if strategy == "subgrid":
         return subgrid_depthwise(x, weight, bias, geo)
     if strategy == "direct_dft":
