@@ -19,7 +19,7 @@ from kernelkit.layers._dw_spectral import direct_conv
 from kernelkit.utils.derived_weights import derived, plain_eager_call
 
 __all__ = ["CHANNELS_LAST_DIRECT_MAX_TAPS", "SLOW_CHANNELS_LAST_WIDTHS", "avx512", "onednn_channels_last",
-           "widened_conv"]
+           "widen", "widened_conv"]
 
 #: Kernel widths at which oneDNN's channels-last depthwise forward on AVX-512 is slower than at the next two.
 SLOW_CHANNELS_LAST_WIDTHS = (12, 13)
@@ -41,6 +41,11 @@ def onednn_channels_last(x: torch.Tensor, geo: Geometry) -> bool:
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not geo.dilated and avx512()
             and max(geo.h.kernel, geo.w.kernel) <= CHANNELS_LAST_DIRECT_MAX_TAPS
             and x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1 and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def widen(x: torch.Tensor, geo: Geometry) -> bool:
+    """Whether the forward should be the widened conv: oneDNN's channels-last forward at a slow kernel width."""
+    return onednn_channels_last(x, geo) and geo.w.kernel in SLOW_CHANNELS_LAST_WIDTHS
 
 
 def widened_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: Geometry) -> torch.Tensor:

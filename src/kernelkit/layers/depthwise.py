@@ -66,7 +66,7 @@ from kernelkit.layers._dw_geometry import Geometry, IntPair, Padding, resolve_ge
 from kernelkit.layers._dw_ops import op_arguments
 from kernelkit.layers._dw_spectral import direct_conv, direct_depthwise, spectral_depthwise
 from kernelkit.layers._dw_subgrid import subgrid_depthwise
-from kernelkit.layers._dw_widened import SLOW_CHANNELS_LAST_WIDTHS, onednn_channels_last, widened_conv
+from kernelkit.layers._dw_widened import onednn_channels_last, widen, widened_conv
 
 STRATEGIES = ("auto", "direct", "direct_grouped", "dft", "fft", "direct_dft", "subgrid", "direct_widened")
 TUNE_OP = "depthwise"  # the tuner's name for depthwise strategy choices
@@ -84,7 +84,7 @@ def choose_strategy(x: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> str
         return "direct"
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if not needs_grad and onednn_channels_last(x, geo):  # oneDNN's channels-last forward (AVX-512)
-        return "direct_widened" if geo.w.kernel in SLOW_CHANNELS_LAST_WIDTHS else "direct"
+        return "direct_widened" if widen(x, geo) else "direct"
     dense_small = kh * kw <= SMALL_TAPS and not geo.dilated
     if x.numel() < TINY_NUMEL or dense_small:
         return "direct"
@@ -196,8 +196,7 @@ def _run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geo: 
         stride, pads, dilation = op_arguments(geo)
         return torch.ops.kernelkit.depthwise_conv2d(x, weight, bias, stride, pads, dilation, strategy)
     if strategy == "direct_grouped":
-        widen = onednn_channels_last(x, geo) and geo.w.kernel in SLOW_CHANNELS_LAST_WIDTHS
-        return direct_depthwise(x, weight, bias, geo, widened_conv if widen else direct_conv)
+        return direct_depthwise(x, weight, bias, geo, widened_conv if widen(x, geo) else direct_conv)
     if strategy == "subgrid":
         return subgrid_depthwise(x, weight, bias, geo)
     if strategy == "direct_dft":
